@@ -1,0 +1,47 @@
+# ecgdiff: the two commands are `make test` and `make demo` (see README.md).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= demo_out
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo install export-check nbtest pytest slow clean-venv
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# reinstall when the pins or the package metadata change
+$(STAMP): $(BIN)/python constraints.txt settings.ini setup.py
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# nbdev_export / nbdev_clean must leave no diff: the notebooks are the source
+export-check: install
+	@before="$$(git status --porcelain)"; \
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean; \
+	after="$$(git status --porcelain)"; \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "nbdev_export/nbdev_clean changed files: commit the exported modules and clean notebooks"; \
+	  git status --porcelain; exit 1; fi
+
+nbtest: install
+	MPLBACKEND=Agg $(BIN)/nbdev_test --n_workers 2 --timing
+
+pytest: install
+	MPLBACKEND=Agg $(BIN)/python -m pytest -q tests
+
+test: export-check nbtest pytest
+
+# the heavy cells too (CPU minutes to hours; see each notebook)
+slow: install
+	MPLBACKEND=Agg $(BIN)/nbdev_test --flags slow --n_workers 2 --timing
+
+demo: install
+	$(BIN)/ecgdiff demo --out $(DEMO_OUT)
+
+clean-venv:
+	rm -rf $(VENV)
