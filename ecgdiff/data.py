@@ -580,15 +580,19 @@ def write_wfdb(path, x, fs:int, leads:list=None, comments:list=None, gain:float=
     (path.parent/f"{tmp}.hea").write_text(hea); os.replace(path.parent/f"{tmp}.hea", path.with_name(path.name + '.hea'))
     return path
 
-# %% ../nbs/00_data.ipynb #4d047371
+# %% ../nbs/00_data.ipynb #b8a6df1a
 def _assign_folds(profiles:list, patients:np.ndarray, rng)->np.ndarray:
-    "Folds 1-10 per patient, round-robin within each diagnostic profile, so every fold sees every profile."
-    first = pd.DataFrame(dict(p=patients, prof=profiles)).drop_duplicates('p')
-    fold = {}
-    for _, g in first.groupby('prof', sort=True):
-        ps = g.p.values[rng.permutation(len(g))]
-        start = rng.integers(10)
-        fold.update({p: (start + i) % 10 + 1 for i, p in enumerate(ps)})
+    "Folds 1-10 per patient (all of a patient's records in one fold), each profile spread evenly over the folds."
+    df = pd.DataFrame(dict(p=patients, prof=profiles))
+    n_rec = df.groupby('p').size()
+    first = df.drop_duplicates('p')
+    counts, fold = np.zeros(10), {}
+    groups = sorted(first.groupby('prof', sort=True), key=lambda kg: -len(kg[1]))
+    for _, g in groups:                      # largest profiles first; each patient to the emptiest fold so far
+        per = np.zeros(10)
+        for p in g.p.values[rng.permutation(len(g))]:
+            f = int(np.lexsort((rng.uniform(size=10), counts, per))[0])   # fewest of this profile, then fewest records
+            fold[p] = f + 1; per[f] += 1; counts[f] += n_rec[p]
     return np.array([fold[p] for p in patients])
 
 def _scp_codes_str(codes, rng):
