@@ -1,0 +1,48 @@
+"Checks a notebook cannot hold well: the built wheel and the installed console scripts."
+import configparser, json, re, subprocess, sys, zipfile
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = configparser.ConfigParser(delimiters=['=']); CFG.read(ROOT/'settings.ini')
+SCRIPTS = dict(s.split('=', 1) for s in CFG['DEFAULT'].get('console_scripts', '').split())
+BIN = Path(sys.executable).parent
+
+def _exported_modules():
+    "Modules named by `#| default_exp` in the notebooks."
+    mods = set()
+    for nb in (ROOT/'nbs').glob('*.ipynb'):
+        m = re.search(r'#\|\s*default_exp\s+([\w.]+)', nb.read_text())
+        if m: mods.add('ecgdiff/' + m.group(1).replace('.', '/') + '.py')
+    return mods
+
+def test_wheel_contains_every_module(tmp_path):
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '-q', '-w', str(tmp_path), str(ROOT)], check=True,
+                   capture_output=True)
+    whl, = tmp_path.glob('ecgdiff-*.whl')
+    names = set(zipfile.ZipFile(whl).namelist())
+    on_disk = {str(p.relative_to(ROOT)) for p in (ROOT/'ecgdiff').rglob('*.py')}
+    missing = (on_disk | _exported_modules()) - names
+    assert not missing, f"the wheel lacks {sorted(missing)}"
+    ep = next(n for n in names if n.endswith('entry_points.txt'))
+    text = zipfile.ZipFile(whl).read(ep).decode()
+    for name in SCRIPTS: assert name in text, f"console script {name} not in the wheel's entry points"
+
+@pytest.mark.parametrize('name', sorted(SCRIPTS))
+def test_console_script_help(name):
+    r = subprocess.run([str(BIN/name), '--help'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert 'usage' in r.stdout.lower()
+
+def test_demo_cli(tmp_path):
+    out = tmp_path/'demo'
+    r = subprocess.run([str(BIN/'ecgdiff'), 'demo', '--out', str(out), '--n_records', '40'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((out/'summary.json').read_text())
+    assert s['n_records'] > 0 and set(s['per_class']) == {'CD', 'HYP', 'MI', 'NORM', 'STTC'}
+    assert all((out/f).exists() for f in s['figures'].values())
+    assert not list(out.rglob('*.tmp*')), "temporary files left behind"
+
+def test_unknown_command_fails_clearly(tmp_path):
+    r = subprocess.run([str(BIN/'ecgdiff'), 'dmeo', '--out', str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "unknown command 'dmeo'" in r.stderr
