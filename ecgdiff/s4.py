@@ -130,25 +130,25 @@ def _cauchy_keops(v, z, w):
     re, im = ((vr*p + vi*q)/d).sum(dim=2), ((vi*p - vr*q)/d).sum(dim=2)  # (vb*H, L, 1)
     return torch.complex(re, im).reshape(vb, H, -1)
 
-# %% ../nbs/01_s4_kernels.ipynb #99e4c68b
+# %% ../nbs/01_s4_kernels.ipynb #1ad0f36d
 @functools.lru_cache(maxsize=None)
 def _triton_cauchy():
     "Compile-on-demand Triton kernels for the Cauchy sum and its backward (imported only when probed on CUDA)."
     import triton, triton.language as tl
 
     @triton.jit
-    def fwd(vr, vi, wr, wi, zr, zi, out, H, N: tl.constexpr, L: tl.constexpr, BL: tl.constexpr, BN: tl.constexpr):
+    def fwd(v, w, z, out, H, N: tl.constexpr, L: tl.constexpr, BL: tl.constexpr, BN: tl.constexpr):
         bh, lb = tl.program_id(0), tl.program_id(1)
         h = bh % H
         l = lb*BL + tl.arange(0, BL)
         lm = l < L
-        z_r, z_i = tl.load(zr + l, mask=lm, other=0.), tl.load(zi + l, mask=lm, other=0.)
+        z_r, z_i = tl.load(z + 2*l, mask=lm, other=0.), tl.load(z + 2*l + 1, mask=lm, other=0.)
         acc_r, acc_i = tl.zeros((BL,), tl.float32), tl.zeros((BL,), tl.float32)
         for n0 in range(0, N, BN):
             n = n0 + tl.arange(0, BN)
             nm = n < N
-            v_r, v_i = tl.load(vr + bh*N + n, mask=nm, other=0.), tl.load(vi + bh*N + n, mask=nm, other=0.)
-            w_r, w_i = tl.load(wr + h*N + n, mask=nm, other=0.), tl.load(wi + h*N + n, mask=nm, other=0.)
+            v_r, v_i = tl.load(v + 2*(bh*N + n), mask=nm, other=0.), tl.load(v + 2*(bh*N + n) + 1, mask=nm, other=0.)
+            w_r, w_i = tl.load(w + 2*(h*N + n), mask=nm, other=0.), tl.load(w + 2*(h*N + n) + 1, mask=nm, other=0.)
             d_r, d_i = z_r[:, None] - w_r[None, :], z_i[:, None] - w_i[None, :]
             inv = 1./(d_r*d_r + d_i*d_i)
             inv = tl.where(nm[None, :], inv, 0.)
@@ -158,20 +158,20 @@ def _triton_cauchy():
         tl.store(out + (bh*L + l)*2 + 1, acc_i, mask=lm)
 
     @triton.jit
-    def bwd(gr, gi, wr, wi, zr, zi, gv, gf2, H, N: tl.constexpr, L: tl.constexpr, BL: tl.constexpr, BN: tl.constexpr):
+    def bwd(g, w, z, gv, gf2, H, N: tl.constexpr, L: tl.constexpr, BL: tl.constexpr, BN: tl.constexpr):
         # gv[bh, n] = sum_l g conj(f), gf2[bh, n] = sum_l g conj(f^2), f = 1/(z_l - w_n)
         bh, nb = tl.program_id(0), tl.program_id(1)
         h = bh % H
         n = nb*BN + tl.arange(0, BN)
         nm = n < N
-        w_r, w_i = tl.load(wr + h*N + n, mask=nm, other=0.), tl.load(wi + h*N + n, mask=nm, other=0.)
+        w_r, w_i = tl.load(w + 2*(h*N + n), mask=nm, other=0.), tl.load(w + 2*(h*N + n) + 1, mask=nm, other=0.)
         a_r, a_i = tl.zeros((BN,), tl.float32), tl.zeros((BN,), tl.float32)
         b_r, b_i = tl.zeros((BN,), tl.float32), tl.zeros((BN,), tl.float32)
         for l0 in range(0, L, BL):
             l = l0 + tl.arange(0, BL)
             lm = l < L
-            z_r, z_i = tl.load(zr + l, mask=lm, other=0.), tl.load(zi + l, mask=lm, other=0.)
-            g_r, g_i = tl.load(gr + bh*L + l, mask=lm, other=0.), tl.load(gi + bh*L + l, mask=lm, other=0.)
+            z_r, z_i = tl.load(z + 2*l, mask=lm, other=0.), tl.load(z + 2*l + 1, mask=lm, other=0.)
+            g_r, g_i = tl.load(g + 2*(bh*L + l), mask=lm, other=0.), tl.load(g + 2*(bh*L + l) + 1, mask=lm, other=0.)
             d_r, d_i = z_r[:, None] - w_r[None, :], z_i[:, None] - w_i[None, :]   # (BL, BN)
             inv = 1./(d_r*d_r + d_i*d_i)
             inv = tl.where(lm[:, None], inv, 0.)
@@ -196,7 +196,7 @@ class _TritonCauchy(torch.autograd.Function):
         Bv, H, N = v.shape; L = z.shape[0]
         ctx.save_for_backward(v, w, z)
         out = torch.empty(Bv, H, L, 2, device=v.device, dtype=torch.float32)
-        parts = [x.contiguous() for x in (v.real, v.imag, w.real, w.imag, z.real, z.imag)]
+        parts = [torch.view_as_real(x.resolve_conj().contiguous()) for x in (v, w, z)]   # interleaved (re, im)
         fwd[(Bv*H, triton.cdiv(L, 64))](*parts, out, H, N, L, BL=64, BN=32)
         return torch.view_as_complex(out)
 
@@ -206,7 +206,7 @@ class _TritonCauchy(torch.autograd.Function):
         v, w, z = ctx.saved_tensors
         Bv, H, N = v.shape; L = z.shape[0]
         gv, gf2 = [torch.empty(Bv, H, N, 2, device=v.device, dtype=torch.float32) for _ in range(2)]
-        parts = [x.contiguous() for x in (g.real, g.imag, w.real, w.imag, z.real, z.imag)]
+        parts = [torch.view_as_real(x.resolve_conj().contiguous()) for x in (g, w, z)]
         bwd[(Bv*H, triton.cdiv(N, 32))](*parts, gv, gf2, H, N, L, BL=64, BN=32)
         gv, gf2 = torch.view_as_complex(gv), torch.view_as_complex(gf2)
         return gv, (gf2*v.conj()).sum(0), None
@@ -221,11 +221,12 @@ _CAUCHY = {'naive': lambda v, z, w: _structured_naive(v, w, z, 'cauchy'),
            'triton': _cauchy_triton}
 _SELECTED, _PROBED = {}, {}
 
-# %% ../nbs/01_s4_kernels.ipynb #9f56d8b7
+# %% ../nbs/01_s4_kernels.ipynb #d7b25eb6
 def _probe(name, dev):
     "Run backend `name` on device type `dev` against the chunked sum; returns '' if it works, else the reason."
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings()
+        with quiet[0], quiet[1], quiet[2], torch.inference_mode(False), torch.enable_grad():  # probes may start under no_grad
             warnings.simplefilter('ignore')
             if name == 'keops': import pykeops.torch  # noqa: F401
             if name == 'triton': _triton_cauchy()
@@ -473,7 +474,7 @@ class SSKernelNPLR(_S4Base):
         state = torch.einsum('hmn,bhn->bhm', dA, state) + dB*u[..., None]
         return torch.einsum('chn,bhn->bch', C, state).real, state
 
-# %% ../nbs/01_s4_kernels.ipynb #bc4a6f05
+# %% ../nbs/01_s4_kernels.ipynb #ca90c7e0
 class HippoSSKernel(nn.Module):
     "Builds the NPLR (S4) or diagonal (S4D) kernel for `H` channels; `forward(L)` returns (channels, H, L)."
     def __init__(self,
@@ -496,9 +497,9 @@ class _TransposedLinear(_S4Base):
         super().__init__()
         lin = nn.Linear(n_in, n_out)
         self.weight, self.bias = nn.Parameter(lin.weight.data), nn.Parameter(lin.bias.data[:, None])
-    def forward(self, x): return torch.matmul(self.weight, x) + self.bias
+    def forward(self, x): return F.conv1d(x, self.weight[..., None], self.bias[:, 0])  # one fused GEMM + bias
 
-# %% ../nbs/01_s4_kernels.ipynb #36750bbb
+# %% ../nbs/01_s4_kernels.ipynb #e85600f2
 _ACTS = {'gelu': nn.GELU, 'relu': nn.ReLU, 'silu': nn.SiLU, 'id': nn.Identity}
 
 def _fft_ready(x):
@@ -548,9 +549,9 @@ class S4(_S4Base):
                 return self._cache[1]
         with torch.autocast(self.D.device.type, enabled=False):
             k = _fft_ready(self.kernel(L))                               # (C', H, L)
-            if self.bidirectional:
+            if self.bidirectional:  # [k0, 0] + [0, flip(k1)]: the second channel acts on the future
                 k0, k1 = k.chunk(2, 0)
-                k = F.pad(k0, (0, L)) + F.pad(k1.flip(-1), (L, 0))
+                k = torch.cat([k0, k1.flip(-1)], -1)
             k_f = torch.fft.rfft(k, n=2*L)
         if use_cache: self._cache = (key, k_f.detach())
         return k_f
@@ -571,11 +572,13 @@ class S4(_S4Base):
         k_f = self.kernel_fft(L)
         with torch.autocast(u.device.type, enabled=False):
             u32 = _fft_ready(u)
-            y_f = torch.fft.rfft(u32, n=2*L)
-            y_f = y_f[:, None]*k_f if self.channels > 1 else y_f*k_f[0]
+            y_f = torch.fft.rfft(u32, n=2*L)                            # (B, H, L+1)
+            if self.channels > 1: y_f = y_f[:, None]*k_f
+            elif torch.is_grad_enabled(): y_f = y_f*k_f[0]
+            else: y_f.mul_(k_f[0])                                      # inference: no new buffer
             y = torch.fft.irfft(y_f, n=2*L)[..., :L]                   # (B, [C,] H, L)
-            if self.channels == 1: y = y + u32*self.D[0, :, None]
-            else: y = (y + u32[:, None]*self.D[..., None]).flatten(1, 2)
+            if self.channels == 1: y = torch.addcmul(y, u32, self.D[0, :, None])
+            else: y = torch.addcmul(y, u32[:, None], self.D[..., None]).flatten(1, 2)
         y = self.output_linear(self.dropout(self.activation(y.to(u.dtype))))
         if self.postact == 'glu': y = F.glu(y, dim=-2)
         return y if self.transposed else y.transpose(-1, -2)
