@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_OUT ?= demo_out
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install export-check nbtest pytest slow clean-venv
+.PHONY: test demo install export-check nbtest pytest slow clean-venv chromium
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,16 +29,23 @@ export-check: install
 	  git status --porcelain; exit 1; fi
 
 nbtest: install
-	MPLBACKEND=Agg $(BIN)/nbdev_test --n_workers 2 --timing
+	MPLBACKEND=Agg $(BIN)/python tests/nbrun.py --n_workers 2 --timing
 
-pytest: install
+# headless Chromium for the docs and report checks (Debian packages), installed when missing
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver (headless browser for the docs check)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+pytest: install chromium
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q tests
 
 test: export-check nbtest pytest
 
 # the heavy cells too (CPU minutes to hours; see each notebook)
 slow: install
-	MPLBACKEND=Agg $(BIN)/nbdev_test --flags slow --n_workers 2 --timing
+	MPLBACKEND=Agg $(BIN)/python tests/nbrun.py --flags slow --n_workers 2 --timing
 
 demo: install
 	$(BIN)/ecgdiff demo --out $(DEMO_OUT)
