@@ -221,7 +221,7 @@ _CAUCHY = {'naive': lambda v, z, w: _structured_naive(v, w, z, 'cauchy'),
            'triton': _cauchy_triton}
 _SELECTED, _PROBED = {}, {}
 
-# %% ../nbs/01_s4_kernels.ipynb #d7b25eb6
+# %% ../nbs/01_s4_kernels.ipynb #f6628ceb
 def _probe(name, dev):
     "Run backend `name` on device type `dev` against the chunked sum; returns '' if it works, else the reason."
     try:
@@ -243,23 +243,27 @@ def _probe(name, dev):
         return ''
     except Exception as e: return f'{type(e).__name__}: {e}'.split('\n')[0][:200]
 
+def _why(name, dev):
+    "'' if backend `name` works on device type `dev`, else why not (each probe runs once)."
+    if (dev, name) not in _PROBED:
+        if name not in _CAUCHY: return f'unknown backend (known: {list(_CAUCHY)})'
+        gpu_only = name == 'triton' and dev != 'cuda'
+        _PROBED[dev, name] = '' if name in ('naive', 'torch') else 'GPU only' if gpu_only else _probe(name, dev)
+    return _PROBED[dev, name]
+
 def cauchy_backends(device='cpu', # Device (or type) to probe on
                    ):
     "Dict backend name -> '' when it works on `device`, else the reason it does not (probes run once per device type)."
     dev = torch.device(device).type
-    if dev not in _PROBED:
-        gpu_only = lambda n: n == 'triton' and dev != 'cuda'
-        _PROBED[dev] = {n: '' if n in ('naive', 'torch') else 'GPU only' if gpu_only(n) else _probe(n, dev) for n in _CAUCHY}
-    return _PROBED[dev]
+    return {n: _why(n, dev) for n in _CAUCHY}
 
 def cauchy_backend(device='cpu', # Device (or type) the kernel runs on
                   ):
     "The Cauchy backend used on `device`: chosen once per device type (Triton, then pykeops on CUDA; chunked PyTorch otherwise)."
     dev = torch.device(device).type
-    if dev not in _SELECTED:
-        ok = cauchy_backends(dev)
+    if dev not in _SELECTED:  # probe in order of preference, stopping at the first that works
         prefs = ('triton', 'keops', 'torch') if dev == 'cuda' else ('torch',)
-        _SELECTED[dev] = next(n for n in prefs if n in ok and not ok[n])
+        _SELECTED[dev] = next(n for n in prefs if not _why(n, dev))
     return _SELECTED[dev]
 
 def set_cauchy_backend(name:str, # 'torch', 'naive', 'keops' or 'triton'
@@ -267,7 +271,7 @@ def set_cauchy_backend(name:str, # 'torch', 'naive', 'keops' or 'triton'
                       ):
     "Override the Cauchy backend chosen for a device type."
     dev = torch.device(device).type
-    why = cauchy_backends(dev).get(name, f'unknown backend (known: {list(_CAUCHY)})')
+    why = _why(name, dev)
     if why: raise ValueError(f"Cauchy backend {name!r} cannot be used on {dev}: {why}")
     _SELECTED[dev] = name
 
@@ -280,7 +284,7 @@ def cauchy(v:torch.Tensor, # (..., H, N) complex numerators
     vb = _as_batch(v, w)
     name = backend or cauchy_backend(v.device)
     if backend and backend not in ('naive', 'torch'):
-        why = cauchy_backends(v.device)[backend]
+        why = _why(backend, v.device.type)
         if why: raise ValueError(f"Cauchy backend {backend!r} cannot be used on {v.device.type}: {why}")
     return _CAUCHY[name](vb, z, w).reshape(*v.shape[:-1], z.shape[-1])
 
