@@ -377,7 +377,7 @@ class SSKernelDiag(_S4Base):
         state = dA*state + dB*u[..., None]
         return 2*torch.einsum('chn,bhn->bch', C, state).real, state
 
-# %% ../nbs/01_s4_kernels.ipynb #9747eb27
+# %% ../nbs/01_s4_kernels.ipynb #5eac0246
 def _nodes(L, dtype=torch.complex64, device=None):
     "The L//2+1 FFT nodes `omega = exp(-2 pi i k/L)` and bilinear `z = 2 (1-omega)/(1+omega)`."
     k = torch.arange(L//2 + 1, dtype=torch.float64)
@@ -452,7 +452,9 @@ class SSKernelNPLR(_S4Base):
         v = (torch.cat([C, Q])[:, None]*torch.cat([B, P])[None])   # (c+r, 1+r, H, N/2): every a_n b_n
         if not self.halfsum: v, w = _conj_full(v), _conj_full(w)
         k = cauchy(v, z, w, self.backend)*dt[:, None]               # (c+r, 1+r, H, L//2+1)
-        if r == 1: k_f = k[:c, 0] - k[:c, 1]*k[c:, 0]/(1 + k[c:, 1])
+        if r == 1:
+            (kcb, kcp), (kqb, kqp) = k[:c].unbind(1), k[c].unbind(0)   # unbind: one cheap backward, no zero-filled selects
+            k_f = kcb - kcp*(kqb/(1 + kqp))
         else:
             I = torch.eye(r, dtype=k.dtype, device=k.device)
             X = torch.linalg.solve(I + k[c:, 1:].permute(2, 3, 0, 1), k[c:, 0].permute(1, 2, 0)[..., None])[..., 0]
