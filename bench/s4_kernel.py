@@ -7,7 +7,7 @@ forward+backward, peak memory, and the cached inference forward (eval + inferenc
     python bench/s4_kernel.py                 # CPU (and CUDA if available), a few minutes on 2 CPU cores
     python bench/s4_kernel.py --device cuda   # GPU only, more repeats
 """
-import argparse, json, platform, resource, sys, time
+import argparse, json, platform, subprocess, sys, time
 
 import torch
 from ecgdiff.s4 import S4Layer, cauchy_backends, cauchy_backend
@@ -28,15 +28,24 @@ def _time(f, dev, repeats, warmup=1):
     return round(ts[len(ts)//2], 3)
 
 
-def _peak_mb(f, dev):
-    "Peak memory of f(): CUDA allocator peak above the baseline; CPU: growth of the process's peak RSS (coarse)."
+_CPU_PEAK = """
+import json, resource, sys, torch
+from ecgdiff.s4 import S4Layer
+H, N, L, bs, backend = json.loads(sys.argv[1])
+lay = S4Layer(H, L, N, backend=backend); x = torch.randn(L, bs, H)
+r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+lay(x).square().mean().backward()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0)/1024)
+"""
+
+def _peak_mb(f, dev, cfg=None):
+    "Peak memory of f() above the baseline: CUDA allocator peak; CPU: peak RSS growth of a fresh process running it."
     if dev == 'cuda':
         torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
         f(); torch.cuda.synchronize()
         return round((torch.cuda.max_memory_allocated() - base)/2**20, 1)
-    r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    f()
-    return round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0)/1024, 1)
+    out = subprocess.run([sys.executable, '-c', _CPU_PEAK, json.dumps(cfg)], capture_output=True, text=True)
+    return round(float(out.stdout.split()[-1]), 1) if out.returncode == 0 else f'failed: {out.stderr[-200:]}'
 
 
 def _saved_mb(f):
@@ -65,7 +74,7 @@ def bench_device(dev, H, N, L, bs, repeats, backends):
         r['kernel_saved_for_backward_mb'] = _saved_mb(lambda: kern(L))
         def layer_fb(): lay(x).square().mean().backward()
         r['layer_fwd_bwd_ms'] = _time(layer_fb, dev, reps)
-        r['layer_peak_mb'] = _peak_mb(layer_fb, dev)
+        r['layer_fwd_bwd_peak_mb'] = _peak_mb(layer_fb, dev, [H, N, L, bs, b])
         if dev == 'cuda':
             def layer_fb_bf16():
                 with torch.autocast('cuda', dtype=torch.bfloat16): y = lay(x)
