@@ -1,0 +1,94 @@
+"The console scripts of the paired-npy conditional DDIM (ecgdiff.paired), run as separate processes."
+import subprocess, sys
+from pathlib import Path
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MITDB = ROOT.parent/'shared'/'data'/'physionet'/'mitdb'/'100'
+pytestmark = pytest.mark.skipif(not MITDB.with_suffix('.hea').exists(), reason='../shared/data/physionet/mitdb/100 not present')
+
+def run(entry, *args, cwd=None):
+    "Run a console entry point of ecgdiff.paired in a new process (as the installed script would)"
+    code = f'import torch; torch.set_num_threads(1); from ecgdiff.paired import {entry}; {entry}()'
+    r = subprocess.run([sys.executable, '-c', code, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd)
+    return r.returncode, r.stdout + r.stderr
+
+def tiny_config(tmp, out='run', **over):
+    c = {'data': dict(path=str(tmp/'ds'), source=str(MITDB), duration_s=120, zone_s=60),
+         'model': dict(base_channels=8, channel_mults=[1, 2], n_res=1, cond_channels=8, cond_dim=16, n_heads=2),
+         'train': dict(out_dir=str(tmp/out), epochs=1, bs=32, lr=1e-3, precision='fp32'),
+         'sample': dict(num_steps=3)}
+    for k, v in over.items(): c[k].update(v)
+    f = tmp/f'{out}.yaml'
+    f.write_text(yaml.safe_dump(c))
+    return f
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    "A dataset built by ecgdiff_train itself (from two minutes of MIT-BIH 100) and a one-epoch run"
+    tmp = tmp_path_factory.mktemp('paired')
+    rc, out = run('train_main', '--config', tiny_config(tmp), '--quiet')
+    assert rc == 0, out
+    return tmp
+
+def test_train_builds_data_and_checkpoints(trained):
+    assert (trained/'ds'/'meta.json').exists()
+    assert (trained/'run'/'latest.pth').exists() and (trained/'run'/'best.pth').exists()
+    assert not list(trained.rglob('*.tmp'))
+
+def test_resume_continues(trained):
+    import torch
+    cfg = tiny_config(trained, out='run', train=dict(epochs=2))
+    rc, out = run('train_main', '--config', cfg, '--resume', trained/'run'/'latest.pth', '--quiet')
+    assert rc == 0, out
+    assert torch.load(trained/'run'/'latest.pth', weights_only=True)['epoch'] == 1
+
+def test_resume_incompatible_names_keys(trained):
+    cfg = tiny_config(trained, out='other', model=dict(base_channels=16, cond_dim=8))
+    rc, out = run('train_main', '--config', cfg, '--resume', trained/'run'/'latest.pth')
+    assert rc != 0
+    assert 'model.base_channels: 8 in checkpoint' in out and 'model.cond_dim: 16 in checkpoint' in out, out
+
+def test_unknown_config_key_lists_valid(tmp_path):
+    f = tmp_path/'bad.yaml'; f.write_text(yaml.safe_dump({'train': {'epoch': 3}}))
+    rc, out = run('train_main', '--config', f)
+    assert rc != 0 and "unknown key(s) ['train.epoch']" in out and "'epochs'" in out, out
+
+def test_infer_writes_arrays_pngs_and_comparison(trained):
+    out_dir = trained/'gen'
+    rc, out = run('infer_main', '--checkpoint', trained/'run'/'best.pth', '--num-samples', 2, '--num-steps', 3,
+                  '--eta', 0.5, '--visualize', '--compare', '--output-dir', out_dir, '--device', 'cpu')
+    assert rc == 0, out
+    names = sorted(p.stem for p in (trained/'ds'/'images'/'val').glob('*.npy'))[:2]
+    for n in names:
+        a = np.load(out_dir/f'{n}_images.npy'); b = np.load(out_dir/f'{n}_freq_embeddings.npy')
+        assert a.shape == (32, 32) and b.shape == (32,) and a.dtype == np.float32 and np.isfinite(a).all()
+        assert (out_dir/f'{n}.png').stat().st_size > 1000
+    import pandas as pd
+    df = pd.read_csv(out_dir/'compare.csv')
+    assert list(df.name) == names and {'mse_images', 'corr_images', 'mse_freq', 'corr_freq'} <= set(df.columns)
+    truth = np.load(trained/'ds'/'images'/'val'/f'{names[0]}.npy').astype(np.float64)
+    gen = np.load(out_dir/f'{names[0]}_images.npy').astype(np.float64)
+    assert abs(df.mse_images[0] - ((gen - truth)**2).mean()) < 1e-5
+
+def test_infer_input_dir_unpaired_listed(trained, tmp_path):
+    import shutil
+    for k in ('amp_init', 'emb_init'): shutil.copytree(trained/'ds'/'inits'/k/'val', tmp_path/'in'/k)
+    victim = sorted((tmp_path/'in'/'emb_init').glob('*.npy'))[0]; victim.unlink()
+    rc, out = run('infer_main', '--checkpoint', trained/'run'/'best.pth', '--input_dir', tmp_path/'in',
+                  '--output-dir', tmp_path/'o', '--device', 'cpu')
+    assert rc != 0 and f'unpaired: amp_init/{victim.name} has no partner in emb_init' in out, out
+    assert not (tmp_path/'o').exists()
+
+def test_analyze(trained):
+    name = sorted(p.stem for p in (trained/'ds'/'images'/'train').glob('*.npy'))[0]
+    rc, out = run('analyze_main', '--file-name', name, '--dataset-path', trained/'ds', '--out', trained/'a.png')
+    assert rc == 0, out
+    assert 'consistency:' in out and '0 problem(s)' in out and (trained/'a.png').exists()
+
+def test_nan_stops_with_message(trained):
+    cfg = tiny_config(trained, out='nan', train=dict(lr=1e6, epochs=3))
+    rc, out = run('train_main', '--config', cfg, '--quiet')
+    assert rc != 0 and 'non-finite training loss' in out, out
