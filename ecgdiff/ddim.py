@@ -64,36 +64,41 @@ def make_betas(name:str='linear',     # 'linear', 'scaled_linear', 'cosine' or '
     else: raise ValueError(f"unknown schedule {name!r}; valid: {sorted(SCHEDULES) + ['sssd_ecg']}")
     return rescale_zero_terminal_snr(b) if zero_snr else b
 
-# %% ../nbs/02_ddim.ipynb #cf46a2b5
+# %% ../nbs/02_ddim.ipynb #c4d271c9
 PREDS = ('eps', 'v', 'x0')
 
 def _check_pred(pred):
     if pred not in PREDS: raise ValueError(f'pred must be one of {PREDS}, got {pred!r}')
 
-def ab_at(ab:Tensor, t:Tensor, x:Tensor)->Tensor:
-    "$\\bar\\alpha$ at the (B,) timesteps `t`, shaped (B, 1, ...) to broadcast against `x`, in `x`'s dtype"
-    return ab.to(t.device)[t].reshape(-1, *[1]*(x.ndim - 1)).to(x.dtype)
+def ab_at(ab:Tensor, t:Tensor, x:Tensor, dtype=None)->Tensor:
+    "$\\bar\\alpha$ at the (B,) timesteps `t`, shaped (B, 1, ...) to broadcast against `x`, in `dtype` (default `x`'s)"
+    return ab.to(t.device)[t].reshape(-1, *[1]*(x.ndim - 1)).to(dtype or x.dtype)
+
+def _c(v, x):
+    "A coefficient (computed in float64 when `a` is) in the dtype of `x`, so the large products run in `x`'s dtype"
+    return v.to(x.dtype) if torch.is_tensor(v) else v
 
 def q_sample(x0:Tensor, t:Tensor, ab:Tensor, noise:Tensor)->Tensor:
     "$x_t=\\sqrt{\\bar\\alpha_t}x_0+\\sqrt{1-\\bar\\alpha_t}\\epsilon$ for the (B,) timesteps `t`"
-    a = ab_at(ab.double(), t, x0.double())
-    return (a.sqrt()*x0.double() + (1 - a).sqrt()*noise.double()).to(x0.dtype)
+    a = ab_at(ab.double(), t, x0, torch.float64)
+    return _c(a.sqrt(), x0)*x0 + _c((1 - a).sqrt(), x0)*noise
 
 def pred_target(x0:Tensor, noise:Tensor, a, pred:str='eps')->Tensor:
     "What a `pred`-parametrised network should output for ($x_0$, $\\epsilon$) at $\\bar\\alpha_t$ = `a`"
     _check_pred(pred)
     if pred == 'eps': return noise
     if pred == 'x0': return x0
-    return a**.5*noise - (1 - a)**.5*x0
+    return _c(a**.5, x0)*noise - _c((1 - a)**.5, x0)*x0
 
 def to_x0_eps(out:Tensor, xt:Tensor, a, pred:str='eps')->tuple:
     "($\\hat x_0$, $\\hat\\epsilon$) from a network output `out` of parametrisation `pred` at $x_t$, $\\bar\\alpha_t$ = `a`"
     _check_pred(pred)
+    sa, sb = _c(a**.5, out), _c((1 - a)**.5, out)          # sqrt(alpha_bar), sqrt(1 - alpha_bar)
     if pred == 'eps':
         if not torch.is_tensor(a) and a == 0: raise ValueError("pred='eps' cannot give x0 where alpha_bar is 0 (zero terminal SNR): use 'v' or 'x0'")
-        return (xt - (1 - a)**.5*out)/a**.5, out
-    if pred == 'x0': return out, (xt - a**.5*out)/(1 - a)**.5
-    return a**.5*xt - (1 - a)**.5*out, a**.5*out + (1 - a)**.5*xt
+        return (xt - sb*out)/sa, out
+    if pred == 'x0': return out, (xt - sa*out)/sb
+    return sa*xt - sb*out, sa*out + sb*xt
 
 def convert_pred(out:Tensor, xt:Tensor, a, src:str, dst:str)->Tensor:
     "Convert a network output from parametrisation `src` to `dst` (at $x_t$, $\\bar\\alpha_t$ = `a`)"
@@ -263,7 +268,7 @@ class CFGModel(nn.Module):
         oc, ou = self.model(torch.cat([x, x]), torch.cat([t, t]), *both).chunk(2)
         return ou + self.scale*(oc - ou)
 
-# %% ../nbs/02_ddim.ipynb #456ebe7d
+# %% ../nbs/02_ddim.ipynb #787af60e
 class DiffusionCallback(Callback):
     "Batches `(x0, *cond)` -> inputs `(x_t, t, *cond)` and target `pred_target(x0, eps)`, t and eps drawn per batch"
     order = -5
@@ -293,8 +298,7 @@ class DiffusionCallback(Callback):
             drop = torch.rand(bs, device=x0.device) < self.p_uncond
             cond = [torch.where(drop.reshape(-1, *[1]*(c.ndim - 1)), self.null_cond(c), c) for c in cond]
         xt = q_sample(x0, t, self.ab, noise)
-        a = ab_at(self.ab.double(), t, x0.double())
-        target = pred_target(x0.double(), noise.double(), a, self.pred).to(x0.dtype)
+        target = pred_target(x0, noise, ab_at(self.ab.double(), t, x0, torch.float64), self.pred)
         self.t, self.noise = t, noise
         self.learn.xb = (xt, t, *cond)
         self.learn.yb = (target, xt, t) if self.loss_args else (target,)

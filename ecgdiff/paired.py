@@ -525,7 +525,7 @@ class ConditionalUNet(nn.Module):
         out_freq = self.freq_out(self.head_freq(h).mean(-1)[:, 0])              # (B, D)
         return pack(self.head_img(h), out_freq)
 
-# %% ../nbs/02b_paired.ipynb #9ffd2a28
+# %% ../nbs/02b_paired.ipynb #3ad92462
 class PairedDiffusionLoss:
     "Weighted denoising MSE of images and freq_embeddings plus the $\\bar\\alpha_t$-weighted consistency term"
     def __init__(self, ab:Tensor, stats:dict, img_shape=(32, 32), pred:str='v',
@@ -545,9 +545,9 @@ class PairedDiffusionLoss:
     def __call__(self, out, target, xt, t):
         oi, of = unpack(out, self.img_shape); ti, tf = unpack(target, self.img_shape)
         l_img, l_freq = F.mse_loss(oi, ti), F.mse_loss(of, tf)
-        a = ab_at(self.ab.double(), t, xt.double())
-        x0 = to_x0_eps(out.double(), xt.double(), a, self.pred)[0].float()
-        l_cons = (a[:, 0].float()*self.consistency(x0)).mean()
+        a = ab_at(self.ab.double(), t, xt, torch.float64)                       # (B, 1)
+        x0 = to_x0_eps(out, xt, a, self.pred)[0]
+        l_cons = (a[:, 0].to(out.dtype)*self.consistency(x0)).mean()
         self.last = dict(images=l_img.item(), freq=l_freq.item(), consistency=l_cons.item())
         return self.w[0]*l_img + self.w[1]*l_freq + self.w[2]*l_cons
 
