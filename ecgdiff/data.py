@@ -488,7 +488,7 @@ def plot_ecg(x,                       # (n_leads, L) signal in mV
     ax.text(lay['x0'], 4, f"{speed:g} mm/s   {gain:g} mm/mV" + (f"   {title}" if title else ''), fontsize=8, va='top')
     return fig
 
-# %% ../nbs/00_data.ipynb #aa2e87ce
+# %% ../nbs/00_data.ipynb #8095c100
 _BYTES_PER_SAMPLE = {'8': 1, '16': 2, '24': 3, '32': 4, '61': 2, '80': 1, '160': 2, '212': 1.5, '310': 4/3, '311': 4/3}
 _UNIT_TO_MV = {'mv': 1., 'uv': 1e-3, 'µv': 1e-3, 'v': 1e3}
 
@@ -513,9 +513,17 @@ def _wfdb_error(path:Path, e:Exception)->ECGDataError:
     except Exception as e2: return ECGDataError(f"{hea}: unreadable WFDB header ({type(e2).__name__}: {e2})")
     for fn in dict.fromkeys(h.file_name or []):
         if not (path.parent/fn).exists(): return ECGDataError(f"{path.parent/fn}: signal file named in {hea.name} is missing")
-    try: _check_sizes(path, h)
+    try: _check_header(path, h); _check_sizes(path, h)
     except ECGDataError as e3: return e3
+    except Exception: pass
     return ECGDataError(f"{path}: wfdb could not read the record ({type(e).__name__}: {e})")
+
+def _check_header(path:Path, h):
+    "The header fields a signal needs: at least one signal, its file, a positive sampling rate and length."
+    hea = f"{path}.hea"
+    if not h.n_sig or not h.file_name: raise ECGDataError(f"{hea}: the header declares no signals; expected n_sig >= 1 and a signal file per channel")
+    if not h.fs or h.fs <= 0: raise ECGDataError(f"{hea}: sampling frequency {h.fs!r}; expected a positive number")
+    if not h.sig_len or h.sig_len <= 0: raise ECGDataError(f"{hea}: signal length {h.sig_len!r}; expected a positive number of samples")
 
 def _check_sizes(path:Path, h):
     "Check that each signal file holds exactly the `sig_len` samples per channel that the header `h` declares."
@@ -541,7 +549,9 @@ def read_record(path,                # record path without extension, e.g. 'ptbx
     if path.suffix in ('.hea', '.dat'): path = path.with_suffix('')
     try: rec = wfdb.rdrecord(str(path), channels=channels, physical=True)
     except Exception as e: raise _wfdb_error(path, e) from e
-    _check_sizes(path, rec if channels is None else wfdb.rdheader(str(path)))
+    h = rec if channels is None else wfdb.rdheader(str(path))
+    _check_header(path, h); _check_sizes(path, h)
+    if rec.p_signal is None or rec.p_signal.ndim != 2: raise ECGDataError(f"{path}: wfdb read no signal samples")
     x = rec.p_signal.T.astype(np.float64)
     units = list(rec.units)
     for i, u in enumerate(units):
@@ -762,7 +772,7 @@ class PTBXL:
         return PTBXL(np.concatenate([np.asarray(self.X), X]), np.concatenate([self.Y, Y]), self.labels,
                      pd.concat([self.meta, m]), self.fs, self.task, self.train_folds, self.valid_folds, self.test_folds)
 
-# %% ../nbs/00_data.ipynb #bf7b2879
+# %% ../nbs/00_data.ipynb #9f1274d3
 def _cache_dir(path:Path, cache_dir=None)->Path:
     if cache_dir is not None: d = Path(cache_dir)
     elif os.access(path, os.W_OK): d = path/'.ecgdiff_cache'
@@ -783,6 +793,21 @@ def _read_signals(path:Path, files:list, fs:int, progress:bool)->np.ndarray:
         if x.shape[1] != out.shape[2]: raise ECGDataError(f"{path/fn}.dat: {x.shape[1]} samples per lead, expected {out.shape[2]} like the other records")
         out[i] = x
     return out
+
+def _check_database(meta:pd.DataFrame, db:Path, col:str):
+    "Check the columns `load_ptbxl` relies on: unique integer ecg_id, strat_fold in 1-10, a file name per record."
+    ids = pd.to_numeric(pd.Series(meta.index), errors='coerce')
+    if ids.isna().any() or (ids % 1 != 0).any() or ids.duplicated().any():
+        bad = [i for i, v, d in zip(meta.index, ids, ids.duplicated()) if pd.isna(v) or v % 1 or d][:5]
+        raise ECGDataError(f"{db}: ecg_id must be unique integers; offending values {bad}")
+    meta.index = ids.astype(int).values; meta.index.name = 'ecg_id'
+    fold = pd.to_numeric(meta.strat_fold, errors='coerce')
+    bad = meta.index[~(fold.between(1, 10) & (fold % 1 == 0))]
+    if len(bad): raise ECGDataError(f"{db}: strat_fold must be an integer 1-10; ecg_id {list(bad[:5])} have {list(meta.strat_fold[bad][:5])}")
+    meta['strat_fold'] = fold.astype(int)
+    fn = meta[col]
+    bad = meta.index[~fn.map(lambda v: isinstance(v, str) and v.strip() != '')]
+    if len(bad): raise ECGDataError(f"{db}: {col} must name each record's files; ecg_id {list(bad[:5])} have {list(fn[bad][:5])}")
 
 def load_ptbxl(path,                        # folder of a PTB-XL download or of `write_ptbxl`
                task:str='all',              # 'all', 'diagnostic', 'subdiagnostic', 'superdiagnostic', 'form', 'rhythm'
@@ -806,10 +831,8 @@ def load_ptbxl(path,                        # folder of a PTB-XL download or of 
     absent = [c for c in ('scp_codes', 'strat_fold', col) if c not in meta]
     if absent: raise ECGDataError(f"{db}: column(s) {absent} missing; expected PTB-XL's columns")
     if len(meta) == 0: raise ECGDataError(f"{db}: no records")
+    _check_database(meta, db, col)
     codes = [parse_scp_codes(s, where=f"{db.name}, ecg_id {i}") for i, s in zip(meta.index, meta.scp_codes)]
-    if not meta.strat_fold.between(1, 10).all():
-        bad = meta.index[~meta.strat_fold.between(1, 10)]
-        raise ECGDataError(f"{db}: strat_fold must be 1-10; ecg_id {list(bad[:5])} have {list(meta.strat_fold[bad][:5])}")
     present = np.array([(path/f'{fn}.hea').exists() and (path/f'{fn}.dat').exists() for fn in meta[col]])
     if not present.all():
         gone = meta[col][~present]
