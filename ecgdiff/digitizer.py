@@ -31,7 +31,8 @@ from .data import LEADS, GRID_COLORS, ECGDataError, lead_name, limb_leads, paper
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'warp', 'PageTruth', 'render_page', 'fit_homography', 'distort', 'record_signals', 'random_page',
-           'lead_powers', 'snr_cinc', 'snr_kaggle', 'kaggle_score']
+           'lead_powers', 'snr_cinc', 'snr_kaggle', 'kaggle_score', 'DigitizeError', 'load_image', 'ink_and_grid',
+           'grid_spacing', 'Digitization', 'follow_trace', 'centreline', 'einthoven', 'digitize_classical']
 
 # %% ../nbs/05_digitizer.ipynb #c4d02720
 def _rgb(c)->np.ndarray:
@@ -463,3 +464,333 @@ def kaggle_score(truths, preds, fs:float, max_shift:float=.2)->float:
     "Kaggle 2025 score of a set of images (dB): the mean of the images' linear SNRs, then in dB."
     r = [snr_kaggle(g, p, fs, max_shift, db=False) for g, p in zip(truths, preds)]
     return float(10*np.log10(np.mean(r)))
+
+# %% ../nbs/05_digitizer.ipynb #4f90c489
+class DigitizeError(ECGDataError):
+    "An image that cannot be digitized: the message says what was not found."
+
+_MAX_PX = 6000*6000
+
+def load_image(src, max_px:int=_MAX_PX, where:str=None)->np.ndarray:
+    "An image file, PIL image or array as (h, w, 3) uint8 RGB; grey and RGBA are converted, huge images downscaled."
+    where = where or (str(src) if isinstance(src, (str, Path)) else 'image')
+    if isinstance(src, (str, Path)):
+        try:
+            with Image.open(src) as im: im.load(); img = im.copy()
+        except FileNotFoundError: raise DigitizeError(f"{where}: file not found")
+        except Exception as e: raise DigitizeError(f"{where}: not a readable image ({type(e).__name__}: {e})") from e
+    elif isinstance(src, Image.Image): img = src
+    else:
+        a = np.asarray(src)
+        if a.dtype != np.uint8: a = (np.clip(a.astype(np.float32)/(255. if a.max() > 1 else 1.), 0, 1)*255 + .5).astype(np.uint8)
+        img = Image.fromarray(a)
+    if img.mode in ('RGBA', 'LA', 'P', 'PA'):
+        img = img.convert('RGBA'); bg = Image.new('RGBA', img.size, (255, 255, 255, 255)); img = Image.alpha_composite(bg, img)
+    if img.mode in ('I;16', 'I;16B', 'I', 'F'):
+        a = np.asarray(img, np.float32); a = 255*(a - a.min())/max(np.ptp(a), 1e-6); img = Image.fromarray(a.astype(np.uint8))
+    img = img.convert('RGB')
+    w, h = img.size
+    if min(w, h) < 64: raise DigitizeError(f"{where}: {w}x{h} px is too small for an ECG page (expected at least 64 px a side)")
+    if w*h > max_px:
+        k = math.sqrt(max_px/(w*h))
+        warnings.warn(f"{where}: {w}x{h} px is larger than {max_px} px; downscaled by {k:.3f}")
+        img = img.resize((int(w*k), int(h*k)), Image.LANCZOS)
+    return np.asarray(img)
+
+# %% ../nbs/05_digitizer.ipynb #d20cf652
+def _background(v, n:int=48)->np.ndarray:
+    "Slowly varying paper brightness: block means of `v`, then a local 90th percentile, bilinearly resized."
+    h, w = v.shape
+    b = max(max(h, w)//n, 1)
+    small = np.asarray(Image.fromarray(v).resize((max(w//b, 1), max(h//b, 1)), Image.BOX))
+    q = ndi.percentile_filter(small, 90, size=5, mode='nearest')
+    return np.asarray(Image.fromarray(q).resize((w, h), Image.BILINEAR))
+
+def ink_and_grid(img, thr:float=.5)->tuple:
+    "Ink mask (h, w) bool and a grid-line signal (h, w) float32, from colour and brightness relative to the paper."
+    c = [img[..., k] for k in range(3)]
+    v = np.maximum(np.maximum(c[0], c[1]), c[2]).astype(np.float32)/255
+    mn = np.minimum(np.minimum(c[0], c[1]), c[2]).astype(np.float32)/255
+    vn = v/np.maximum(_background(v), .05)
+    ink = vn < thr
+    gs = np.maximum((v - mn)/np.maximum(v, 1e-3), 1 - np.minimum(vn, 1))     # saturation or darkness
+    gs[ndi.binary_dilation(ink, iterations=2)] = 0                               # not the traces' anti-aliased edges
+    gs = np.maximum(gs - ndi.uniform_filter(gs, max(5, min(gs.shape)//100)), 0)   # thin lines only, not coloured areas
+    return ink, gs
+
+# %% ../nbs/05_digitizer.ipynb #b8e62a45
+def _spectral_period(prof, lo:float, hi:float, K:int=10)->tuple:
+    "Period (px) of the strongest comb in `prof` between `lo` and `hi` px (harmonic sum of the spectrum), and its peak-to-median ratio."
+    x = (prof - prof.mean())*np.hanning(len(prof))
+    nfft = 1 << int(np.ceil(np.log2(16*len(x))))
+    X = np.abs(np.fft.rfft(x, nfft)); f = np.fft.rfftfreq(nfft)
+    X[np.abs(f - np.round(f*8)/8) < 4/len(x)] = 0        # JPEG's 8-px blocks are periodic too
+    k = np.arange(1, K + 1)
+    def S(P):
+        fk = k[None]/P[:, None]
+        return np.where(fk < .5, np.interp(fk, f, X), 0).sum(1)
+    P = np.geomspace(lo, hi, 2000); s = S(P); i = int(np.argmax(s))
+    Pf = np.linspace(P[max(i - 1, 0)], P[min(i + 1, len(P) - 1)], 201)   # then a fine grid around the best
+    r = float(s[i]/np.median(s)) if 0 < i < len(P) - 1 else 0.     # a period at the end of the range is no comb
+    return float(Pf[np.argmax(S(Pf))]), r
+
+def grid_spacing(gs, min_ppmm:float=1.5, max_ppmm:float=16.)->tuple:
+    "Pixels per mm along x and y from the spectra of the grid signal's column and row profiles ((None, None): no grid)."
+    (Px, rx), (Py, ry) = [_spectral_period(p, 5*min_ppmm, 5*max_ppmm) for p in (gs.mean(0), gs.mean(1))]
+    if min(rx, ry) < 6 or max(rx, ry) < 10 or abs(Px - Py) > .03*Px: return None, None    # a grid is strong and square
+    return Px/5, Py/5
+
+# %% ../nbs/05_digitizer.ipynb #f413de7a
+def _skew(gs, ink, max_deg:float=6.)->float:
+    "Rotation (degrees) of the page: the angle that makes the projections of the grid lines and of the traces sharpest."
+    k = max(1, max(gs.shape)//900)
+    sh = (gs.shape[0]//k, gs.shape[1]//k)
+    def small(a): return a[:sh[0]*k, :sh[1]*k].reshape(sh[0], k, sh[1], k).mean((1, 3))
+    pts = []
+    for g in (small(gs), small(ink.astype(np.float32))):
+        ys, xs = np.nonzero(g > max(np.percentile(g, 80), 1e-6)); w = g[ys, xs]
+        pts.append((xs, ys, w/w.sum() if len(w) else w))
+    off = sum(sh)
+    def sharp(a):
+        t = np.deg2rad(a); c, s = np.cos(t), np.sin(t)
+        (xs, ys, w), (xi, yi, wi) = pts
+        px = np.bincount(np.round(xs*c + ys*s + off).astype(int), w)
+        py = np.bincount(np.round(-xs*s + ys*c + off).astype(int), w)
+        pi = np.bincount(np.round(-xi*s + yi*c + off).astype(int), wi)       # trace baselines are horizontal
+        return (px**2).sum() + (py**2).sum() + (pi**2).sum()
+    A = np.arange(-max_deg, max_deg + 1e-9, .25)
+    a0 = A[np.argmax([sharp(a) for a in A])]
+    A = np.arange(a0 - .3, a0 + .3 + 1e-9, .02)
+    return float(A[np.argmax([sharp(a) for a in A])])
+
+# %% ../nbs/05_digitizer.ipynb #4ed9f95e
+_LAYOUT_BY_ROWS = {4: '3x4+II', 3: '3x4', 6: '6x2', 12: '12x1'}
+
+def _snap(v, choices, tol=.12):
+    "The nearest of `choices` if within `tol` (relative), else `v`."
+    c = min(choices, key=lambda c: abs(v - c))
+    return float(c) if abs(v - c) <= tol*c else float(v)
+
+def _find_pulses(ink, hlim:tuple, wlim:tuple)->list:
+    "Calibration pulses: thin, n-shaped ink components `hlim` px tall and `wlim` px wide; per pulse (x_rise, x_fall, y_base, y_top, x_stop, pen) px."
+    lab, n = ndi.label(ink, structure=np.ones((3, 3)))
+    out = []
+    for i, sl in enumerate(ndi.find_objects(lab)):
+        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+        if not (hlim[0] <= h <= hlim[1] and wlim[0] <= w <= wlim[1]): continue
+        m = lab[sl] == i + 1
+        tall = np.flatnonzero(m.sum(0) > .7*h)                # columns that are mostly ink: the two edges
+        if len(tall) < 2: continue
+        gaps = np.flatnonzero(np.diff(tall) > 1)
+        if len(gaps) != 1: continue
+        left, right = tall[:gaps[0] + 1], tall[gaps[0] + 1:]
+        if right[0] - left[-1] < .25*w or left[0] > .4*w or right[-1] < .6*w: continue
+        top = m[:h//2, left[-1] + 1:right[0]]
+        if not top.any(0).mean() > .9: continue                 # a flat top joins them
+        tail = m[:, :max(left[0] - 1, 1)]
+        if not tail.any(): continue
+        r = np.arange(m.shape[0])[:, None]
+        y_base = sl[0].start + (r*tail).sum()/tail.sum() + .5
+        y_top = sl[0].start + (r[:h//2]*top).sum()/top.sum() + .5
+        pen = tail.sum(0).mean()
+        out.append((sl[1].start + left.mean() + .5, sl[1].start + right.mean() + .5, y_base, y_top, sl[1].stop, pen))
+    return out
+
+# %% ../nbs/05_digitizer.ipynb #ac12869f
+@dataclass
+class Digitization:
+    "Signals read from an ECG image, with what was measured on the way."
+    x: np.ndarray            # (12, L) mV at `fs`, NaN where a lead is not on the page
+    fs: float
+    layout: str
+    speed: float             # mm/s
+    gain: float              # mm/mV
+    ppmm: tuple              # (x, y) pixels per mm, measured
+    traces: list             # per panel: (lead, (n, 2) px in the input image) of the trace that was followed
+    notes: list = field(default_factory=list)   # warnings about this image
+    method: str = 'classical'
+    info: dict = field(default_factory=dict)
+
+def _runs(col):
+    "Start and end (exclusive) rows of the runs of True in a boolean column."
+    d = np.diff(np.r_[0, col.view(np.int8), 0])
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+def follow_trace(M, y_start:float, max_jump:float, reach:float=np.inf)->tuple:
+    "Column-wise trace following in the ink mask `M` (rows, cols) from the baseline row `y_start`: per column the top and bottom (exclusive) of the run of ink that continues the previous column's (NaN: none); runs beyond `reach` rows from the baseline cost the excess."
+    h, n = M.shape
+    d = np.diff(M.T.astype(np.int8), axis=1, prepend=0, append=0)          # (cols, rows + 1)
+    cs, rs = np.nonzero(d == 1); re = np.nonzero(d == -1)[1]                # runs, sorted by column then row
+    ptr = np.searchsorted(cs, np.arange(n + 1))
+    top, bot = np.full(n, np.nan), np.full(n, np.nan)
+    a, b = y_start - 1, y_start + 1
+    for c in range(n):
+        i0, i1 = ptr[c], ptr[c + 1]
+        if i0 == i1: continue
+        s, e = rs[i0:i1], re[i0:i1]
+        gap = np.maximum(s - b, 0) + np.maximum(a - e, 0)                    # gap to the last column's run
+        k = int(np.argmin(gap + 1e-3*np.abs(s + e - a - b) + np.maximum(np.abs((s + e)/2 - y_start) - reach, 0)))
+        if gap[k] > max_jump: continue
+        top[c], bot[c] = a, b = s[k], e[k]
+    return top, bot
+
+def centreline(top, bot, pen:float, win:int)->np.ndarray:
+    "The centre line of a followed trace drawn with a square pen `pen` px wide: exact on monotone stretches and at narrow peaks."
+    ok = np.isfinite(top)
+    if ok.sum() < 3: return np.where(ok, (top + bot)/2, np.nan)
+    hw, k = pen/2, max(int(round(pen/2)), 0)
+    i = np.flatnonzero(ok); c = np.arange(len(top))
+    U, D = np.interp(c, i, top[ok]) + hw, np.interp(c, i, bot[ok]) - hw    # min and max of the line over +-k columns
+    if k: U, D = ndi.maximum_filter1d(U, 2*k + 1), ndi.minimum_filter1d(D, 2*k + 1)   # opening, closing: bounds on it
+    m = ndi.median_filter((U + D)/2, size=max(win, 3), mode='nearest')
+    y = np.where(D - U > pen, np.where(np.abs(U - m) > np.abs(D - m), U, D), (U + D)/2)   # a spike: the bound that leaves the surroundings
+    y[~ok] = np.nan
+    return y
+
+# %% ../nbs/05_digitizer.ipynb #32bf8b0a
+def _fill_gaps(v, max_gap:int):
+    "Linearly interpolate NaN gaps of at most `max_gap` samples."
+    ok = np.isfinite(v)
+    if ok.sum() < 2: return v
+    i = np.flatnonzero(ok)
+    out = np.interp(np.arange(len(v)), i, v[i])
+    gap = np.diff(i) - 1
+    for j in np.flatnonzero(gap > max_gap): out[i[j] + 1:i[j + 1]] = np.nan
+    out[:i[0]] = np.nan; out[i[-1] + 1:] = np.nan
+    return out
+
+_LIMB = {'I': (1, 0), 'II': (0, 1), 'III': (-1, 1), 'aVR': (-.5, -.5), 'aVL': (1, -.5), 'aVF': (-.5, 1)}
+
+# %% ../nbs/05_digitizer.ipynb #59d160e0
+def einthoven(est:list, tol:float=.1)->list:
+    "Einthoven/Goldberger post-correction of limb-lead estimates `[(lead, (L,) mV), ...]`: where three or more overlap, fit (I, II) robustly (leads off by more than `tol` mV RMS are dropped while four or more remain) and replace each with the fit; other estimates are unchanged."
+    idx = [k for k, (l, _) in enumerate(est) if l in _LIMB]
+    out = [(l, v.copy()) for l, v in est]
+    if len(idx) < 3: return out
+    V = np.stack([est[k][1] for k in idx]).astype(np.float64)   # (m, L)
+    A = np.array([_LIMB[est[k][0]] for k in idx], np.float64)    # (m, 2)
+    ok = np.isfinite(V)
+    for pat in {tuple(c) for c in ok.T}:                         # one fit per pattern of available leads
+        have = np.flatnonzero(pat)
+        if len(have) < 3 or np.linalg.matrix_rank(A[have]) < 2: continue
+        cols = np.flatnonzero((ok == np.array(pat)[:, None]).all(0))
+        if len(cols) < 10: continue
+        use = list(have)
+        while True:
+            coef = np.linalg.lstsq(A[use], V[use][:, cols], rcond=None)[0]          # (2, n): I and II
+            R = V[have][:, cols] - A[have] @ coef
+            rms = np.sqrt(((R - np.median(R, 1, keepdims=True))**2).mean(1))     # offsets are free
+            bad = [j for j, k in enumerate(have) if k in use and rms[j] > tol]
+            if not bad or len(use) <= 3 or np.linalg.matrix_rank(A[[k for k in use if k != have[bad[0]]]]) < 2: break
+            use.remove(have[max(bad, key=lambda j: rms[j])])
+        if len(use) == 3 and rms.max() > tol: continue          # inconsistent, and no way to tell which lead is off
+        fit = A[have] @ coef
+        for j, k in enumerate(have): out[idx[k]][1][cols] = fit[j]
+    return out
+
+# %% ../nbs/05_digitizer.ipynb #93f64599
+def _decode_panels(mask, geom:dict, fr:dict, fs:float, L:int)->tuple:
+    "Follow and decode every panel of `geom` in the ink masks `mask(lead)` of a page whose frame `fr` gives the trace start `xs` (px), px per s `pxs`, px per mV `pxmv`, row baselines `base` (px), row spacing `sp`, pen width `pen`: per-panel (lead, (L,) mV) and (lead, (n, 2) px) traces."
+    est, traces = [], []
+    for p in geom['panels']:
+        M = mask(p['lead'])
+        h, w = M.shape
+        i = geom['rows'].index(p['y0'])
+        b = fr['base'][i]
+        c0 = fr['xs'] + (p['x0'] - geom['x0'])/geom['speed']*fr['pxs']
+        c1 = c0 + (p['t1'] - p['t0'])*fr['pxs']
+        r0, r1 = int(max(b - 1.5*fr['sp'], 0)), int(min(b + 1.5*fr['sp'], h))
+        ca, cb = int(max(np.floor(c0), 0)), int(min(np.ceil(c1), w))
+        out = np.full(L, np.nan, np.float32)
+        est.append((p['lead'], out))
+        if cb - ca < 3 or r1 - r0 < 3: continue
+        top, bot = follow_trace(M[r0:r1, ca:cb], b - r0, max_jump=fr['max_jump'], reach=.5*fr['sp'])
+        yc = _fill_gaps(centreline(top, bot, fr['pen'], int(.08*fr['pxs'])), int(fr['max_gap']))
+        cc = np.arange(ca, cb) + .5
+        t, v, ok = p['t0'] + (cc - c0)/fr['pxs'], (b - r0 - yc)/fr['pxmv'], np.isfinite(yc)
+        a, e = int(round(p['t0']*fs)), min(int(round(p['t1']*fs)), L)
+        if ok.sum() < 2: continue
+        ts, tk = np.arange(a, e)/fs, t[ok]
+        vi = np.interp(ts, tk, v[ok])
+        j = np.clip(np.searchsorted(tk, ts), 1, len(tk) - 1)
+        vi[np.minimum(np.abs(ts - tk[j - 1]), np.abs(ts - tk[j])) > fr['max_gap']/fr['pxs']] = np.nan   # far from any decoded column
+        out[a:e] = vi
+        traces.append((p['lead'], np.stack([cc[ok], yc[ok] + r0], 1)))
+    return est, traces
+
+def _merge(est:list, L:int)->np.ndarray:
+    "Per-panel estimates `[(lead, (L,) mV), ...]` to (12, L) in the standard lead order, averaging repeats (lead II's rhythm strip); NaN where no panel shows a lead."
+    x = np.full((len(LEADS), L), np.nan, np.float32)
+    for l in LEADS:
+        vs = [v for k, v in est if k == l]
+        if not vs: continue
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)
+            x[LEADS.index(l)] = np.nanmean(np.stack(vs), 0)
+    return x
+
+def _deskew(img, ang:float):
+    "Rotate `img` by `-ang` degrees about its centre (white fill); returns the image and the homography input -> output."
+    h, w = img.shape[:2]
+    t = np.deg2rad(-ang); c, s = np.cos(t), np.sin(t)
+    cx, cy = w/2, h/2
+    M = np.array([[c, -s, cx - c*cx + s*cy], [s, c, cy - s*cx - c*cy], [0, 0, 1.]])
+    return warp(img, M, (h, w), fill=255), M
+
+def digitize_classical(img,                   # image file, PIL image or (h, w, 3) array
+                       fs:float=500,          # output sampling rate, Hz
+                       duration:float=None,   # seconds on the page (default: measured, to 0.5 s)
+                       correct:bool=True,     # Einthoven post-correction of the limb leads
+                       where:str=None,        # name for messages
+                      )->Digitization:
+    "Digitize an ECG page without learning: ink threshold, deskew and grid spacing from the spectrum, calibration pulses, column-wise trace following."
+    src = load_image(img, where=where)
+    where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
+    notes = []
+    ink, gs = ink_and_grid(src)
+    M, work = np.eye(3), src
+    ang = _skew(gs, ink)
+    if abs(ang) > .05:
+        work, M = _deskew(src, ang)
+        ink, gs = ink_and_grid(work)
+    px, py = grid_spacing(gs)
+    grid = px is not None and py is not None
+    h, w = ink.shape
+    if grid: pu = _find_pulses(ink, (3*py, 23*py), (3.5*px, 14*px))
+    else:
+        notes.append(f"{where}: no ECG grid detected; time and voltage scales from the calibration pulses and the trace length")
+        pu = _find_pulses(ink, (.01*h, .2*h), (.004*w, .08*w))
+    if not pu: raise DigitizeError(f"{where}: no calibration pulse found ({'with' if grid else 'and no'} grid); expected the 1 mV, 0.2 s pulse at the start of each row")
+    P = np.array(pu); ph = P[:, 2] - P[:, 3]
+    near = ((np.abs(P[:, None, 0] - P[None, :, 0]) < .02*w) & (np.abs(ph[:, None] - ph[None]) < .2*ph[:, None])
+            & ((np.abs(P[:, None, 2] - P[None, :, 2]) > .5*ph[:, None]) | np.eye(len(P), dtype=bool)))
+    grp = near[np.argmax(near.sum(1) + 1e-6*ph)]                  # pulses of one size, stacked in a column: the largest group
+    pu = sorted([p for p, g in zip(pu, grp) if g], key=lambda p: p[2])
+    n = len(pu)
+    if n not in _LAYOUT_BY_ROWS: raise DigitizeError(f"{where}: {n} rows of calibration pulses; expected 3, 4, 6 or 12 (layouts {list(_LAYOUT_BY_ROWS.values())})")
+    layout = _LAYOUT_BY_ROWS[n]
+    P = np.array(pu)
+    base, pmv, wp, pen = P[:, 2], np.median(P[:, 2] - P[:, 3]), np.median(P[:, 1] - P[:, 0]), np.median(P[:, 5])
+    sp = np.median(np.diff(base)) if n > 1 else .2*h
+    # the traces' horizontal extent, per row, right of the pulses
+    xs_l, xe_l = [], []
+    for p in pu:
+        r0, r1 = int(max(p[2] - .15*sp, 0)), int(min(p[2] + .15*sp, h))
+        cols = np.flatnonzero(ink[r0:r1, int(p[4] + 1):].any(0))
+        if len(cols): xs_l.append(p[4] + 1 + cols[0]); xe_l.append(p[4] + 1 + cols[-1] + 1)
+    if not xs_l: raise DigitizeError(f"{where}: calibration pulses but no traces beside them")
+    xs, xe = np.median(xs_l) + pen/2, np.max(xe_l) - pen/2
+    if grid:
+        speed, gain = _snap(wp/px/.2, (12.5, 25., 50.)), _snap(pmv/py, (2.5, 5., 10., 20., 40.))
+        pxs, pxmv = speed*px, gain*py
+        dur = duration or max(round((xe - xs)/pxs*2)/2, .5)
+    else:
+        dur = duration or max(round(.2*(xe - xs)/wp*2)/2, .5)
+        pxs, pxmv, speed, gain = (xe - xs)/dur, pmv, 25., 10.
+        px, py = pxs/speed, pxmv/gain
+    geom = paper_layout(layout, dur, speed, gain)
+    frame = dict(xs=xs, pxs=pxs, pxmv=pxmv, base=base, sp=sp, pen=pen, max_jump=2*py, max_gap=px)
+    est, traces = _decode_panels(lambda lead: ink, geom, frame, fs, int(round(dur*fs)))
+    x = _merge(einthoven(est) if correct else est, int(round(dur*fs)))
+    traces = [(l, _homog(np.linalg.inv(M), t)) for l, t in traces]
+    return Digitization(x, fs, layout, speed, gain, (px, py), traces, notes, 'classical', dict(M=M, **frame))
