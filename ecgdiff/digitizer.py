@@ -596,7 +596,7 @@ def _find_pulses(ink, hlim:tuple, wlim:tuple)->list:
         out.append((sl[1].start + left.mean() + .5, sl[1].start + right.mean() + .5, y_base, y_top, sl[1].stop, pen))
     return out
 
-# %% ../nbs/05_digitizer.ipynb #ac12869f
+# %% ../nbs/05_digitizer.ipynb #145d54fc
 @dataclass
 class Digitization:
     "Signals read from an ECG image, with what was measured on the way."
@@ -634,16 +634,21 @@ def follow_trace(M, y_start:float, max_jump:float, reach:float=np.inf)->tuple:
         top[c], bot[c] = a, b = s[k], e[k]
     return top, bot
 
-def centreline(top, bot, pen:float, win:int)->np.ndarray:
-    "The centre line of a followed trace drawn with a square pen `pen` px wide: exact on monotone stretches and at narrow peaks."
+def centreline(top, bot, pen:float)->np.ndarray:
+    "The centre line of a followed trace drawn with a square pen `pen` px wide, from its per-column ink `top` and `bot`."
     ok = np.isfinite(top)
     if ok.sum() < 3: return np.where(ok, (top + bot)/2, np.nan)
     hw, k = pen/2, max(int(round(pen/2)), 0)
     i = np.flatnonzero(ok); c = np.arange(len(top))
     U, D = np.interp(c, i, top[ok]) + hw, np.interp(c, i, bot[ok]) - hw    # min and max of the line over +-k columns
-    if k: U, D = ndi.maximum_filter1d(U, 2*k + 1), ndi.minimum_filter1d(D, 2*k + 1)   # opening, closing: bounds on it
-    m = ndi.median_filter((U + D)/2, size=max(win, 3), mode='nearest')
-    y = np.where(D - U > pen, np.where(np.abs(U - m) > np.abs(D - m), U, D), (U + D)/2)   # a spike: the bound that leaves the surroundings
+    if k: U, D = ndi.maximum_filter1d(U, 2*k + 1), ndi.minimum_filter1d(D, 2*k + 1)   # opening, closing: its extent per column
+    y = (U + D)/2
+    Up, Dp = np.pad(U, k + 1, mode='edge'), np.pad(D, k + 1, mode='edge')
+    eu = np.minimum(Up[:-2*k-2], Up[2*k+2:]) - U         # > 0: a peak in the column (the line's top is below both sides')
+    ed = D - np.maximum(Dp[:-2*k-2], Dp[2*k+2:])         # > 0: a trough
+    tall = D - U > pen
+    up, dn = tall & (eu > 0) & (eu >= ed), tall & (ed > 0) & (ed > eu)
+    y[up], y[dn] = U[up], D[dn]
     y[~ok] = np.nan
     return y
 
@@ -688,7 +693,7 @@ def einthoven(est:list, tol:float=.1)->list:
         for j, k in enumerate(have): out[idx[k]][1][cols] = fit[j]
     return out
 
-# %% ../nbs/05_digitizer.ipynb #93f64599
+# %% ../nbs/05_digitizer.ipynb #db2491aa
 def _decode_panels(mask, geom:dict, fr:dict, fs:float, L:int)->tuple:
     "Follow and decode every panel of `geom` in the ink masks `mask(lead)` of a page whose frame `fr` gives the trace start `xs` (px), px per s `pxs`, px per mV `pxmv`, row baselines `base` (px), row spacing `sp`, pen width `pen`: per-panel (lead, (L,) mV) and (lead, (n, 2) px) traces."
     est, traces = [], []
@@ -705,7 +710,7 @@ def _decode_panels(mask, geom:dict, fr:dict, fs:float, L:int)->tuple:
         est.append((p['lead'], out))
         if cb - ca < 3 or r1 - r0 < 3: continue
         top, bot = follow_trace(M[r0:r1, ca:cb], b - r0, max_jump=fr['max_jump'], reach=.5*fr['sp'])
-        yc = _fill_gaps(centreline(top, bot, fr['pen'], int(.08*fr['pxs'])), int(fr['max_gap']))
+        yc = _fill_gaps(centreline(top, bot, fr['pen']), int(fr['max_gap']))
         cc = np.arange(ca, cb) + .5
         t, v, ok = p['t0'] + (cc - c0)/fr['pxs'], (b - r0 - yc)/fr['pxmv'], np.isfinite(yc)
         a, e = int(round(p['t0']*fs)), min(int(round(p['t1']*fs)), L)
