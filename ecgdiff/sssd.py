@@ -28,11 +28,13 @@ from .data import (LEADS, TASKS, ECGDataError, PTBXL, ecg_intervals, heart_rate,
 from .gans import MODEL_LEADS, REFERENCE_LEADS, to_8_leads, to_12_leads
 
 # %% auto #0
-__all__ = ['PHYSIO_STATS', 'WNConv1d', 'step_embedding', 's4_toeplitz', 'SSSDBlock', 'SSSD_ECG', 'load_reference_checkpoint',
-           'SpadeDecoderLayerBase', 'DSATMixer', 'DSAT_ECG', 'sssd_dataloaders', 'sssd_learner', 'encode_labels',
-           'toeplitz_bytes', 'prepare_inference', 'release_inference', 'sample_sssd', 'save_samples', 'physio_stats',
-           'physio_by_class', 'compare_physio', 'plot_physio', 'plot_psd', 'frechet_distance', 'feature_stats',
-           'ECGClassifier', 'extract_features', 'ecg_fid', 'fit_classifier', 'classifier_auc', 'tstr', 'trts']
+__all__ = ['PHYSIO_STATS', 'SIZES', 'WNConv1d', 'step_embedding', 's4_toeplitz', 'SSSDBlock', 'SSSD_ECG',
+           'load_reference_checkpoint', 'SpadeDecoderLayerBase', 'DSATMixer', 'DSAT_ECG', 'sssd_dataloaders',
+           'sssd_learner', 'encode_labels', 'toeplitz_bytes', 'prepare_inference', 'release_inference', 'sample_sssd',
+           'save_samples', 'physio_stats', 'physio_by_class', 'compare_physio', 'plot_physio', 'plot_psd',
+           'frechet_distance', 'feature_stats', 'ECGClassifier', 'extract_features', 'ecg_fid', 'fit_classifier',
+           'classifier_auc', 'tstr', 'trts', 'build_model', 'save_sssd', 'load_sssd', 'ecgdiff_sssd_train',
+           'ecgdiff_sssd_sample']
 
 # %% ../nbs/04_sssd_dsat.ipynb #49678aea
 class WNConv1d(nn.Module):
@@ -156,7 +158,7 @@ class SSSDBlock(nn.Module):
         out = torch.tanh(h[:, :C])*torch.sigmoid(h[:, C:])
         return (x + self.res_conv(out))*math.sqrt(.5), self.skip_conv(out)
 
-# %% ../nbs/04_sssd_dsat.ipynb #f0293b4d
+# %% ../nbs/04_sssd_dsat.ipynb #f42fa6be
 _TASK_BY_WIDTH = {len(task_labels(t)): t for t in TASKS}
 
 def _resolve_labels(labels, n_classes):
@@ -226,7 +228,7 @@ class SSSD_ECG(nn.Module):
                            diffusion_step_embed_dim_out=diffusion_step_embed_dim_out, s4_lmax=s4_lmax,
                            s4_d_state=s4_d_state, s4_dropout=s4_dropout, s4_bidirectional=int(s4_bidirectional),
                            s4_layernorm=int(s4_layernorm), label_embed_dim=label_embed_dim, label_embed_classes=n,
-                           labels=list(self.labels), **s4_kwargs)
+                           labels=self.task or list(self.labels), **s4_kwargs)
         if mixer is None:
             mixer = lambda H: S4Layer(H, s4_lmax, s4_d_state, s4_dropout, bool(s4_bidirectional), bool(s4_layernorm), **s4_kwargs)
         self.init_conv = nn.Sequential(_Conv(in_channels, res_channels), nn.ReLU())
@@ -927,3 +929,115 @@ def trts(real_train:tuple, # (X, Y) real training data
         )->dict:
     "Train on real, test on synthetic: the macro AUC on generated ECGs of a classifier trained on real ones."
     return classifier_auc(fit_classifier(*real_train, **kwargs), *synthetic_test, labels=labels)
+
+# %% ../nbs/04_sssd_dsat.ipynb #15e0b373
+SIZES = {'paper': {},
+         'small': dict(num_res_layers=8, res_channels=64, skip_channels=64, diffusion_step_embed_dim_in=64,
+                       diffusion_step_embed_dim_mid=128, diffusion_step_embed_dim_out=128, s4_d_state=32, label_embed_dim=64),
+         'tiny': dict(num_res_layers=2, res_channels=16, skip_channels=16, diffusion_step_embed_dim_in=16,
+                      diffusion_step_embed_dim_mid=32, diffusion_step_embed_dim_out=32, s4_d_state=8, label_embed_dim=16)}
+_VARIANTS = {'SSSD_ECG': SSSD_ECG, 'DSAT_ECG': DSAT_ECG, 'sssd': SSSD_ECG, 'dsat': DSAT_ECG}
+
+def build_model(variant:str='sssd', # 'sssd' or 'dsat'
+                size='paper', # 'paper', 'small', 'tiny', a dict or a JSON file of constructor arguments
+                **kwargs, # Overrides (labels=..., s4_lmax=..., dsat_depth=...)
+               )->SSSD_ECG:
+    "An `SSSD_ECG` or `DSAT_ECG` of a named size."
+    if variant not in _VARIANTS: raise ValueError(f"variant must be 'sssd' or 'dsat', got {variant!r}")
+    if isinstance(size, dict): cfg = size
+    elif size in SIZES: cfg = SIZES[size]
+    elif Path(str(size)).is_file(): cfg = _read_config(size)
+    else: raise ValueError(f"size must be one of {list(SIZES)}, a dict or a JSON file, got {size!r}")
+    return _VARIANTS[variant](**{**cfg, **kwargs})
+
+def save_sssd(model:SSSD_ECG, # The model (with the weights to keep, e.g. inside `learn.ema.averaged()`)
+              path, # Destination file
+             ):
+    "Save `model`'s variant, configuration, label set and weights (atomically)."
+    return atomic_save(dict(variant=type(model).__name__, config=model.config, state_dict=model.state_dict()), path)
+
+def load_sssd(path, # `save_sssd` file, ecgdiff training checkpoint, or reference checkpoint
+              ema:bool=True, # From a training checkpoint: take the EMA weights
+              map_location='cpu', # Where the tensors go
+              **kwargs, # Passed to `load_reference_checkpoint` for reference files (config, labels, halfsum)
+             )->SSSD_ECG:
+    "Load a model saved by `save_sssd`, a training checkpoint, or a published SSSD-ECG checkpoint; eval mode."
+    path = Path(path)
+    if not path.is_file(): raise CheckpointError(f"model file not found: {path}")
+    try: ck = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e: raise CheckpointError(f"cannot read {path}: {e}") from e
+    if isinstance(ck, dict) and 'variant' in ck and 'config' in ck:
+        variant, cfg, sd = ck['variant'], ck['config'], ck['state_dict']
+    elif isinstance(ck, dict) and 'model' in ck and isinstance(ck.get('meta'), dict) and 'config' in ck['meta']:
+        variant, cfg = ck['meta'].get('variant', 'SSSD_ECG'), ck['meta']['config']
+        sd = ck['ema']['weights'] if ema and ck.get('ema') else ck['model']
+    else: return load_reference_checkpoint(path, map_location=map_location, **kwargs)
+    if variant not in _VARIANTS: raise CheckpointError(f"{path}: unknown model variant {variant!r}")
+    model = _VARIANTS[variant](**cfg)
+    check_state_dict(model, sd, str(path))
+    model.load_state_dict(sd)
+    return model.eval()
+
+# %% ../nbs/04_sssd_dsat.ipynb #97c3da35
+@call_parse
+def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpus)
+                       out:str='sssd_run', # Run folder: checkpoints/, config.json, model.pth (EMA weights)
+                       variant:str='sssd', # 'sssd' or 'dsat'
+                       size:str='paper', # 'paper', 'small', 'tiny' or a JSON file of constructor arguments
+                       task:str='all', # Label set: a task of ecgdiff.data
+                       fs:int=100, # Sampling rate of the training data (100 or 500)
+                       epochs:int=10, # Epochs
+                       bs:int=8, # Batch size
+                       lr:float=2e-4, # Peak learning rate
+                       n_acc:int=1, # Batches per optimiser step
+                       p_uncond:float=0., # Label dropout for classifier-free guidance
+                       crop:int=0, # Train on random crops of this length (0: whole records)
+                       ema:float=.9999, # EMA decay
+                       precision:str='auto', # 'auto', 'bf16', 'fp16', 'fp32'
+                       resume:bool=False, # Continue from out/checkpoints/latest.pth
+                       seed:int=0, # Seed
+                      ):
+    "Train SSSD-ECG or DSAT-ECG on PTB-XL with the paper's schedule; the EMA model goes to out/model.pth."
+    from fastai.torch_core import set_seed, default_device
+    from ecgdiff.training import resume as _resume
+    set_seed(seed)
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    ds = load_ptbxl(data, task=task, fs=fs)
+    model = build_model(variant, size, labels=task, **({'s4_lmax': crop} if crop else {}))
+    dls = sssd_dataloaders(ds, bs, crop=crop or None, device=default_device())
+    learn = sssd_learner(model, dls, p_uncond=p_uncond, lr=lr, ema_decay=ema, precision=precision, n_acc=n_acc, path=out/'checkpoints')
+    (out/'config.json').write_text(json.dumps(dict(variant=type(model).__name__, config=model.config, data=str(data), fs=fs,
+                                                  epochs=epochs, bs=bs, lr=lr, n_acc=n_acc, p_uncond=p_uncond), indent=1))
+    latest = out/'checkpoints'/'latest.pth'
+    start = _resume(learn, latest) if resume and latest.exists() else 0
+    fit_cosine(learn, epochs, lr=lr, start_epoch=start)
+    with learn.ema.averaged(): save_sssd(learn.model, out/'model.pth')
+    return out/'model.pth'
+
+@call_parse
+def ecgdiff_sssd_sample(model:str, # `save_sssd` file, training checkpoint or reference checkpoint
+                        out:str='sssd_samples', # Output folder
+                        codes:str='NORM,SR', # Label sets separated by ';', codes by ',' (e.g. 'NORM,SR;STACH')
+                        n:int=8, # Samples per label set
+                        sampler:str='ddim', # 'ddpm', 'ddim' or 'dpmpp_2m'
+                        steps:int=0, # Sampling steps (0: 200 for ddpm, 50 otherwise)
+                        guidance:float=1., # Classifier-free guidance weight
+                        bs:int=256, # Batch size
+                        seed:int=0, # Seed
+                        fs:int=100, # Sampling rate of the model's training data
+                        length:int=0, # Samples per lead (0: the model's s4_lmax)
+                        order:str='standard', # Lead order of the outputs: 'standard' or 'reference'
+                        plots:int=4, # Paper plots of the first samples
+                        device:str='', # Device (default: CUDA if available)
+                        halfsum:bool=False, # Reference checkpoints of the reference's fallback backend
+                       ):
+    "Generate ECGs for label sets with a trained model; writes ecgs.npy, labels.npy, WFDB records and paper plots."
+    from fastai.torch_core import default_device
+    mdl = load_sssd(model, **({'halfsum': True} if halfsum else {})).to(device or default_device())
+    sets = [s for s in codes.split(';') if s.strip()] if mdl.n_labels else []
+    lab = encode_labels([s for s in sets for _ in range(n)], mdl.labels) if mdl.n_labels else None
+    x = sample_sssd(mdl, lab, n=None if mdl.n_labels else n, sampler=sampler, n_steps=steps or None, guidance=guidance,
+                    bs=bs, seed=seed, L=length or None)
+    res = save_samples(x, out, lab, mdl.labels, fs=fs, order=order, n_plots=plots, prefix='sssd')
+    print(json.dumps(dict(out=str(out), n=len(x), records=len(res['records']), failed=len(res['failed'])), indent=1))
+    return res
