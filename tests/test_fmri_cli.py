@@ -91,6 +91,10 @@ def test_train_then_evaluate(tmp_path):
                     'latents_subjects.png', 'generated.png'}
     assert all((run/'figures'/f).stat().st_size > 5000 for f in figs)
     assert not list(run.rglob('*.tmp'))                           # atomic writes leave no temporary files
+    um = os.umask(0); os.umask(um)                                 # outputs get the usual permissions
+    for f in ('metrics.json', 'metrics.csv', 'synthetic_fmri.npz', 'figures/generated.png'):
+        assert (run/f).stat().st_mode & 0o777 == 0o666 & ~um, f'{f}: {oct((run/f).stat().st_mode)}'
+
 
 
 def test_both_in_process_with_a_checkpoint_path(tmp_path, capsys):
