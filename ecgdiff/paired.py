@@ -80,7 +80,7 @@ def window_arrays(x:np.ndarray,          # (n, L) windows in mV
     emb = band_means(freq) + emb_noise*rng.standard_normal((len(x), freq.shape[-1]//POOL))
     return {k: v.astype(np.float32) for k, v in zip(KINDS, (img, freq, pool_images(img), emb))}
 
-# %% ../nbs/02b_paired.ipynb #42471b2f
+# %% ../nbs/02b_paired.ipynb #9810ee39
 class PairedDataError(ValueError):
     "A paired-npy dataset with problems: the message lists every file and what was expected"
 
@@ -132,6 +132,7 @@ def build_paired_dataset(dest,                     # folder to create
                          emb_noise:float=.1,       # noise of emb_init
                          seed:int=0,               # seed of the noise and the simulator
                          overwrite:bool=False,     # allow writing into a non-empty folder
+                         progress:bool=True,       # show a progress bar
                         )->dict:
     "Build a paired-npy dataset from a WFDB record or the simulator; returns the summary also written to meta.json"
     dest = Path(dest)
@@ -144,21 +145,23 @@ def build_paired_dataset(dest,                     # folder to create
     rng, counts, recs = np.random.default_rng(seed), Counter(), []
     sim = str(source) == 'simulate'
     records = list(_sources(source, fs, duration_s, n_sim, seed))
+    jobs = []
     for ri, (name, x, _) in enumerate(records):
         zlen = x.shape[1] if sim else int(round(zone_s*fs))
-        n_z = max(1, x.shape[1]//zlen) if not sim else 1
+        n_z = 1 if sim else max(1, x.shape[1]//zlen)
         recs.append(name)
-        for l, lead in enumerate(x):
-            for z in range(n_z):
-                seg = lead[z*zlen:(z + 1)*zlen]
-                starts = np.arange(0, len(seg) - win + 1, hop)
-                if not len(starts): continue
-                arrs = window_arrays(np.stack([seg[s:s + win] for s in starts]), rng, emb_noise)
-                split = 'val' if ((ri >= len(records) - val_zones) if sim else (z >= n_z - val_zones)) else 'train'
-                for w in range(len(starts)):
-                    stem = f'{name}_lead{l}_z{z}_w{w:03d}'
-                    for k in KINDS: _save_npy(kind_dir(dest, k, split)/f'{stem}.npy', arrs[k][w])
-                counts[split] += len(starts)
+        jobs += [(ri, l, z, zlen, n_z) for l in range(len(x)) for z in range(n_z)]
+    for ri, l, z, zlen, n_z in progress_bar(jobs, display=progress, leave=False):
+        name, x, _ = records[ri]
+        seg = x[l, z*zlen:(z + 1)*zlen]
+        starts = np.arange(0, len(seg) - win + 1, hop)
+        if not len(starts): continue
+        arrs = window_arrays(np.stack([seg[s:s + win] for s in starts]), rng, emb_noise)
+        split = 'val' if ((ri >= len(records) - val_zones) if sim else (z >= n_z - val_zones)) else 'train'
+        for w in range(len(starts)):
+            stem = f'{name}_lead{l}_z{z}_w{w:03d}'
+            for k in KINDS: _save_npy(kind_dir(dest, k, split)/f'{stem}.npy', arrs[k][w])
+        counts[split] += len(starts)
     if not counts['train'] or not counts['val']:
         raise PairedDataError(f'{dest}: the split has {dict(counts)} windows; need some in train and val '
                               f'(record too short for zone_s={zone_s}, val_zones={val_zones}?)')
@@ -429,7 +432,7 @@ class ConditionEncoder(nn.Module):
         e_map = F.interpolate(e, size=H, mode='linear', align_corners=False)[..., None].expand(-1, -1, H, W)
         return self.fuse(torch.cat([a_map, e_map], 1)), self.tok(torch.cat([ta, te], 1))
 
-# %% ../nbs/02b_paired.ipynb #b140c485
+# %% ../nbs/02b_paired.ipynb #cc5f1117
 def timestep_embedding(t:Tensor, dim:int, max_period:float=10000.)->Tensor:
     "Sinusoidal embedding (B,) -> (B, dim): cos and sin of t at geometrically spaced frequencies"
     half = dim//2
@@ -496,8 +499,10 @@ class ConditionalUNet(nn.Module):
             self.up_attn.append(attn(c, i) or nn.Identity())
             ch = c
         self.head_img = nn.Sequential(_gn(ch), nn.SiLU(), nn.Conv2d(ch, 1, 3, padding=1))
-        self.head_freq = nn.Sequential(_gn(ch), nn.SiLU(), nn.Conv2d(ch, 1, 3, padding=1))
-        self.freq_out = nn.Linear(img_shape[0], freq_dim)
+        self.head_freq = nn.Sequential(_gn(ch), nn.SiLU())
+        self.freq_in = nn.Conv1d(ch + 2, ch, 3, padding=1)
+        self.freq_t = nn.Linear(t_dim, ch)
+        self.freq_out = nn.Sequential(nn.SiLU(), nn.Conv1d(ch, 1, 3, padding=1))
 
     def _attn(self, m, h, tokens): return m(h, tokens) if isinstance(m, CrossAttention) else h
 
@@ -522,7 +527,11 @@ class ConditionalUNet(nn.Module):
             h = us(h); h = torch.cat([h, skips.pop()], 1)
             for b in blocks: h = b(h, temb)
             h = self._attn(at, h, tokens)
-        out_freq = self.freq_out(self.head_freq(h).mean(-1)[:, 0])              # (B, D)
+        # embedding head, along frequency: time-averaged features, the noisy embedding and emb_init, all on the H bins
+        e_al = F.interpolate(emb[:, None], size=H, mode='linear', align_corners=False)            # (B, 1, H)
+        z = torch.cat([self.head_freq(h).mean(-1), fmap[..., 0], e_al], 1)                         # (B, ch + 2, H)
+        z = self.freq_out(self.freq_in(z) + self.freq_t(temb)[:, :, None])                         # (B, 1, H)
+        out_freq = F.interpolate(z, size=self.freq_dim, mode='linear', align_corners=False)[:, 0] if self.freq_dim != H else z[:, 0]
         return pack(self.head_img(h), out_freq)
 
 # %% ../nbs/02b_paired.ipynb #3ad92462
@@ -653,13 +662,14 @@ def config_dict(cfg:PairedConfig)->dict:
     d['model']['channel_mults'] = list(d['model']['channel_mults'])
     return d
 
-# %% ../nbs/02b_paired.ipynb #8f296d11
-def ensure_dataset(cfg:PairedConfig)->Path:
+# %% ../nbs/02b_paired.ipynb #c9465ebb
+def ensure_dataset(cfg:PairedConfig, progress:bool=True)->Path:
     "The dataset folder of `cfg`, built from `cfg.data.source` if it does not exist"
     d = cfg.data
     p = Path(d.path)
     if not p.exists() or not any(p.iterdir()):
-        build_paired_dataset(p, d.source, d.fs, d.win_s, d.hop_s, d.zone_s, d.val_zones, d.duration_s, d.n_sim, d.emb_noise, cfg.train.seed)
+        build_paired_dataset(p, d.source, d.fs, d.win_s, d.hop_s, d.zone_s, d.val_zones, d.duration_s, d.n_sim, d.emb_noise,
+                             cfg.train.seed, progress=progress)
     return p
 
 def paired_model(cfg:PairedConfig, stats:dict)->ConditionalUNet:
