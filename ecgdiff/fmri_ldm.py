@@ -187,7 +187,7 @@ def time_block_split(n_timepoints:int, # T
         raise ValueError(f"gap={gap} leaves a split empty (n_timepoints={n_timepoints}, n_blocks={n_blocks})")
     return idx
 
-# %% ../nbs/06_fmri_ldm.ipynb #1068db42
+# %% ../nbs/06_fmri_ldm.ipynb #a82c9cd5
 class _Rows(torch.utils.data.Dataset):
     "Row `i` of each of `arrays` as one item: `_Rows(x, x)` gives autoencoder pairs, `_Rows(z)` 1-tuples."
     def __init__(self, *arrays): self.arrays = [torch.as_tensor(np.asarray(a, np.float32)) for a in arrays]
@@ -207,12 +207,13 @@ class FMRIData:
         self.keys, (self.T, self.V) = list(data), next(iter(data.values())).shape
         self.idx = time_block_split(self.T, fracs, n_blocks, gap, seed)
         tr = self.idx['train']
-        self.mean = np.stack([v[tr].mean(0) for v in data.values()]).astype(np.float32)   # (S, V)
-        sd = np.stack([v[tr].std(0) for v in data.values()])
-        self.std = np.where(sd > 1e-8*np.abs(self.mean).clip(1), sd, 1.).astype(np.float32)
+        mean = np.stack([v[tr].mean(0, dtype=np.float64) for v in data.values()])   # (S, V), in float64: raw BOLD
+        sd = np.stack([v[tr].std(0, dtype=np.float64) for v in data.values()])      # values are large, changes small
+        sd = np.where(sd > 1e-8*np.abs(mean).clip(1), sd, 1.)
+        self.mean, self.std = mean.astype(np.float32), sd.astype(np.float32)
         self.x, self.subj, self.t = {}, {}, {}
         for n, t in self.idx.items():
-            z = [(v[t] - m)/s for v, m, s in zip(data.values(), self.mean, self.std)]
+            z = [(v[t] - m)/s for v, m, s in zip(data.values(), mean, sd)]
             self.x[n] = np.concatenate(z).astype(np.float32)
             self.subj[n] = np.repeat(np.arange(len(self.keys)), len(t))
             self.t[n] = np.tile(t, len(self.keys))
@@ -628,15 +629,19 @@ def load_config(path=None, # YAML file (None: the default configuration)
             raise FMRIConfigError(f"{path or 'config'}: {sec}.{k}={cfg[sec][k]!r}; expected one of {list(ok)}")
     return cfg
 
-# %% ../nbs/06_fmri_ldm.ipynb #7e68fcd9
+# %% ../nbs/06_fmri_ldm.ipynb #6f294b2d
 def build_ldm(cfg:dict, # a configuration (see `load_config`)
               n_in:int, # voxels V
              )->LatentDiffusionModel:
     "The untrained `LatentDiffusionModel` of configuration `cfg` for volumes of `n_in` voxels."
     v, d = cfg['vae'], cfg['diffusion']
+    ab = alpha_bar(make_betas(d['schedule'], T=d['T']))
+    if ab[-1] > .05:   # sampling starts from N(0, I): the last training step must be (nearly) pure noise
+        raise FMRIConfigError(f"diffusion.schedule={d['schedule']!r} with T={d['T']} ends at alpha_bar={float(ab[-1]):.3f}, "
+                              "far from pure noise; use a larger T (e.g. 1000) or the cosine schedule")
     vae = FMRIVAE(n_in, tuple(v['hidden']), v['n_latent'], v['dropout'], v['linear_skip'])
     den = LatentDenoiser(v['n_latent'], d['hidden'], d['n_blocks'], d['t_dim'], d['dropout'])
-    return LatentDiffusionModel(vae, den, alpha_bar(make_betas(d['schedule'], T=d['T'])), d['pred'])
+    return LatentDiffusionModel(vae, den, ab, d['pred'])
 
 def _history(learn):
     "A `Learner`'s per-epoch Recorder values, as plain lists (they go into checkpoints)."
