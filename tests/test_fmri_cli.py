@@ -157,3 +157,12 @@ def test_model_and_data_voxel_mismatch(tmp_path, capsys):
     err = _error(capsys, config=str(_config(tmp_path, 'other.yaml', data={'path': str(f), 'n_blocks': 10})), mode='evaluate',
                  checkpoint=str(tmp_path/'run'/'model.pth'))
     assert 'other.npz: 90 voxels' in err and 'expects 120' in err
+
+
+def test_nan_loss_stops_with_a_message(tmp_path, capsys):
+    cfg = _config(tmp_path, vae={**TINY['vae'], 'lr': 1e12})        # the first step overflows the decoder
+    with pytest.warns(Warning, match='non-finite training loss'), pytest.raises(SystemExit) as e:
+        fmri_cli(config=str(cfg), mode='train')
+    assert e.value.code == 1
+    assert 'ecgdiff_fmri: training stopped: non-finite training loss' in capsys.readouterr().err
+    assert not (tmp_path/'run'/'model.pth').exists()
