@@ -847,7 +847,7 @@ def plot_generated(real, gen, # real volumes (n, V) and generated volumes (m, V)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_fmri_ldm.ipynb #ca885b07
+# %% ../nbs/06_fmri_ldm.ipynb #0f517824
 def _save_fig(fig, path):
     _atomic_write(path, lambda f: fig.savefig(f, dpi=100, bbox_inches='tight', format='png')); plt.close(fig)
 
@@ -856,7 +856,9 @@ def fmri_data(cfg:dict)->FMRIData:
     dc = cfg['data']
     path = dc['path']
     if path is None: path = write_fmri_npz(Path(cfg['out_dir'])/'synthetic_fmri.npz', synth_fmri(**dc['synthetic']))
-    return load_fmri(path, tuple(dc['fracs']), dc['n_blocks'], dc['gap'], dc['split_seed'])
+    try: return load_fmri(path, tuple(dc['fracs']), dc['n_blocks'], dc['gap'], dc['split_seed'])
+    except FMRIDataError: raise
+    except ValueError as e: raise FMRIConfigError(f"data.fracs / n_blocks / gap do not fit {path}: {e}") from e
 
 def write_figures(out_dir, data:FMRIData, model:LatentDiffusionModel, arrays:dict, history:dict, split:str='test'):
     "The figures of an evaluation, as PNG files in `out_dir`."
