@@ -163,7 +163,7 @@ def classifier_learner(dls,                    # fastai `DataLoaders` of ((bs, 1
     cbs = precision_cbs(precision) + list(kw.pop('cbs', None) or [])
     return Learner(dls, model, loss_func=BCEWithLogitsLossFlat(), metrics=[metric], cbs=cbs, **kw)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #03ff7a7d
+# %% ../nbs/07_ptbxl_augmentation.ipynb #1bf8a5a9
 def bootstrap_counts(n:int,            # records
                      n_boot:int=1000,  # replicates B
                      seed:int=0,
@@ -177,18 +177,20 @@ def weighted_auc(y,   # (n,) binary targets
                  w,   # (n,) or (B, n) non-negative sample weights
                 )->np.ndarray:
     "ROC AUC of `p` for `y` under each row of weights `w` (NaN where a row has no weight on a class)."
-    y, p, w = np.asarray(y).astype(bool), np.asarray(p, np.float64), np.asarray(w, np.float64)
-    o = np.argsort(p, kind='stable')
-    ps, ys, ws = p[o], y[o], np.atleast_2d(w)[:, o]
-    starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])       # first index of each distinct score
-    pos, neg = np.add.reduceat(ws*ys, starts, axis=1), np.add.reduceat(ws*~ys, starts, axis=1)   # (B, G)
-    below = np.cumsum(neg, 1) - neg                                 # negative weight strictly below each score
-    P, N = pos.sum(1), neg.sum(1)
-    with np.errstate(invalid='ignore', divide='ignore'): auc = (pos*(below + neg/2)).sum(1)/(P*N)
+    y, p, W = np.asarray(y).astype(bool), np.asarray(p, np.float64), np.atleast_2d(np.asarray(w))
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    on = neg[np.argsort(p[neg], kind='stable')]                       # negatives by score
+    cum = np.zeros((len(W), len(on) + 1), np.float64 if W.dtype.kind == 'f' else np.int64)
+    np.cumsum(W[:, on], 1, out=cum[:, 1:])                            # (B, n_neg + 1) negative weight up to each
+    lo, hi = np.searchsorted(p[on], p[pos], 'left'), np.searchsorted(p[on], p[pos], 'right')
+    below, tied = cum[:, lo], cum[:, hi] - cum[:, lo]                 # (B, n_pos) negative weight below / equal
+    wp = W[:, pos].astype(np.float64)
+    P, N = wp.sum(1), cum[:, -1].astype(np.float64)
+    with np.errstate(invalid='ignore', divide='ignore'): auc = np.einsum('bi,bi->b', wp, below + tied/2)/(P*N)
     auc[(P == 0) | (N == 0)] = np.nan
     return auc if np.ndim(w) == 2 else auc[0]
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #328bb239
+# %% ../nbs/07_ptbxl_augmentation.ipynb #b7e1953d
 def tune_thresholds(y,   # (n, n_labels) validation targets
                     p,   # (n, n_labels) validation probabilities
                    )->np.ndarray:
@@ -202,7 +204,11 @@ def tune_thresholds(y,   # (n, n_labels) validation targets
         thr[j] = t[int(np.argmax(f1))]
     return thr
 
-def threshold_metrics(y, p, thr, labels=None)->pd.DataFrame:
+def threshold_metrics(y,            # (n, n_labels) targets
+                      p,            # (n, n_labels) probabilities
+                      thr,          # (n_labels,) thresholds
+                      labels=None,  # label names
+                     )->pd.DataFrame:
     "Per-label F1, precision, recall and specificity (scikit-learn) of `p >= thr`, with the positive support."
     y, pred = np.asarray(y).astype(int), (np.asarray(p) >= np.asarray(thr)).astype(int)
     labels = labels if labels is not None else list(range(y.shape[1]))
@@ -323,7 +329,7 @@ def paired_bootstrap(y,                # (n, n_labels) test targets
             rows.append(dict(label=l, metric=metric, a=a, b=b, delta=b - a, lo=lo, hi=hi, p=pv))
     return pd.DataFrame(rows)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #e5e6ccce
+# %% ../nbs/07_ptbxl_augmentation.ipynb #0b2ea8fb
 STEPS = ('combine', 'train', 'test', 'labels', 'generate', 'combine-with-provenance', 'retrain', 'compare', 'pipeline')
 _SPLIT_COLS = ['record', 'ecg_id', 'strat_fold', 'split', 'provenance', 'source', 'syn_row']
 
@@ -332,7 +338,9 @@ def _study(out)->dict:
     if not f.is_file(): raise FileNotFoundError(f"{f}: no study here; run `ecgdiff_augment combine --out {out} --data DIR` first")
     return json.loads(f.read_text())
 
-def read_splits(file, cfg:dict)->pd.DataFrame:
+def read_splits(file,      # a splits file (`splits.csv`, `augmented/splits.csv`)
+                cfg:dict,  # the study's `study.json`
+               )->pd.DataFrame:
     "Read a splits file, checking its columns, its splits and that synthetic records sit in training folds only."
     file = Path(file)
     if not file.is_file(): raise FileNotFoundError(f"{file}: splits file not found")
@@ -422,10 +430,11 @@ def _read_synthetic(out, cfg):
     if absent: raise ECGDataError(f"{rf}: label column(s) {absent} missing")
     return X, rec
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #647319c9
-def _fig():
+# %% ../nbs/07_ptbxl_augmentation.ipynb #9ec8467e
+def _figure(**kw):
+    "A matplotlib `Figure` outside pyplot (no global state, no GUI backend)."
     from matplotlib.figure import Figure
-    return Figure
+    return Figure(**kw)
 
 def train(out,                      # study folder
           name:str='baseline',      # the model's subfolder
@@ -466,7 +475,7 @@ def train(out,                      # study folder
     _write_csv(out/name/'history.csv', hist, index_label='epoch')
     _write_json(out/name/'train.json', info)
     if len(rec.losses):
-        fig = _fig()(figsize=(6, 3)); ax = fig.subplots()
+        fig = _figure(figsize=(6, 3)); ax = fig.subplots()
         ax.plot(np.array([float(l) for l in rec.losses]), lw=.8, label='train (per batch)')
         if len(hist): ax.plot((np.arange(len(hist)) + 1)*len(rec.losses)/len(hist), hist['valid_loss'], 'o-', label='valid')
         ax.set(xlabel='batch', ylabel='BCE loss', title=f'{name}: {arch}'); ax.legend()
@@ -505,7 +514,7 @@ def predict(model,               # a classifier
             out.append(torch.sigmoid(model(xb).float()).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #5351a24a
+# %% ../nbs/07_ptbxl_augmentation.ipynb #cdc6f747
 def evaluate(out,              # study folder
          name:str='baseline',  # the model's subfolder
          n_boot:int=1000,      # bootstrap replicates
@@ -545,7 +554,7 @@ def evaluate(out,              # study folder
 
 def _plot_report(rd, y, p, df, name):
     labels = [l for l in df.index if l != 'macro']
-    fig = _fig()(figsize=(9, 4)); a1, a2 = fig.subplots(1, 2)
+    fig = _figure(figsize=(9, 4)); a1, a2 = fig.subplots(1, 2)
     for j, l in enumerate(labels):
         if 0 < y[:, j].sum() < len(y):
             fpr, tpr, _ = roc_curve(y[:, j], p[:, j]); a1.plot(fpr, tpr, lw=1, label=f"{l} {df.loc[l, 'auc']:.3f}")
@@ -558,7 +567,7 @@ def _plot_report(rd, y, p, df, name):
     fig.tight_layout()
     _write_fig(rd/'report.png', fig)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #1882209b
+# %% ../nbs/07_ptbxl_augmentation.ipynb #8b437fda
 def _train_labels(out, cfg)->np.ndarray:
     "Multi-hot labels (n, n_labels) of the real records in the training split of the study's `splits.csv`."
     sp = read_splits(Path(out)/'splits.csv', cfg)
@@ -568,7 +577,10 @@ def _train_labels(out, cfg)->np.ndarray:
     if (pos < 0).any(): raise ECGDataError(f"{Path(out)/'splits.csv'}: ecg_id(s) {list(real.ecg_id[pos < 0][:5])} not in {cfg['data']}")
     return ds.Y[pos]
 
-def check_label(label:str, labels:list, task:str='')->str:
+def check_label(label:str,   # a label name
+                labels:list,   # the valid labels
+                task:str='',   # their task, for the message
+               )->str:
     "`label` if it is one of `labels`, else a `ValueError` that lists the valid ones."
     if label not in labels:
         raise ValueError(f"unknown label {label!r} for task {task!r}; valid labels ({len(labels)}): {', '.join(labels)}")
@@ -615,7 +627,7 @@ def save_generator(file,              # destination (.pth)
     return atomic_save(dict(format='ecgdiff-generator', version=1, kind=kind, labels=list(labels), task=task, fs=int(fs),
                             config=dict(config), model=model.state_dict()), file)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #08a65ea9
+# %% ../nbs/07_ptbxl_augmentation.ipynb #db5f75fe
 class SyntheticSource:
     "A loaded generator: `sample(Y, seed)` returns (m, 12, L) float32 ECGs in mV for label vectors `Y` in the study's order."
     def __init__(self, kind, labels, fs, L, file, sample_fn, perm=None):
@@ -637,34 +649,38 @@ class SyntheticSource:
         if X.shape != (len(Y), 12, self.L): raise ValueError(f"{self.file}: the {self.kind} sampler returned {X.shape}, expected {(len(Y), 12, self.L)}")
         return X
 
-def load_generator(file,                  # a checkpoint written by `save_generator`
+def load_generator(file,                  # a `save_generator` checkpoint, or an `ecgdiff.sssd` model/training checkpoint
                    labels:list,           # the study's labels
                    fs:int|None=None,      # the study's sampling rate (checked)
                    L:int|None=None,       # the study's samples per lead (checked)
                    task:str|None=None,    # the study's task, for messages
                    device=None,
+                   sampling:dict|None=None, # SSSD/DSAT sampler options overriding the checkpoint's (sampler, n_steps, guidance)
                   )->SyntheticSource:
     "Load a generator checkpoint for a study, refusing one trained on another label set (both sets named)."
     file = Path(file)
     if not file.is_file(): raise FileNotFoundError(f"{file}: generator checkpoint not found")
     try: ck = torch.load(file, map_location='cpu', weights_only=True)
     except Exception as e: raise CheckpointError(f"cannot read generator checkpoint {file}: {e}") from e
+    if isinstance(ck, dict) and ck.get('format') != 'ecgdiff-generator' and ('variant' in ck or 'meta' in ck):
+        ck = _from_sssd_file(file)                                   # `save_sssd` / `ecgdiff_sssd_train` output
     if not isinstance(ck, dict) or ck.get('format') != 'ecgdiff-generator':
-        raise CheckpointError(f"{file} is not an ecgdiff generator checkpoint (written by `save_generator`)")
+        raise CheckpointError(f"{file} is not an ecgdiff generator checkpoint (written by `save_generator` or `ecgdiff.sssd.save_sssd`)")
+    if sampling: ck['config'] = dict(ck['config'], sampling=dict(ck['config'].get('sampling') or {}, **sampling))
     if ck['kind'] not in _GENERATOR_LOADERS: raise CheckpointError(f"{file}: unknown generator kind {ck['kind']!r}; expected one of {GENERATOR_KINDS}")
     gl, labels = list(ck['labels']), list(labels)
     if set(gl) != set(labels):
         raise LabelSetError(f"{file}: the generator was trained on the label set of task {ck.get('task')!r} ({len(gl)} labels: "
                             f"{', '.join(gl)}), but the study uses task {task!r} ({len(labels)} labels: {', '.join(labels)}); "
                             "train a generator on the study's label set")
-    if fs is not None and ck['fs'] != fs: raise ECGDataError(f"{file}: the generator makes {ck['fs']} Hz ECGs, the study uses {fs} Hz")
+    if fs is not None and ck['fs'] is not None and ck['fs'] != fs: raise ECGDataError(f"{file}: the generator makes {ck['fs']} Hz ECGs, the study uses {fs} Hz")
     dev = torch.device(device) if device is not None else default_device()
     L_gen, fn = _GENERATOR_LOADERS[ck['kind']](ck, dev, file)
     if L is not None and L_gen != L: raise ECGDataError(f"{file}: the generator makes {L_gen} samples per lead, the study's records have {L}")
     perm = None if gl == labels else np.array([labels.index(l) for l in gl])
     return SyntheticSource(ck['kind'], labels, ck['fs'], L_gen, file, fn, perm)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #46e4487a
+# %% ../nbs/07_ptbxl_augmentation.ipynb #4b62f45f
 def _gan_generator(config:dict, n_classes:int)->nn.Module:
     from ecgdiff.gans import CondWaveGANGenerator, CondP2PGenerator
     c = dict(config); arch = c.pop('arch', 'wavegan'); c.pop('scale', None)
@@ -683,6 +699,32 @@ def _load_gan(ck, dev, file):
     return L, sample
 
 _GENERATOR_LOADERS = {'gan': _load_gan}
+
+def _load_sssd(ck, dev, file):
+    try: from ecgdiff.sssd import build_model, sample_sssd
+    except ImportError as e: raise CheckpointError(f"{file}: a {ck['kind']!r} generator needs ecgdiff.sssd, which is not importable: {e}") from e
+    from ecgdiff.gans import to_12_leads
+    c = dict(ck['config']); scale, smp = float(c.pop('scale', 1.)), dict(c.pop('sampling', None) or {})
+    model = ck.get('_model') or build_model(ck['kind'], size=c)
+    check_state_dict(model, ck['model'], f'generator checkpoint {file}')
+    model.load_state_dict(ck['model']); model.to(dev).eval()
+    smp = dict(sampler='ddim', n_steps=50) | smp
+    def sample(Y, seed):
+        x8 = sample_sssd(model, Y, seed=seed, bs=len(Y), device=dev, progress=False, **smp)   # (m, 8, L), mV * scale
+        return to_12_leads(x8.numpy()/scale)
+    return int(model.s4_lmax), sample
+
+def _from_sssd_file(file)->dict:
+    "A `save_sssd` file or an `ecgdiff_sssd_train` checkpoint as a generator checkpoint (fs from a config.json beside it)."
+    from ecgdiff.sssd import load_sssd
+    model = load_sssd(file)
+    cf = Path(file).parent/'config.json'
+    fs = json.loads(cf.read_text()).get('fs') if cf.is_file() else None
+    return dict(format='ecgdiff-generator', version=1, kind='dsat' if type(model).__name__ == 'DSAT_ECG' else 'sssd',
+                labels=list(model.labels), task=model.task, fs=fs, config=dict(model.config, scale=1.),
+                model=model.state_dict(), _model=model)
+
+_GENERATOR_LOADERS |= {'sssd': _load_sssd, 'dsat': _load_sssd}
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #3f0366af
 def train_gan_generator(out,                   # study folder (its training folds are used)
@@ -718,12 +760,14 @@ def train_gan_generator(out,                   # study folder (its training fold
         learn.fit(epochs)
     return save_generator(file, G.cpu(), 'gan', d.labels, config, fs=cfg['fs'], task=cfg['task'])
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #8fb601c6
+# %% ../nbs/07_ptbxl_augmentation.ipynb #8c794413
 def generate(out,                # study folder
-             checkpoint,         # generator checkpoint (`save_generator`)
+             checkpoint,         # generator checkpoint (`save_generator`, or an `ecgdiff.sssd` model file)
              seed:int=0,
              bs:int=64,
              device=None,
+             sampler:str|None=None,   # SSSD/DSAT: 'ddpm', 'ddim' or 'dpmpp_2m' (default: the checkpoint's, else 'ddim')
+             n_steps:int|None=None,   # SSSD/DSAT: sampling steps (default: the checkpoint's, else 50)
              progress:bool=True,
             )->pd.DataFrame:
     "Study step `generate`: synthesise one ECG per label vector of `labels.csv` with a generator checkpoint."
@@ -734,7 +778,8 @@ def generate(out,                # study folder
     if not lf.is_file(): raise FileNotFoundError(f"{lf}: no label vectors; run `ecgdiff_augment labels --label L` first")
     V = pd.read_csv(lf)
     if list(V.columns) != cfg['labels']: raise ECGDataError(f"{lf}: columns {list(V.columns)}, expected the study's labels {cfg['labels']}")
-    src = load_generator(checkpoint, cfg['labels'], cfg['fs'], cfg['L'], cfg['task'], device)
+    sampling = {k: v for k, v in dict(sampler=sampler, n_steps=n_steps).items() if v is not None}
+    src = load_generator(checkpoint, cfg['labels'], cfg['fs'], cfg['L'], cfg['task'], device, sampling)
     X = src.sample(V.to_numpy(np.float32), seed=seed, bs=bs, progress=progress)
     bad = np.flatnonzero(~np.isfinite(X).all((1, 2)))
     if len(bad): raise ValueError(f"{checkpoint}: the generator returned non-finite values for {len(bad)} of {len(X)} records (rows {list(bad[:5])})")
@@ -752,7 +797,7 @@ def generate(out,                # study folder
     plt.close(fig)
     return rec
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #f053b374
+# %% ../nbs/07_ptbxl_augmentation.ipynb #dfac2109
 def combine_synthetic(out,               # study folder
                       fold:int|None=None,# the training fold the synthetic records join (default: the first)
                      )->pd.DataFrame:
@@ -774,11 +819,15 @@ def combine_synthetic(out,               # study folder
     _write_csv(out/'augmented'/'splits.csv', aug, index=False)
     return aug
 
-def retrain(out, name:str='augmented', splits:str='augmented/splits.csv', **kw)->Path:
+def retrain(out,                           # study folder
+            name:str='augmented',          # the model's subfolder
+            splits:str='augmented/splits.csv', # the splits with the synthetic records
+            **kw,                          # `train`'s options (the baseline's, for a fair comparison)
+           )->Path:
     "Study step `retrain`: `train` on the augmented splits (real + synthetic training records)."
     return train(out, name=name, splits=splits, **kw)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #61e9c6ed
+# %% ../nbs/07_ptbxl_augmentation.ipynb #e987935a
 def compare(out,                      # study folder
             a:str='baseline',         # the reference model's subfolder
             b:str='augmented',        # the other model's subfolder
@@ -805,7 +854,7 @@ def compare(out,                      # study folder
     _write_json(cd/'summary.json', dict(a=a, b=b, target=target, n_test=len(P[a]['ids_test']), n_boot=n_boot,
                                         macro_auc_delta=mac.loc['auc', 'delta'], macro_auc_delta_ci=[mac.loc['auc', 'lo'], mac.loc['auc', 'hi']],
                                         macro_f1_delta=mac.loc['f1', 'delta'], macro_f1_delta_ci=[mac.loc['f1', 'lo'], mac.loc['f1', 'hi']]))
-    fig = _fig()(figsize=(9, .3*len(labels) + 2)); axs = fig.subplots(1, 2, sharey=True)
+    fig = _figure(figsize=(9, .3*len(labels) + 2)); axs = fig.subplots(1, 2, sharey=True)
     for ax, metric in zip(axs, ('auc', 'f1')):
         s = df[df.metric == metric].reset_index(drop=True); k = np.arange(len(s))
         c = ['tab:red' if l == target else 'tab:blue' for l in s.label]
@@ -817,7 +866,7 @@ def compare(out,                      # study folder
     _write_fig(cd/'compare.png', fig)
     return df
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #9a038355
+# %% ../nbs/07_ptbxl_augmentation.ipynb #50cdc8f9
 def run_pipeline(out,                          # study folder
                  data=None,                    # PTB-XL folder (default: simulate `n_records` into OUT/ptbxl)
                  task:str='superdiagnostic',
@@ -831,6 +880,8 @@ def run_pipeline(out,                          # study folder
                  n_records:int=1000,           # size of the simulated corpus
                  n_boot:int=1000,
                  gan_epochs:int=5,             # epochs of the fallback GAN
+                 sampler:str|None=None,        # SSSD/DSAT sampler (see `generate`)
+                 n_steps:int|None=None,        # SSSD/DSAT sampling steps
                  seed:int=0,
                  precision:str='auto',
                  device=None,
@@ -859,7 +910,7 @@ def run_pipeline(out,                          # study folder
     sample_labels(out, label, n=n, seed=seed); _lap('labels')
     if checkpoint is None:
         checkpoint = train_gan_generator(out, epochs=gan_epochs, seed=seed, device=device, progress=progress); _lap('train_generator')
-    generate(out, checkpoint, seed=seed, device=device, progress=progress); _lap('generate')
+    generate(out, checkpoint, seed=seed, device=device, sampler=sampler, n_steps=n_steps, progress=progress); _lap('generate')
     combine_synthetic(out); _lap('combine-with-provenance')
     retrain(out, **tk); _lap('retrain')
     evaluate(out, 'augmented', n_boot=n_boot, seed=seed, device=device, precision=precision); _lap('test augmented')
@@ -872,7 +923,7 @@ def run_pipeline(out,                          # study folder
     _write_json(out/'pipeline.json', s)
     return s
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #56f0e802
+# %% ../nbs/07_ptbxl_augmentation.ipynb #776227bc
 _CLI_ERRORS = (ECGDataError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, SyntheticInTestError, KeyError)
 
 @call_parse
@@ -897,6 +948,8 @@ def augment_cli(step:str,                    # combine, train, test, labels, gen
                 device:str=None,             # cpu, cuda, ... (default: CUDA when available)
                 n_records:int=1000,          # pipeline: size of the simulated corpus
                 gan_epochs:int=5,            # pipeline: epochs of the fallback GAN when no checkpoint is given
+                sampler:str=None,            # generate/pipeline with SSSD/DSAT: ddpm, ddim or dpmpp_2m (default ddim)
+                steps:int=None,              # generate/pipeline with SSSD/DSAT: sampling steps (default 50)
                 quiet:store_true=False,      # no progress bars
                ):
     "The PTB-XL augmentation study, one step at a time or as a `pipeline`; results go to OUT."
@@ -907,21 +960,22 @@ def augment_cli(step:str,                    # combine, train, test, labels, gen
         evaluate(out, name or 'baseline', n_boot=n_boot, seed=seed, device=device, precision=precision)
         return read(name or 'baseline', 'report', 'summary.json')
     def _compare(): compare(out, n_boot=n_boot, seed=seed); return read('compare', 'summary.json')
-    steps = {
+    run = {
         'combine': lambda: combine(out, _need(data, 'data', step), task=task, fs=fs, valid=valid, progress=pr).split.value_counts().to_dict(),
         'train': lambda: str(train(out, name or 'baseline', **tk)),
         'test': _test,
         'labels': lambda: read('labels.json') if sample_labels(out, _need(label, 'label', step), n=n, seed=seed) is not None else None,
         'generate': lambda: read('synthetic', 'generate.json') if generate(out, _need(checkpoint, 'checkpoint', step), seed=seed,
-                                                                            device=device, progress=pr) is not None else None,
+                                                                            device=device, sampler=sampler, n_steps=steps,
+                                                                            progress=pr) is not None else None,
         'combine-with-provenance': lambda: combine_synthetic(out).provenance.value_counts().to_dict(),
         'retrain': lambda: str(retrain(out, name or 'augmented', **tk)),
         'compare': _compare,
         'pipeline': lambda: run_pipeline(out, data, task, label, checkpoint, n, arch, epochs, bs, lr, wd, fs, valid, n_records,
-                                         n_boot, gan_epochs, seed, precision, device, progress=pr),
+                                         n_boot, gan_epochs, sampler, steps, seed, precision, device, progress=pr),
     }
-    if step not in steps: raise SystemExit(f"ecgdiff_augment: unknown step {step!r}; expected one of: {', '.join(STEPS)}")
-    try: res = steps[step]()
+    if step not in run: raise SystemExit(f"ecgdiff_augment: unknown step {step!r}; expected one of: {', '.join(STEPS)}")
+    try: res = run[step]()
     except _CLI_ERRORS as e: raise SystemExit(f"ecgdiff_augment {step}: {type(e).__name__}: {e}") from None
     print(json.dumps(dict(step=step, out=str(out), result=res), indent=1, default=_json_default))
 

@@ -160,3 +160,24 @@ def test_pipeline_rejects_bad_label_before_training(corpus, tmp_path):
     r = cli('pipeline', '--out', tmp_path/'p', '--data', corpus, '--label', 'MII', *TINY, check=False)
     assert r.returncode != 0 and "unknown label 'MII'" in r.stderr and 'CD, HYP, MI, NORM, STTC' in r.stderr
     assert not (tmp_path/'p'/'baseline').exists()
+
+def test_generate_with_sssd_model(baseline, tmp_path):
+    "An `ecgdiff.sssd` model file works as a generator; one of another label set is refused (skipped without ecgdiff.sssd)."
+    sssd = pytest.importorskip('ecgdiff.sssd')
+    from ecgdiff.gans import to_12_leads
+    out = copy_study(baseline, tmp_path/'s')
+    cli('labels', '--out', out, '--label', 'STTC', '--n', '3')
+    torch.manual_seed(0)
+    m = sssd.build_model('sssd', 'tiny', labels='superdiagnostic')
+    sssd.save_sssd(m, tmp_path/'run/model.pth')
+    (tmp_path/'run/config.json').write_text(json.dumps(dict(fs=100)))            # as `ecgdiff_sssd_train` writes it
+    cli('generate', '--out', out, '--checkpoint', tmp_path/'run/model.pth', '--sampler', 'ddim', '--steps', '2',
+        '--device', 'cpu', '--quiet')
+    V = pd.read_csv(out/'labels.csv').to_numpy(np.float32)
+    ref = to_12_leads(sssd.sample_sssd(m, V, sampler='ddim', n_steps=2, seed=0, bs=3, device='cpu', progress=False).numpy())
+    np.testing.assert_allclose(np.load(out/'synthetic/signals.npy'), ref, atol=1e-4)
+    assert set(pd.read_csv(out/'synthetic/records.csv').kind) == {'sssd'}
+    r = sssd.build_model('dsat', 'tiny', labels='rhythm')
+    sssd.save_sssd(r, tmp_path/'rhythm.pth')
+    res = cli('generate', '--out', out, '--checkpoint', tmp_path/'rhythm.pth', '--device', 'cpu', check=False)
+    assert res.returncode != 0 and 'AFIB, AFLT' in res.stderr and 'CD, HYP, MI, NORM, STTC' in res.stderr
