@@ -357,21 +357,23 @@ def read_splits(file,      # a splits file (`splits.csv`, `augmented/splits.csv`
                                             f"{cfg['train_folds']}; synthetic records may join training folds only")
     return sp
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #ebeb314d
+# %% ../nbs/07_ptbxl_augmentation.ipynb #29eeb6be
 def combine(out,                       # study folder
             data,                      # PTB-XL folder (a real download or `write_ptbxl`'s simulated corpus)
             task:str='superdiagnostic',# label set: 'all', 'diagnostic', 'subdiagnostic', 'superdiagnostic', 'form', 'rhythm'
             fs:int=100,                # 100 or 500 Hz
             valid:str='keep',          # 'keep' fold 9 for monitoring and thresholds, or 'merge' it into training
-            valid_folds=(9,),
-            test_folds=(10,),
+            valid_folds=(9,),          # PTB-XL's validation fold(s)
+            test_folds=(10,),          # PTB-XL's test fold(s): real records only, ever
             progress:bool=True,
            )->pd.DataFrame:
     "Study step `combine`: write `study.json` and `splits.csv` (train / valid / test folds of real records)."
     if valid not in ('keep', 'merge'): raise ValueError(f"valid must be 'keep' or 'merge', got {valid!r}")
+    valid_folds, test_folds = [int(f) for f in valid_folds], [int(f) for f in test_folds]
+    if set(valid_folds) & set(test_folds) or not set(valid_folds + test_folds) <= set(range(1, 11)):
+        raise ValueError(f"valid_folds {valid_folds} and test_folds {test_folds} must be disjoint folds of 1-10")
     out = Path(out)
     ds = load_ptbxl(data, task=task, fs=fs, progress=progress)
-    valid_folds, test_folds = [int(f) for f in valid_folds], [int(f) for f in test_folds]
     train_folds = [f for f in range(1, 11) if f not in test_folds and (valid == 'merge' or f not in valid_folds)]
     fold = ds.meta.strat_fold.values
     split = np.where(np.isin(fold, test_folds), 'test', np.where(np.isin(fold, train_folds), 'train', 'valid'))
@@ -430,7 +432,7 @@ def _read_synthetic(out, cfg):
     if absent: raise ECGDataError(f"{rf}: label column(s) {absent} missing")
     return X, rec
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #9ec8467e
+# %% ../nbs/07_ptbxl_augmentation.ipynb #f33d8452
 def _figure(**kw):
     "A matplotlib `Figure` outside pyplot (no global state, no GUI backend)."
     from matplotlib.figure import Figure
@@ -465,7 +467,7 @@ def train(out,                      # study folder
     tr = d.meta.iloc[d.split_idx('train')]
     info = dict(arch=arch, arch_kw=arch_kw or {}, labels=d.labels, task=d.task, fs=d.fs, L=int(d.X.shape[-1]), splits=str(splits),
                 n_train_real=int((tr.provenance == 'real').sum()), n_train_synthetic=int((tr.provenance == 'synthetic').sum()),
-                epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, precision=str(amp_mode(precision, cuda=dev.type == 'cuda')),
+                epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, precision=amp_mode(precision, cuda=dev.type == 'cuda') or 'fp32',
                 train_seconds=time.time() - t0)
     model = learn.model.float().cpu()
     atomic_save(dict(format='ecgdiff-classifier', version=1, model=model.state_dict(), mean=torch.from_numpy(mean),
