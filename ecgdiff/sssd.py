@@ -81,7 +81,7 @@ def step_embedding(t:torch.Tensor, # (B,) or (B, 1) diffusion steps (integers or
     a = t.reshape(-1, 1).float()*f
     return torch.cat([a.sin(), a.cos()], 1)
 
-# %% ../nbs/04_sssd_dsat.ipynb #290d3131
+# %% ../nbs/04_sssd_dsat.ipynb #569892c8
 def _norm_bhl(norm:nn.Module, y:torch.Tensor)->torch.Tensor:
     "A LayerNorm over the features of `(L, B, H)` data, applied to `(B, H, L)` data."
     if not isinstance(norm, nn.LayerNorm): return norm(y)
@@ -100,7 +100,7 @@ def s4_toeplitz(s4:S4, # A (bidirectional or causal) `S4` block with one channel
         k0, k1 = (k[0], k[1]) if s4.bidirectional else (k[0], torch.zeros_like(k[0]))
         full = torch.cat([k1.flip(-1), k0], -1)                          # full[:, L + d]: the weight of lag d = i - j
         i = torch.arange(L, device=k.device)
-        return full[:, L + i[:, None] - i[None]].to(dtype or k.dtype)    # (H, L, L)
+        return full.to(dtype or k.dtype)[:, L + i[:, None] - i[None]]    # (H, L, L)
 
 def _s4_toeplitz_forward(s4:S4, u:torch.Tensor, T:torch.Tensor)->torch.Tensor:
     "`S4.forward` on (B, H, L) with the convolution done as a batched matrix product with `T` (H, L, L)."
@@ -476,7 +476,7 @@ def encode_labels(codes, # Per sample: a list of SCP codes or a comma-separated 
         Y[i, [pos[c] for c in cs]] = 1
     return Y
 
-# %% ../nbs/04_sssd_dsat.ipynb #03453ef5
+# %% ../nbs/04_sssd_dsat.ipynb #f145705d
 def _s4_slots(model:nn.Module):
     "(block, name, S4Layer) for every S4 layer of the SSSD blocks of `model` that has a Toeplitz form."
     for blk in model.modules():
@@ -513,7 +513,7 @@ def _pick_conv(conv, model, L, device):
     if conv != 'auto': return conv
     if device.type != 'cuda' or not any(True for _ in _s4_slots(model)): return 'fft'
     free, _ = torch.cuda.mem_get_info(device)
-    return 'toeplitz' if toeplitz_bytes(model, L) < .5*free else 'fft'
+    return 'toeplitz' if toeplitz_bytes(model, L) < .75*free else 'fft'
 
 # %% ../nbs/04_sssd_dsat.ipynb #0dc79b06
 class _Denoiser:
@@ -544,7 +544,7 @@ class _CUDAGraphed:
         self.graph.replay()
         return self.out.clone()
 
-# %% ../nbs/04_sssd_dsat.ipynb #ee7ec2cd
+# %% ../nbs/04_sssd_dsat.ipynb #1843bca7
 _AMP = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': None}
 
 def _bar(it, show:bool): return progress_bar(it) if show else it
@@ -566,7 +566,9 @@ def sample_sssd(model:nn.Module, # `SSSD_ECG` or `DSAT_ECG` (use the EMA weights
                 amp:str='auto', # 'auto' (bf16 on CUDA), 'bf16', 'fp16', 'fp32'
                 conv:str='auto', # S4 convolution: 'auto', 'toeplitz' or 'fft'
                 cuda_graph='auto', # Replay the denoiser as a CUDA graph ('auto': on CUDA)
+                compile:bool=False, # `torch.compile` the denoiser (fuses the elementwise work; the first batch compiles)
                 progress:bool=True, # Progress bar over batches
+                stats:dict|None=None, # If a dict: filled with the settings used and timings (prepare, per batch)
                 **kwargs, # Sampler options (eta, clip_sample, ...)
                )->torch.Tensor:
     "Generate ECGs: (n, out_channels, L) float32 on the CPU, leads `MODEL_LEADS`, in the units of the training data."
@@ -591,18 +593,26 @@ def sample_sssd(model:nn.Module, # `SSSD_ECG` or `DSAT_ECG` (use the EMA weights
     conv = _pick_conv(conv, model, L, device)
     graph = device.type == 'cuda' if cuda_graph == 'auto' else bool(cuda_graph)
     was_training = model.training
+    t0 = time.perf_counter()
     prepare_inference(model, L, conv, torch.float16 if device.type == 'cuda' and amp_dtype is not None else None)
+    if stats is not None:
+        if device.type == 'cuda': torch.cuda.synchronize(device)
+        stats.update(conv=conv, amp=str(amp_dtype).replace('torch.', ''), cuda_graph=graph, steps=len(ts),
+                     prepare_s=time.perf_counter() - t0, batch_n=[], batch_s=[])
     g = torch.Generator(device=device)
     if seed is None: g.seed()
     else: g.manual_seed(seed)
     fn = _Denoiser(model, guidance, amp_dtype)
+    if compile: fn.f = torch.compile(fn.f, dynamic=False)
     if graph: fn = _CUDAGraphed(fn)
     out = []
     try:
         for i in _bar(range(0, n, bs), progress and n > bs):
             x = torch.randn((min(bs, n - i), model.in_channels, L), generator=g, device=device)
             cond = (lab[i:i + bs].to(device),) if lab is not None else ()
+            tb = time.perf_counter()
             out.append(SAMPLERS[sampler](fn, x, ab, ts, cond=cond, pred=pred, generator=g, **kwargs).float().cpu())
+            if stats is not None: stats['batch_n'].append(len(x)); stats['batch_s'].append(time.perf_counter() - tb)   # .cpu() synchronised
     finally:
         release_inference(model)
         model.train(was_training)
