@@ -695,7 +695,7 @@ def einthoven(est:list, tol:float=.1)->list:
         for j, k in enumerate(have): out[idx[k]][1][cols] = fit[j]
     return out
 
-# %% ../nbs/05_digitizer.ipynb #db2491aa
+# %% ../nbs/05_digitizer.ipynb #7a57004d
 def _decode_panels(mask, geom:dict, fr:dict, fs:float, L:int)->tuple:
     "Follow and decode every panel of `geom` in the ink masks `mask(lead)` of a page whose frame `fr` gives the trace start `xs` (px), px per s `pxs`, px per mV `pxmv`, row baselines `base` (px), row spacing `sp`, pen width `pen`: per-panel (lead, (L,) mV) and (lead, (n, 2) px) traces."
     est, traces = [], []
@@ -716,7 +716,7 @@ def _decode_panels(mask, geom:dict, fr:dict, fs:float, L:int)->tuple:
         cc = np.arange(ca, cb) + .5
         t, v, ok = p['t0'] + (cc - c0)/fr['pxs'], (b - r0 - yc)/fr['pxmv'], np.isfinite(yc)
         a, e = int(round(p['t0']*fs)), min(int(round(p['t1']*fs)), L)
-        if ok.sum() < 2: continue
+        if ok.sum() < max(.1*(cb - ca), 3): continue              # a few stray columns (a neighbour's pen) are no trace
         ts, tk = np.arange(a, e)/fs, t[ok]
         vi = np.interp(ts, tk, v[ok])
         j = np.clip(np.searchsorted(tk, ts), 1, len(tk) - 1)
@@ -1379,7 +1379,7 @@ def digitize_files(inputs,                 # an image file, a folder of images, 
         _atomic(out/csv_name, _w)
     return dict(ok=ok, failed=failed, notes=notes, csv=str(out/csv_name) if rows else None)
 
-# %% ../nbs/05_digitizer.ipynb #0c29a18c
+# %% ../nbs/05_digitizer.ipynb #7113d899
 @call_parse
 def digitize_cli(input:str=None,           # an ECG image or a folder of them
                  output:str=None,          # output folder: WFDB records, overlays, digitized.csv
@@ -1399,5 +1399,5 @@ def digitize_cli(input:str=None,           # an ECG image or a folder of them
     print(f"digitized {len(r['ok'])} of {len(r['ok']) + len(r['failed'])} file(s) into {output}" + (f"; CSV: {r['csv']}" if r['csv'] else ''))
     if r['failed']:
         print(f"{len(r['failed'])} file(s) failed:")
-        for f, m in r['failed']: print(f"  {f}: {m}")
+        for f, m in r['failed']: print(f"  {m}" if m.startswith(f) else f"  {f}: {m}")
         return 1
