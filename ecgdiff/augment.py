@@ -389,7 +389,7 @@ def combine(out,                       # study folder
     _write_json(out/'study.json', cfg)
     return sp
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #92960ac7
+# %% ../nbs/07_ptbxl_augmentation.ipynb #99cc6fd2
 def _study_folds(cfg): return tuple(cfg['train_folds']), tuple(cfg['valid_folds']), tuple(cfg['test_folds'])
 
 def load_study_data(out,                    # study folder
@@ -408,7 +408,8 @@ def load_study_data(out,                    # study folder
                            f"for task {cfg['task']!r}")
     meta = ds.meta.iloc[pos].copy()
     meta['strat_fold'], meta['record'] = real.strat_fold.values, real.index.values
-    d = PTBXL(np.asarray(ds.X[pos]), ds.Y[pos], ds.labels, meta, ds.fs, ds.task, *_study_folds(cfg))
+    X = ds.X if np.array_equal(pos, np.arange(len(ds))) else np.asarray(ds.X[pos])   # keep the memory map when we can
+    d = PTBXL(X, ds.Y[pos], ds.labels, meta, ds.fs, ds.task, *_study_folds(cfg))
     syn = sp[sp.provenance == 'synthetic']
     if len(syn):
         X, rec = _read_synthetic(out, cfg)
