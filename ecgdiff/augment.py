@@ -110,7 +110,7 @@ def resnet1d(layers=(3, 4, 6, 3),  # bottleneck blocks per stage
 def resnet1d50(n_in:int=12, n_out:int=5, **kw): "1-D ResNet-50"; return resnet1d((3, 4, 6, 3), n_in, n_out, **kw)
 def resnet1d101(n_in:int=12, n_out:int=5, **kw): "1-D ResNet-101"; return resnet1d((3, 4, 23, 3), n_in, n_out, **kw)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #732f6745
+# %% ../nbs/07_ptbxl_augmentation.ipynb #f7595402
 def xresnet1d(layers=(3, 4, 6, 3),  # ResBlocks per stage
               n_in:int=12,          # input channels (leads)
               n_out:int=5,          # labels
@@ -127,7 +127,9 @@ def xresnet1d(layers=(3, 4, 6, 3),  # ResBlocks per stage
     return nn.Sequential(nn.Sequential(*st, nn.MaxPool1d(3, 2, 1)), nn.Sequential(*stages), _head(w[len(layers)]*4, n_out, p))
 
 def xresnet1d50(n_in:int=12, n_out:int=5, **kw): "1-D XResNet-50"; return xresnet1d((3, 4, 6, 3), n_in, n_out, **kw)
-def xresnet1d101(n_in:int=12, n_out:int=5, **kw): "1-D XResNet-101 (Strodthoff et al.'s benchmark model)"; return xresnet1d((3, 4, 23, 3), n_in, n_out, **kw)
+def xresnet1d101(n_in:int=12, n_out:int=5, **kw):
+    "1-D XResNet-101 (Strodthoff et al.'s benchmark model)"
+    return xresnet1d((3, 4, 23, 3), n_in, n_out, **kw)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #6be6777c
 ARCHS = {'resnet1d50': resnet1d50, 'resnet1d101': resnet1d101, 'xresnet1d50': xresnet1d50, 'xresnet1d101': xresnet1d101,
@@ -190,7 +192,7 @@ def weighted_auc(y,   # (n,) binary targets
     auc[(P == 0) | (N == 0)] = np.nan
     return auc if np.ndim(w) == 2 else auc[0]
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #b7e1953d
+# %% ../nbs/07_ptbxl_augmentation.ipynb #f208dc6d
 def tune_thresholds(y,   # (n, n_labels) validation targets
                     p,   # (n, n_labels) validation probabilities
                    )->np.ndarray:
@@ -212,10 +214,10 @@ def threshold_metrics(y,            # (n, n_labels) targets
     "Per-label F1, precision, recall and specificity (scikit-learn) of `p >= thr`, with the positive support."
     y, pred = np.asarray(y).astype(int), (np.asarray(p) >= np.asarray(thr)).astype(int)
     labels = labels if labels is not None else list(range(y.shape[1]))
-    rows = [dict(f1=f1_score(y[:, j], pred[:, j], zero_division=0), precision=precision_score(y[:, j], pred[:, j], zero_division=0),
-                 recall=recall_score(y[:, j], pred[:, j], zero_division=0),
-                 specificity=recall_score(y[:, j], pred[:, j], pos_label=0, zero_division=0), support=int(y[:, j].sum()))
-            for j in range(y.shape[1])]
+    kw = dict(zero_division=0)
+    rows = [dict(f1=f1_score(t, q, **kw), precision=precision_score(t, q, **kw), recall=recall_score(t, q, **kw),
+                 specificity=recall_score(t, q, pos_label=0, **kw), support=int(t.sum()))
+            for t, q in zip(y.T, pred.T)]
     return pd.DataFrame(rows, index=pd.Index(labels, name='label'))
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #777f7bbe
@@ -290,7 +292,7 @@ def auc_interval_coverage(n_sim:int=200,    # simulated test sets
     return dict(true_auc=true, coverage=float(cov.mean()), nominal=1 - alpha, mean_width=float((hi - lo).mean()),
                 n_sim=n_sim, estimates=est, lo=lo, hi=hi, covered=cov)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #f9416be0
+# %% ../nbs/07_ptbxl_augmentation.ipynb #3d2d5414
 def paired_bootstrap(y,                # (n, n_labels) test targets
                      p_a, p_b,         # (n, n_labels) probabilities of model a (baseline) and b (augmented)
                      thr_a=None, thr_b=None,  # their validation-tuned thresholds (default 0.5)
@@ -302,9 +304,10 @@ def paired_bootstrap(y,                # (n, n_labels) test targets
     "Per-label and macro differences b - a in AUC and F1 with paired-bootstrap intervals and p-values."
     y, p_a, p_b = np.asarray(y).astype(int), np.asarray(p_a, np.float64), np.asarray(p_b, np.float64)
     if p_a.shape != y.shape or p_b.shape != y.shape:
-        raise ValueError(f"paired_bootstrap: y {y.shape}, p_a {p_a.shape} and p_b {p_b.shape} must have one shape (same records, same labels)")
+        raise ValueError(f"paired_bootstrap: y {y.shape}, p_a {p_a.shape} and p_b {p_b.shape} must have one shape "
+                         "(same records, same labels)")
     nl = y.shape[1]
-    thr_a = np.full(nl, .5) if thr_a is None else np.asarray(thr_a); thr_b = np.full(nl, .5) if thr_b is None else np.asarray(thr_b)
+    thr_a, thr_b = [np.full(nl, .5) if t is None else np.asarray(t) for t in (thr_a, thr_b)]
     labels = list(labels) if labels is not None else [str(j) for j in range(nl)]
     ok = (y.sum(0) > 0) & (y.sum(0) < len(y))
     W = bootstrap_counts(len(y), n_boot, seed)
@@ -389,7 +392,7 @@ def combine(out,                       # study folder
     _write_json(out/'study.json', cfg)
     return sp
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #99cc6fd2
+# %% ../nbs/07_ptbxl_augmentation.ipynb #34e42722
 def _study_folds(cfg): return tuple(cfg['train_folds']), tuple(cfg['valid_folds']), tuple(cfg['test_folds'])
 
 def load_study_data(out,                    # study folder
@@ -400,7 +403,8 @@ def load_study_data(out,                    # study folder
     out, cfg = Path(out), _study(out)
     sp = read_splits(out/splits, cfg)
     ds = load_ptbxl(cfg['data'], task=cfg['task'], fs=cfg['fs'], progress=progress)
-    if ds.labels != cfg['labels']: raise ECGDataError(f"{cfg['data']}: labels {ds.labels} differ from the study's {cfg['labels']}")
+    if ds.labels != cfg['labels']:
+        raise ECGDataError(f"{cfg['data']}: labels {ds.labels} differ from the study's {cfg['labels']}")
     real = sp[sp.provenance == 'real']
     pos = ds.meta.index.get_indexer(real.ecg_id.astype(int))
     if (pos < 0).any():
@@ -414,7 +418,8 @@ def load_study_data(out,                    # study folder
     if len(syn):
         X, rec = _read_synthetic(out, cfg)
         r = syn.syn_row.astype(int).values
-        if r.min() < 0 or r.max() >= len(X): raise ECGDataError(f"{out/splits}: syn_row out of range for {len(X)} synthetic records")
+        if r.min() < 0 or r.max() >= len(X):
+            raise ECGDataError(f"{out/splits}: syn_row out of range for {len(X)} synthetic records")
         for f in sorted(set(syn.strat_fold)):
             m = (syn.strat_fold == f).values
             d = d.add_synthetic(np.asarray(X[r[m]]), rec[cfg['labels']].values[r[m]].astype(np.float32), fold=int(f),
@@ -425,7 +430,8 @@ def load_study_data(out,                    # study folder
 def _read_synthetic(out, cfg):
     "The synthetic signals (memory map) and their records table, checked against each other and the study."
     f, rf = Path(out)/'synthetic'/'signals.npy', Path(out)/'synthetic'/'records.csv'
-    if not f.is_file() or not rf.is_file(): raise FileNotFoundError(f"{f.parent}: no synthetic records; run `ecgdiff_augment generate` first")
+    if not f.is_file() or not rf.is_file():
+        raise FileNotFoundError(f"{f.parent}: no synthetic records; run `ecgdiff_augment generate` first")
     X, rec = np.load(f, mmap_mode='r'), pd.read_csv(rf, dtype={'record': str})
     if len(X) != len(rec): raise ECGDataError(f"{f}: {len(X)} signals but {len(rec)} rows in {rf.name}")
     if X.shape[1:] != (12, cfg['L']): raise ECGDataError(f"{f}: signals of shape {X.shape[1:]}, expected (12, {cfg['L']})")
@@ -433,7 +439,7 @@ def _read_synthetic(out, cfg):
     if absent: raise ECGDataError(f"{rf}: label column(s) {absent} missing")
     return X, rec
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #f33d8452
+# %% ../nbs/07_ptbxl_augmentation.ipynb #8cf8d506
 def _figure(**kw):
     "A matplotlib `Figure` outside pyplot (no global state, no GUI backend)."
     from matplotlib.figure import Figure
@@ -491,7 +497,8 @@ def load_classifier(file)->tuple:
     if not file.is_file(): raise FileNotFoundError(f"{file}: classifier not found; run `ecgdiff_augment train` first")
     try: ck = torch.load(file, map_location='cpu', weights_only=True)
     except Exception as e: raise CheckpointError(f"cannot read {file}: {e}") from e
-    if not isinstance(ck, dict) or ck.get('format') != 'ecgdiff-classifier': raise CheckpointError(f"{file} is not an ecgdiff classifier")
+    if not isinstance(ck, dict) or ck.get('format') != 'ecgdiff-classifier':
+        raise CheckpointError(f"{file} is not an ecgdiff classifier")
     model = build_classifier(ck['arch'], 12, len(ck['labels']), **ck['arch_kw'])
     check_state_dict(model, ck['model'], str(file))
     model.load_state_dict(ck['model'])
@@ -570,14 +577,15 @@ def _plot_report(rd, y, p, df, name):
     fig.tight_layout()
     _write_fig(rd/'report.png', fig)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #8b437fda
+# %% ../nbs/07_ptbxl_augmentation.ipynb #e7aa65a0
 def _train_labels(out, cfg)->np.ndarray:
     "Multi-hot labels (n, n_labels) of the real records in the training split of the study's `splits.csv`."
     sp = read_splits(Path(out)/'splits.csv', cfg)
     real = sp[(sp.provenance == 'real') & (sp.split == 'train')]
     ds = load_ptbxl(cfg['data'], task=cfg['task'], fs=cfg['fs'], progress=False)
     pos = ds.meta.index.get_indexer(real.ecg_id.astype(int))
-    if (pos < 0).any(): raise ECGDataError(f"{Path(out)/'splits.csv'}: ecg_id(s) {list(real.ecg_id[pos < 0][:5])} not in {cfg['data']}")
+    if (pos < 0).any():
+        raise ECGDataError(f"{Path(out)/'splits.csv'}: ecg_id(s) {list(real.ecg_id[pos < 0][:5])} not in {cfg['data']}")
     return ds.Y[pos]
 
 def check_label(label:str,   # a label name
@@ -599,7 +607,8 @@ def sample_labels(out,              # study folder
     j = cfg['labels'].index(check_label(label, cfg['labels'], cfg['task']))
     Y = _train_labels(out, cfg)
     rows = Y[Y[:, j] == 1]
-    if len(rows) == 0: raise ECGDataError(f"label {label!r}: no real record of the training folds {cfg['train_folds']} carries it")
+    if len(rows) == 0:
+        raise ECGDataError(f"label {label!r}: no real record of the training folds {cfg['train_folds']} carries it")
     n = len(rows) if n is None else int(n)
     if n < 1: raise ValueError(f"n must be >= 1, got {n}")
     V = rows[np.random.default_rng(seed).integers(0, len(rows), n)].astype(int)
@@ -630,13 +639,15 @@ def save_generator(file,              # destination (.pth)
     return atomic_save(dict(format='ecgdiff-generator', version=1, kind=kind, labels=list(labels), task=task, fs=int(fs),
                             config=dict(config), model=model.state_dict()), file)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #db5f75fe
+# %% ../nbs/07_ptbxl_augmentation.ipynb #d87eb854
 class SyntheticSource:
     "A loaded generator: `sample(Y, seed)` returns (m, 12, L) float32 ECGs in mV for label vectors `Y` in the study's order."
     def __init__(self, kind, labels, fs, L, file, sample_fn, perm=None):
-        self.kind, self.labels, self.fs, self.L, self.file, self._sample, self.perm = kind, labels, fs, L, Path(file), sample_fn, perm
+        self.kind, self.labels, self.fs, self.L, self.file = kind, labels, fs, L, Path(file)
+        self._sample, self.perm = sample_fn, perm
 
-    def __repr__(self): return f"SyntheticSource(kind={self.kind!r}, labels={len(self.labels)}, fs={self.fs}, L={self.L}, file={self.file.name!r})"
+    def __repr__(self):
+        return f"SyntheticSource(kind={self.kind!r}, labels={len(self.labels)}, fs={self.fs}, L={self.L}, file={self.file.name!r})"
 
     def sample(self, Y,                # (m, n_labels) multi-hot, in the study's label order
                seed:int=0,             # seed of the first batch (batch i uses seed + i)
@@ -644,12 +655,15 @@ class SyntheticSource:
                progress:bool=True,
               )->np.ndarray:
         Y = np.asarray(Y, np.float32)
-        if Y.ndim != 2 or Y.shape[1] != len(self.labels): raise ValueError(f"sample: expected Y of shape (m, {len(self.labels)}), got {Y.shape}")
+        if Y.ndim != 2 or Y.shape[1] != len(self.labels):
+            raise ValueError(f"sample: expected Y of shape (m, {len(self.labels)}), got {Y.shape}")
         if self.perm is not None: Y = Y[:, self.perm]                 # into the generator's label order
         chunks = range(0, len(Y), bs)
-        out = [self._sample(torch.from_numpy(Y[i:i+bs]), seed + k) for k, i in enumerate(progress_bar(chunks, leave=False) if progress else chunks)]
+        out = [self._sample(torch.from_numpy(Y[i:i+bs]), seed + k)
+               for k, i in enumerate(progress_bar(chunks, leave=False) if progress else chunks)]
         X = np.concatenate(out).astype(np.float32)
-        if X.shape != (len(Y), 12, self.L): raise ValueError(f"{self.file}: the {self.kind} sampler returned {X.shape}, expected {(len(Y), 12, self.L)}")
+        if X.shape != (len(Y), 12, self.L):
+            raise ValueError(f"{self.file}: the {self.kind} sampler returned {X.shape}, expected {(len(Y), 12, self.L)}")
         return X
 
 def load_generator(file,                  # a `save_generator` checkpoint, or an `ecgdiff.sssd` model/training checkpoint
@@ -668,22 +682,26 @@ def load_generator(file,                  # a `save_generator` checkpoint, or an
     if isinstance(ck, dict) and ck.get('format') != 'ecgdiff-generator' and ('variant' in ck or 'meta' in ck):
         ck = _from_sssd_file(file)                                   # `save_sssd` / `ecgdiff_sssd_train` output
     if not isinstance(ck, dict) or ck.get('format') != 'ecgdiff-generator':
-        raise CheckpointError(f"{file} is not an ecgdiff generator checkpoint (written by `save_generator` or `ecgdiff.sssd.save_sssd`)")
+        raise CheckpointError(f"{file} is not an ecgdiff generator checkpoint "
+                              "(written by `save_generator` or `ecgdiff.sssd.save_sssd`)")
     if sampling: ck['config'] = dict(ck['config'], sampling=dict(ck['config'].get('sampling') or {}, **sampling))
-    if ck['kind'] not in _GENERATOR_LOADERS: raise CheckpointError(f"{file}: unknown generator kind {ck['kind']!r}; expected one of {GENERATOR_KINDS}")
+    if ck['kind'] not in _GENERATOR_LOADERS:
+        raise CheckpointError(f"{file}: unknown generator kind {ck['kind']!r}; expected one of {GENERATOR_KINDS}")
     gl, labels = list(ck['labels']), list(labels)
     if set(gl) != set(labels):
         raise LabelSetError(f"{file}: the generator was trained on the label set of task {ck.get('task')!r} ({len(gl)} labels: "
                             f"{', '.join(gl)}), but the study uses task {task!r} ({len(labels)} labels: {', '.join(labels)}); "
                             "train a generator on the study's label set")
-    if fs is not None and ck['fs'] is not None and ck['fs'] != fs: raise ECGDataError(f"{file}: the generator makes {ck['fs']} Hz ECGs, the study uses {fs} Hz")
+    if fs is not None and ck['fs'] is not None and ck['fs'] != fs:
+        raise ECGDataError(f"{file}: the generator makes {ck['fs']} Hz ECGs, the study uses {fs} Hz")
     dev = torch.device(device) if device is not None else default_device()
     L_gen, fn = _GENERATOR_LOADERS[ck['kind']](ck, dev, file)
-    if L is not None and L_gen != L: raise ECGDataError(f"{file}: the generator makes {L_gen} samples per lead, the study's records have {L}")
+    if L is not None and L_gen != L:
+        raise ECGDataError(f"{file}: the generator makes {L_gen} samples per lead, the study's records have {L}")
     perm = None if gl == labels else np.array([labels.index(l) for l in gl])
     return SyntheticSource(ck['kind'], labels, ck['fs'], L_gen, file, fn, perm)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #4b62f45f
+# %% ../nbs/07_ptbxl_augmentation.ipynb #bfdbb681
 def _gan_generator(config:dict, n_classes:int)->nn.Module:
     from ecgdiff.gans import CondWaveGANGenerator, CondP2PGenerator
     c = dict(config); arch = c.pop('arch', 'wavegan'); c.pop('scale', None)
@@ -697,7 +715,9 @@ def _load_gan(ck, dev, file):
     check_state_dict(G, ck['model'], f'generator checkpoint {file}')
     G.load_state_dict(ck['model']); G.to(dev).eval()
     scale = float(ck['config'].get('scale', 2.))
-    L = int(G(G.sample_latent(1, device=dev), torch.zeros(1, len(ck['labels']), device=dev)).shape[-1]) if not hasattr(G, 'seq_len') else G.seq_len
+    if hasattr(G, 'seq_len'): L = G.seq_len
+    else:                                                         # WaveGAN*: the output length follows from the layers
+        with torch.no_grad(): L = int(G(G.sample_latent(1, device=dev), torch.zeros(1, len(ck['labels']), device=dev)).shape[-1])
     def sample(Y, seed): return gan_generate(G, Y, seed=seed, scale=scale, bs=len(Y))[1].numpy()
     return L, sample
 
@@ -705,7 +725,8 @@ _GENERATOR_LOADERS = {'gan': _load_gan}
 
 def _load_sssd(ck, dev, file):
     try: from ecgdiff.sssd import build_model, sample_sssd
-    except ImportError as e: raise CheckpointError(f"{file}: a {ck['kind']!r} generator needs ecgdiff.sssd, which is not importable: {e}") from e
+    except ImportError as e:
+        raise CheckpointError(f"{file}: a {ck['kind']!r} generator needs ecgdiff.sssd, which is not importable: {e}") from e
     from ecgdiff.gans import to_12_leads
     c = dict(ck['config']); scale, smp = float(c.pop('scale', 1.)), dict(c.pop('sampling', None) or {})
     model = ck.get('_model') or build_model(ck['kind'], size=c)
@@ -729,7 +750,7 @@ def _from_sssd_file(file)->dict:
 
 _GENERATOR_LOADERS |= {'sssd': _load_sssd, 'dsat': _load_sssd}
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #3f0366af
+# %% ../nbs/07_ptbxl_augmentation.ipynb #4128e8e8
 def train_gan_generator(out,                   # study folder (its training folds are used)
                         file=None,             # checkpoint to write (default: OUT/generator/gan.pth)
                         arch:str='wavegan',    # 'wavegan' (1000 samples) or 'pulse2pulse' (a multiple of 500)
@@ -751,7 +772,8 @@ def train_gan_generator(out,                   # study folder (its training fold
     X, Y = np.asarray(d.X[tr]), d.Y[tr]
     scale = float(np.ceil(np.percentile(np.abs(X), 99.9)*2)/2)            # mV mapped to 1, rounded up to 0.5 mV
     config = dict(arch=arch, model_size=model_size, scale=scale) | (dict(seq_len=cfg['L']) if arch == 'pulse2pulse' else {})
-    if arch == 'wavegan' and cfg['L'] != 1000: raise ValueError(f"WaveGAN* makes 1000 samples; the study's records have {cfg['L']}: use arch='pulse2pulse'")
+    if arch == 'wavegan' and cfg['L'] != 1000:
+        raise ValueError(f"WaveGAN* makes 1000 samples; the study's records have {cfg['L']}: use arch='pulse2pulse'")
     set_seed(seed, reproducible=True)
     dev = torch.device(device) if device is not None else default_device()
     dls = gan_dataloaders(X, Y, bs=bs, scale=scale, seed=seed, device=dev)
@@ -763,7 +785,7 @@ def train_gan_generator(out,                   # study folder (its training fold
         learn.fit(epochs)
     return save_generator(file, G.cpu(), 'gan', d.labels, config, fs=cfg['fs'], task=cfg['task'])
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #8c794413
+# %% ../nbs/07_ptbxl_augmentation.ipynb #45203218
 def generate(out,                # study folder
              checkpoint,         # generator checkpoint (`save_generator`, or an `ecgdiff.sssd` model file)
              seed:int=0,
@@ -780,12 +802,15 @@ def generate(out,                # study folder
     lf = out/'labels.csv'
     if not lf.is_file(): raise FileNotFoundError(f"{lf}: no label vectors; run `ecgdiff_augment labels --label L` first")
     V = pd.read_csv(lf)
-    if list(V.columns) != cfg['labels']: raise ECGDataError(f"{lf}: columns {list(V.columns)}, expected the study's labels {cfg['labels']}")
+    if list(V.columns) != cfg['labels']:
+        raise ECGDataError(f"{lf}: columns {list(V.columns)}, expected the study's labels {cfg['labels']}")
     sampling = {k: v for k, v in dict(sampler=sampler, n_steps=n_steps).items() if v is not None}
     src = load_generator(checkpoint, cfg['labels'], cfg['fs'], cfg['L'], cfg['task'], device, sampling)
     X = src.sample(V.to_numpy(np.float32), seed=seed, bs=bs, progress=progress)
     bad = np.flatnonzero(~np.isfinite(X).all((1, 2)))
-    if len(bad): raise ValueError(f"{checkpoint}: the generator returned non-finite values for {len(bad)} of {len(X)} records (rows {list(bad[:5])})")
+    if len(bad):
+        raise ValueError(f"{checkpoint}: the generator returned non-finite values for {len(bad)} of {len(X)} records "
+                         f"(rows {list(bad[:5])})")
     sha = _sha1(checkpoint)
     target = json.loads((out/'labels.json').read_text())['label'] if (out/'labels.json').is_file() else ''
     rec = pd.DataFrame(dict(record=[f'syn{i:06d}' for i in range(len(X))], row=np.arange(len(X)))).join(V) \
@@ -800,7 +825,7 @@ def generate(out,                # study folder
     plt.close(fig)
     return rec
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #dfac2109
+# %% ../nbs/07_ptbxl_augmentation.ipynb #9fa9877f
 def combine_synthetic(out,               # study folder
                       fold:int|None=None,# the training fold the synthetic records join (default: the first)
                      )->pd.DataFrame:
@@ -811,9 +836,11 @@ def combine_synthetic(out,               # study folder
     _, rec = _read_synthetic(out, cfg)
     fold = cfg['train_folds'][0] if fold is None else int(fold)
     if fold in cfg['test_folds']:
-        raise SyntheticInTestError(f"combine-with-provenance: fold {fold} is a test fold {cfg['test_folds']}; synthetic records may join training folds only")
+        raise SyntheticInTestError(f"combine-with-provenance: fold {fold} is a test fold {cfg['test_folds']}; "
+                                   "synthetic records may join training folds only")
     if fold not in cfg['train_folds']:
-        raise ECGDataError(f"combine-with-provenance: fold {fold} is not a training fold {cfg['train_folds']}; synthetic records may join training folds only")
+        raise ECGDataError(f"combine-with-provenance: fold {fold} is not a training fold {cfg['train_folds']}; "
+                           "synthetic records may join training folds only")
     syn = pd.DataFrame(dict(record=rec.record, ecg_id=np.nan, strat_fold=fold, split='train', provenance='synthetic',
                             source=[f"{k}:{Path(c).name}@{h[:12]}" for k, c, h in zip(rec.kind, rec.checkpoint, rec.sha1)],
                             syn_row=rec.row))
@@ -830,7 +857,7 @@ def retrain(out,                           # study folder
     "Study step `retrain`: `train` on the augmented splits (real + synthetic training records)."
     return train(out, name=name, splits=splits, **kw)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #e987935a
+# %% ../nbs/07_ptbxl_augmentation.ipynb #31085fb2
 def compare(out,                      # study folder
             a:str='baseline',         # the reference model's subfolder
             b:str='augmented',        # the other model's subfolder
@@ -849,14 +876,15 @@ def compare(out,                      # study folder
         raise ECGDataError(f"compare: {a} and {b} were tested on different records or labels; re-run `test` for both")
     labels = [str(l) for l in P[a]['labels']]
     df = paired_bootstrap(P[a]['y_test'], P[a]['p_test'], P[b]['p_test'], P[a]['thr'], P[b]['thr'], labels, n_boot, alpha, seed)
-    df.insert(2, 'support', [int(P[a]['y_test'][:, labels.index(l)].sum()) if l in labels else int(P[a]['y_test'].sum()) for l in df.label])
+    y = P[a]['y_test']
+    df.insert(2, 'support', [int(y[:, labels.index(l)].sum()) if l in labels else int(y.sum()) for l in df.label])
     cd = out/'compare'
     _write_csv(cd/'compare.csv', df, index=False)
     target = json.loads((out/'labels.json').read_text())['label'] if (out/'labels.json').is_file() else None
     mac = df[df.label == 'macro'].set_index('metric')
-    _write_json(cd/'summary.json', dict(a=a, b=b, target=target, n_test=len(P[a]['ids_test']), n_boot=n_boot,
-                                        macro_auc_delta=mac.loc['auc', 'delta'], macro_auc_delta_ci=[mac.loc['auc', 'lo'], mac.loc['auc', 'hi']],
-                                        macro_f1_delta=mac.loc['f1', 'delta'], macro_f1_delta_ci=[mac.loc['f1', 'lo'], mac.loc['f1', 'hi']]))
+    _write_json(cd/'summary.json', dict(a=a, b=b, target=target, n_test=len(y), n_boot=n_boot,
+                                        macro_auc_delta=mac.loc['auc', 'delta'], macro_auc_delta_ci=list(mac.loc['auc', ['lo', 'hi']]),
+                                        macro_f1_delta=mac.loc['f1', 'delta'], macro_f1_delta_ci=list(mac.loc['f1', ['lo', 'hi']])))
     fig = _figure(figsize=(9, .3*len(labels) + 2)); axs = fig.subplots(1, 2, sharey=True)
     for ax, metric in zip(axs, ('auc', 'f1')):
         s = df[df.metric == metric].reset_index(drop=True); k = np.arange(len(s))
@@ -864,12 +892,13 @@ def compare(out,                      # study folder
         ax.hlines(k, s.lo, s.hi, colors=c, lw=1.5)
         ax.scatter(s.delta, k, c=c, s=12, zorder=3); ax.axvline(0, color='k', lw=.8)
         ax.set(xlabel=f'{metric.upper()} {b} - {a} (95 % paired bootstrap)')
-    axs[0].set_yticks(np.arange(len(labels) + 1), labels + ['macro'], fontsize=7 if len(labels) < 30 else 4); axs[0].invert_yaxis()
+    axs[0].set_yticks(np.arange(len(labels) + 1), labels + ['macro'], fontsize=7 if len(labels) < 30 else 4)
+    axs[0].invert_yaxis()
     fig.suptitle(f'{b} vs {a}' + (f' (augmented label: {target}, red)' if target else '')); fig.tight_layout()
     _write_fig(cd/'compare.png', fig)
     return df
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #50cdc8f9
+# %% ../nbs/07_ptbxl_augmentation.ipynb #8e5b1fe6
 def run_pipeline(out,                          # study folder
                  data=None,                    # PTB-XL folder (default: simulate `n_records` into OUT/ptbxl)
                  task:str='superdiagnostic',
@@ -903,7 +932,8 @@ def run_pipeline(out,                          # study folder
             write_ptbxl(data, n_records=n_records, seed=seed, rates=(fs,), overwrite=True, progress=progress)
         _lap('simulate')
     combine(out, data, task=task, fs=fs, valid=valid, progress=progress); _lap('combine')
-    tk = dict(arch=arch, epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, precision=precision, device=device, arch_kw=arch_kw, progress=progress)
+    tk = dict(arch=arch, epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, precision=precision, device=device,
+              arch_kw=arch_kw, progress=progress)
     train(out, 'baseline', **tk); _lap('train')
     evaluate(out, 'baseline', n_boot=n_boot, seed=seed, device=device, precision=precision); _lap('test')
     cfg = _study(out)
@@ -912,7 +942,8 @@ def run_pipeline(out,                          # study folder
         label = cfg['labels'][int(np.argmin(np.where(cnt > 0, cnt, np.inf)))]
     sample_labels(out, label, n=n, seed=seed); _lap('labels')
     if checkpoint is None:
-        checkpoint = train_gan_generator(out, epochs=gan_epochs, seed=seed, device=device, progress=progress); _lap('train_generator')
+        checkpoint = train_gan_generator(out, epochs=gan_epochs, seed=seed, device=device, progress=progress)
+        _lap('train_generator')
     generate(out, checkpoint, seed=seed, device=device, sampler=sampler, n_steps=n_steps, progress=progress); _lap('generate')
     combine_synthetic(out); _lap('combine-with-provenance')
     retrain(out, **tk); _lap('retrain')
@@ -926,11 +957,12 @@ def run_pipeline(out,                          # study folder
     _write_json(out/'pipeline.json', s)
     return s
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #776227bc
+# %% ../nbs/07_ptbxl_augmentation.ipynb #d7718391
 _CLI_ERRORS = (ECGDataError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, SyntheticInTestError, KeyError)
 
 @call_parse
-def augment_cli(step:str,                    # combine, train, test, labels, generate, combine-with-provenance, retrain, compare or pipeline
+def augment_cli(step:str,                    # combine, train, test, labels, generate, combine-with-provenance, retrain,
+                                             # compare or pipeline
                 out:str='augment_study',     # study folder
                 data:str=None,               # PTB-XL folder (combine; pipeline default: a simulated corpus in OUT/ptbxl)
                 task:str='superdiagnostic',  # label set: all, diagnostic, subdiagnostic, superdiagnostic, form, rhythm
@@ -964,13 +996,13 @@ def augment_cli(step:str,                    # combine, train, test, labels, gen
         return read(name or 'baseline', 'report', 'summary.json')
     def _compare(): compare(out, n_boot=n_boot, seed=seed); return read('compare', 'summary.json')
     run = {
-        'combine': lambda: combine(out, _need(data, 'data', step), task=task, fs=fs, valid=valid, progress=pr).split.value_counts().to_dict(),
+        'combine': lambda: combine(out, _need(data, 'data', step), task=task, fs=fs, valid=valid,
+                                   progress=pr).split.value_counts().to_dict(),
         'train': lambda: str(train(out, name or 'baseline', **tk)),
         'test': _test,
-        'labels': lambda: read('labels.json') if sample_labels(out, _need(label, 'label', step), n=n, seed=seed) is not None else None,
-        'generate': lambda: read('synthetic', 'generate.json') if generate(out, _need(checkpoint, 'checkpoint', step), seed=seed,
-                                                                            device=device, sampler=sampler, n_steps=steps,
-                                                                            progress=pr) is not None else None,
+        'labels': lambda: (sample_labels(out, _need(label, 'label', step), n=n, seed=seed), read('labels.json'))[1],
+        'generate': lambda: (generate(out, _need(checkpoint, 'checkpoint', step), seed=seed, device=device, sampler=sampler,
+                                      n_steps=steps, progress=pr), read('synthetic', 'generate.json'))[1],
         'combine-with-provenance': lambda: combine_synthetic(out).provenance.value_counts().to_dict(),
         'retrain': lambda: str(retrain(out, name or 'augmented', **tk)),
         'compare': _compare,
