@@ -1156,7 +1156,7 @@ def train_stage(cfg,                   # a stage config or the path of its YAML
     if out is not None: atomic_save({'model': learn.model.state_dict(), 'meta': cfg}, Path(out)/f'stage{k}.pth')
     return learn
 
-# %% ../nbs/05_digitizer.ipynb #6176f60a
+# %% ../nbs/05_digitizer.ipynb #9501539c
 def _peaks(h, thr:float=.3, n_max:int=5000)->np.ndarray:
     "Sub-pixel local maxima (n, 2) px (x, y) of a heatmap above `thr` (3x3 centroids), at most `n_max` (the highest)."
     r, c = np.nonzero((h == ndi.maximum_filter(h, 3)) & (h > thr))
@@ -1269,22 +1269,26 @@ class Digitizer:
         canon = [warp(np.asarray(imgs[i]), S @ np.linalg.inv(s0[i]['H0']), _canon_shape(s0[i]['geom'], s)) for i in ok_i]
         out = list(s0)
         for i, (P,) in zip(ok_i, self._run(1, [_norm(c) for c in canon])):
-            r = dict(s0[i], notes=list(s0[i]['notes']))
-            pts = _peaks(P[2]); mm = pts/s; lat = 5*np.round(mm/5)
-            ok = (np.abs(mm - lat) < 1.5).all(1)
-            G = r['H0']
-            if ok.sum() >= 8:
-                src, dst = pts[ok], lat[ok]
-                for _ in range(3):                                  # fit, drop points off by > 0.5 mm, refit
-                    H1 = fit_homography(src, dst)
-                    keep = np.linalg.norm(_homog(H1, src) - dst, axis=1) < .5
-                    if keep.all() or keep.sum() < 8: break
-                    src, dst = src[keep], dst[keep]
-                G = r['H0'] @ np.linalg.inv(S) @ np.linalg.inv(H1)
-            else: r['notes'].append(f"no detectable grid ({int(ok.sum())} grid points): px per mm from the page's keypoints")
-            r.update(G=G, ppmm=_scale(G, r['geom']), n_grid=int(ok.sum()))
-            out[i] = r if .5 < r['ppmm'] < 40 else DigitizeError(f"stage 1: implausible scale {r['ppmm']:.3g} px/mm")
+            try: out[i] = self._rectification(dict(s0[i], notes=list(s0[i]['notes'])), P, s, S)
+            except (np.linalg.LinAlgError, ValueError) as e: out[i] = DigitizeError(f"stage 1: no rectification ({e})")
         return out
+
+    def _rectification(self, r, P, s, S)->dict:
+        "Stage 1's homography from the grid points map `P` of the canonical page at `s` px/mm."
+        pts = _peaks(P[2]); mm = pts/s; lat = 5*np.round(mm/5)
+        ok = (np.abs(mm - lat) < 1.5).all(1)
+        G = r['H0']
+        if ok.sum() >= 8:
+            src, dst = pts[ok], lat[ok]
+            for _ in range(3):                                  # fit, drop points off by > 0.5 mm, refit
+                H1 = fit_homography(src, dst)
+                keep = np.linalg.norm(_homog(H1, src) - dst, axis=1) < .5
+                if keep.all() or keep.sum() < 8: break
+                src, dst = src[keep], dst[keep]
+            G = r['H0'] @ np.linalg.inv(S) @ np.linalg.inv(H1)
+        else: r['notes'].append(f"no detectable grid ({int(ok.sum())} grid points): px per mm from the page's keypoints")
+        r.update(G=G, ppmm=_scale(G, r['geom']), n_grid=int(ok.sum()))
+        return r if .5 < r['ppmm'] < 40 else DigitizeError(f"stage 1: implausible scale {r['ppmm']:.3g} px/mm")
 
     def stage2(self, imgs:list, s1:list, fs:float=500)->list:
         "Per-lead trace masks on the rectified page, decoded to a `Digitization` at `fs` per image."
@@ -1293,17 +1297,21 @@ class Digitizer:
         rects = [warp(np.asarray(imgs[i]), S @ np.linalg.inv(s1[i]['G']), _canon_shape(s1[i]['geom'], s)) for i in ok_i]
         out = list(s1)
         for i, (P,) in zip(ok_i, self._run(2, [_stage2_input(x, s1[i]['layout']) for x, i in zip(rects, ok_i)])):
-            r = s1[i]
-            g, M = r['geom'], P > .5
-            fr = dict(xs=g['x0']*s, pxs=g['speed']*s, pxmv=g['gain']*s, base=np.array(g['rows'])*s, sp=_row_mm(g)*s,
-                      pen=_pen(M), max_jump=2*s, max_gap=s)
-            L = int(round(r['duration']*fs))
-            est, traces = _decode_panels(lambda l: M[LEADS.index(l)], g, fr, fs, L)
-            back = r['G'] @ np.linalg.inv(S)
-            out[i] = Digitization(_merge(einthoven(est), L), fs, r['layout'], r['speed'], r['gain'], (r['ppmm'],)*2,
-                                  [(l, _homog(back, t)) for l, t in traces], r['notes'], 'learned',
-                                  dict(G=r['G'], n_grid=r.get('n_grid'), orientation=r.get('orientation')))
+            try: out[i] = self._decode(s1[i], P, s, S, fs)
+            except (np.linalg.LinAlgError, ValueError) as e: out[i] = DigitizeError(f"stage 2: no traces decoded ({e})")
         return out
+
+    def _decode(self, r, P, s, S, fs)->Digitization:
+        "Stage 2's per-lead masks `P` on the rectified page at `s` px/mm, decoded at `fs`."
+        g, M = r['geom'], P > .5
+        fr = dict(xs=g['x0']*s, pxs=g['speed']*s, pxmv=g['gain']*s, base=np.array(g['rows'])*s, sp=_row_mm(g)*s,
+                  pen=_pen(M), max_jump=2*s, max_gap=s)
+        L = int(round(r['duration']*fs))
+        est, traces = _decode_panels(lambda l: M[LEADS.index(l)], g, fr, fs, L)
+        back = r['G'] @ np.linalg.inv(S)
+        return Digitization(_merge(einthoven(est), L), fs, r['layout'], r['speed'], r['gain'], (r['ppmm'],)*2,
+                            [(l, _homog(back, t)) for l, t in traces], r['notes'], 'learned',
+                            dict(G=r['G'], n_grid=r.get('n_grid'), orientation=r.get('orientation')))
 
     def __call__(self, imgs, fs:float=500, where=None):
         "Digitize an image or a list of images (arrays, PIL images or files) with the three stages: `Digitization`(s)."
