@@ -197,7 +197,7 @@ def main():
         ok = [r for r in runs if 'samples_per_s' in r]
         if ok:
             best = max(ok, key=lambda r: r['samples_per_s'])
-            log('train_best', dict(best, speedup_vs_reference=round(best['samples_per_s']/22.4, 1)))
+            log('train_best', dict(best, **({} if a.quick else {'speedup_vs_reference': round(best['samples_per_s']/22.4, 1)})))
         if not a.no_baseline:
             try: log('train_baseline', train_speed(cfg, dev, train_bs[0], max(2, n_steps//3), 1, L, precision='fp32', backend='naive'))
             except Exception as e: log('train_baseline', dict(error=f'{type(e).__name__}: {e}'[:300]))
