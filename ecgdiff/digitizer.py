@@ -564,21 +564,22 @@ def _skew(gs, ink, max_deg:float=6.)->float:
     A = np.arange(a0 - .3, a0 + .3 + 1e-9, .02)
     return float(A[np.argmax([sharp(a) for a in A])])
 
-# %% ../nbs/05_digitizer.ipynb #972714ae
+# %% ../nbs/05_digitizer.ipynb #c3212528
 def _local_scale(H, p)->float:
     "Pixels per mm of the homography `H` around the point `p` (mm)."
     J = np.stack([_homog(H, p + d) - _homog(H, p - d) for d in np.eye(2)*.5], 1)
     return float(np.sqrt(abs(np.linalg.det(J))))
 
-def _tile_phase(prof, P:float):
-    "Local period (px, refined within +-8 %) and phase offset `a` (lines at a + k P) of a grid profile; and the comb strength."
-    x = prof - prof.mean(); n = np.arange(len(x))
+def _tile_phases(profs, P:float)->tuple:
+    "Per grid profile (rows of `profs`): local period (px, refined within +-8 % of `P`), phase offset `a` (lines at a + k P) and comb strength."
+    x = profs - profs.mean(1, keepdims=True); n = np.arange(x.shape[1])
     Ps = P*np.linspace(.92, 1.08, 33)
-    E = np.exp(-2j*np.pi*np.outer(1/Ps, n))
-    S = np.abs(E @ x) + .5*np.abs(np.exp(-2j*np.pi*np.outer(5/Ps, n)) @ x)      # the 5 mm lines and the 1 mm lines
-    j = int(np.argmax(S)); Pb = Ps[j]
-    z = (np.exp(-2j*np.pi*n/Pb) @ x)
-    return Pb, (-np.angle(z)/(2*np.pi)*Pb) % Pb, S[j]/(np.abs(x).sum() + 1e-9)
+    E1, E5 = np.exp(-2j*np.pi*np.outer(1/Ps, n)), np.exp(-2j*np.pi*np.outer(5/Ps, n))   # the 5 mm and the 1 mm lines
+    Z = x @ E1.T                                                                         # (tiles, periods)
+    S = np.abs(Z) + .5*np.abs(x @ E5.T)
+    j = np.argmax(S, 1); r = np.arange(len(x))
+    Pb = Ps[j]
+    return Pb, (-np.angle(Z[r, j])/(2*np.pi)*Pb) % Pb, S[r, j]/(np.abs(x).sum(1) + 1e-9)
 
 def _grid_homography(gs, px:float, py:float, tile_mm:float=25., min_tiles:int=12):
     "Homography (grid mm, up to a 5 mm lattice offset -> image px) from the local phase of the 5 mm grid lines in tiles; None if too few tiles."
@@ -586,12 +587,11 @@ def _grid_homography(gs, px:float, py:float, tile_mm:float=25., min_tiles:int=12
     T = int(tile_mm*max(px, py)); step = T//2
     cs, rs = np.arange(T//2, w - T//2 + 1, step), np.arange(T//2, h - T//2 + 1, step)
     if len(cs) < 3 or len(rs) < 3: return None
-    tiles = {}
-    for i, r in enumerate(rs):
-        for j, c in enumerate(cs):
-            g = gs[r - T//2:r + T//2, c - T//2:c + T//2]
-            Px, ax, sx = _tile_phase(g.mean(0), 5*px); Py, ay, sy = _tile_phase(g.mean(1), 5*py)
-            tiles[i, j] = (Px, ax + c - T//2, sx, Py, ay + r - T//2, sy)
+    keys = [(i, j) for i in range(len(rs)) for j in range(len(cs))]
+    g = [gs[rs[i] - T//2:rs[i] + T//2, cs[j] - T//2:cs[j] + T//2] for i, j in keys]
+    Px, ax, sx = _tile_phases(np.stack([t.mean(0) for t in g]), 5*px)
+    Py, ay, sy = _tile_phases(np.stack([t.mean(1) for t in g]), 5*py)
+    tiles = {k: (Px[n], ax[n] + cs[k[1]] - T//2, sx[n], Py[n], ay[n] + rs[k[0]] - T//2, sy[n]) for n, k in enumerate(keys)}
     strength = np.array([min(t[2], t[5]) for t in tiles.values()])
     thr = max(.5*np.median(strength), 1e-6)
     good = {k: t for k, t in tiles.items() if min(t[2], t[5]) >= thr}
