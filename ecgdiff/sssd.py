@@ -425,7 +425,7 @@ def sssd_dataloaders(data:PTBXL, # From `load_ptbxl` (12 leads, standard order)
     dls.labels, dls.scale, dls.fs, dls.task = list(data.labels), scale, data.fs, data.task
     return dls
 
-# %% ../nbs/04_sssd_dsat.ipynb #185c8f92
+# %% ../nbs/04_sssd_dsat.ipynb #da62efc5
 def _mse(out, target): return F.mse_loss(out.float(), target.float())
 
 class _NoLabels(Callback):
@@ -456,11 +456,12 @@ def sssd_learner(model:SSSD_ECG, # `SSSD_ECG` or `DSAT_ECG`
     if not model.n_labels: cb.append(_NoLabels())
     if n_acc > 1: cb.append(grad_accum(dls.bs, n_acc))
     if path is not None:
-        cb.append(CheckpointCallback(path, meta=dict(variant=type(model).__name__, config=model.config, pred=pred,
-                                                     betas=(sssd_ecg_betas() if betas is None else betas).tolist())))
+        cb.append(CheckpointCallback(path, meta=dict(variant=type(model).__name__, config=model.config, diffusion=dict(
+            betas=None if betas is None else [float(b) for b in betas], pred=pred, scale=float(getattr(dls, 'scale', 1.))))))
     extra = [] if cbs is None else list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]
     learn = Learner(dls, model, loss_func=_mse, opt_func=adamw(wd=wd), lr=lr, cbs=cb + extra)
     learn.ab, learn.pred = ab, pred
+    model.diffusion = dict(betas=None if betas is None else [float(b) for b in betas], pred=pred, scale=float(getattr(dls, 'scale', 1.)))
     return learn
 
 # %% ../nbs/04_sssd_dsat.ipynb #9075d253
@@ -545,7 +546,7 @@ class _CUDAGraphed:
         self.graph.replay()
         return self.out.clone()
 
-# %% ../nbs/04_sssd_dsat.ipynb #1843bca7
+# %% ../nbs/04_sssd_dsat.ipynb #3b461b06
 _AMP = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': None}
 
 def _bar(it, show:bool): return progress_bar(it) if show else it
@@ -558,8 +559,8 @@ def sample_sssd(model:nn.Module, # `SSSD_ECG` or `DSAT_ECG` (use the EMA weights
                 n_steps:int|None=None, # Steps (default: 200 for 'ddpm', 50 otherwise)
                 spacing:str='trailing', # Timestep spacing ('trailing' starts at T-1; see `ecgdiff.ddim.timesteps`)
                 guidance:float=1., # Classifier-free guidance weight (1: none)
-                betas:torch.Tensor|None=None, # Training schedule (default: the paper's)
-                pred:str='eps', # The model's parametrisation
+                betas:torch.Tensor|None=None, # Training schedule (default: `model.diffusion`'s, else the paper's)
+                pred:str|None=None, # The model's parametrisation (default: `model.diffusion`'s, else 'eps')
                 L:int|None=None, # Samples per lead (default: `s4_lmax`, 1000 for the paper)
                 bs:int=256, # Batch size
                 seed:int|None=0, # Seed of the device generator (None: nondeterministic)
@@ -588,7 +589,10 @@ def sample_sssd(model:nn.Module, # `SSSD_ECG` or `DSAT_ECG` (use the EMA weights
         if not n: raise ValueError("give the number of samples n for an unconditional model")
         lab = None
     L = L or model.s4_lmax
-    ab = alpha_bar(sssd_ecg_betas() if betas is None else betas).cpu()
+    d = getattr(model, 'diffusion', None) or {}
+    if betas is None: betas = torch.tensor(d['betas'], dtype=torch.float64) if d.get('betas') is not None else sssd_ecg_betas()
+    pred = pred or d.get('pred', 'eps')
+    ab = alpha_bar(betas).cpu()
     ts = timesteps(len(ab), n_steps or (len(ab) if sampler == 'ddpm' else 50), spacing)
     amp_dtype = (torch.bfloat16 if device.type == 'cuda' else None) if amp == 'auto' else _AMP[amp]
     conv = _pick_conv(conv, model, L, device)
@@ -941,7 +945,7 @@ def trts(real_train:tuple, # (X, Y) real training data
     "Train on real, test on synthetic: the macro AUC on generated ECGs of a classifier trained on real ones."
     return classifier_auc(fit_classifier(*real_train, **kwargs), *synthetic_test, labels=labels)
 
-# %% ../nbs/04_sssd_dsat.ipynb #15e0b373
+# %% ../nbs/04_sssd_dsat.ipynb #c022cfb5
 SIZES = {'paper': {},
          'small': dict(num_res_layers=8, res_channels=64, skip_channels=64, diffusion_step_embed_dim_in=64,
                        diffusion_step_embed_dim_mid=128, diffusion_step_embed_dim_out=128, s4_d_state=32, label_embed_dim=64),
@@ -964,8 +968,9 @@ def build_model(variant:str='sssd', # 'sssd' or 'dsat'
 def save_sssd(model:SSSD_ECG, # The model (with the weights to keep, e.g. inside `learn.ema.averaged()`)
               path, # Destination file
              ):
-    "Save `model`'s variant, configuration, label set and weights (atomically)."
-    return atomic_save(dict(variant=type(model).__name__, config=model.config, state_dict=model.state_dict()), path)
+    "Save `model`'s variant, configuration, label set, diffusion settings and weights (atomically)."
+    return atomic_save(dict(variant=type(model).__name__, config=model.config, state_dict=model.state_dict(),
+                            diffusion=getattr(model, 'diffusion', None)), path)
 
 def load_sssd(path, # `save_sssd` file, ecgdiff training checkpoint, or reference checkpoint
               ema:bool=True, # From a training checkpoint: take the EMA weights
@@ -978,18 +983,19 @@ def load_sssd(path, # `save_sssd` file, ecgdiff training checkpoint, or referenc
     try: ck = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e: raise CheckpointError(f"cannot read {path}: {e}") from e
     if isinstance(ck, dict) and 'variant' in ck and 'config' in ck:
-        variant, cfg, sd = ck['variant'], ck['config'], ck['state_dict']
+        variant, cfg, sd, diff = ck['variant'], ck['config'], ck['state_dict'], ck.get('diffusion')
     elif isinstance(ck, dict) and 'model' in ck and isinstance(ck.get('meta'), dict) and 'config' in ck['meta']:
-        variant, cfg = ck['meta'].get('variant', 'SSSD_ECG'), ck['meta']['config']
+        variant, cfg, diff = ck['meta'].get('variant', 'SSSD_ECG'), ck['meta']['config'], ck['meta'].get('diffusion')
         sd = ck['ema']['weights'] if ema and ck.get('ema') else ck['model']
     else: return load_reference_checkpoint(path, map_location=map_location, **kwargs)
     if variant not in _VARIANTS: raise CheckpointError(f"{path}: unknown model variant {variant!r}")
     model = _VARIANTS[variant](**cfg)
     check_state_dict(model, sd, str(path))
     model.load_state_dict(sd)
+    if diff: model.diffusion = diff
     return model.eval()
 
-# %% ../nbs/04_sssd_dsat.ipynb #97c3da35
+# %% ../nbs/04_sssd_dsat.ipynb #04f6cd4e
 @call_parse
 def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpus)
                        out:str='sssd_run', # Run folder: checkpoints/, config.json, model.pth (EMA weights)
@@ -1003,6 +1009,8 @@ def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpu
                        n_acc:int=1, # Batches per optimiser step
                        p_uncond:float=0., # Label dropout for classifier-free guidance
                        crop:int=0, # Train on random crops of this length (0: whole records)
+                       scale:float=1., # Multiply the mV signals by this (the paper: 1)
+                       zero_snr:bool=False, # Zero-terminal-SNR schedule with v-prediction (for scaled data)
                        ema:float=.9999, # EMA decay
                        precision:str='auto', # 'auto', 'bf16', 'fp16', 'fp32'
                        resume:bool=False, # Continue from out/checkpoints/latest.pth
@@ -1015,8 +1023,9 @@ def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpu
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     ds = load_ptbxl(data, task=task, fs=fs)
     model = build_model(variant, size, labels=task, **({'s4_lmax': crop} if crop else {}))
-    dls = sssd_dataloaders(ds, bs, crop=crop or None, device=default_device())
-    learn = sssd_learner(model, dls, p_uncond=p_uncond, lr=lr, ema_decay=ema, precision=precision, n_acc=n_acc, path=out/'checkpoints')
+    dls = sssd_dataloaders(ds, bs, scale=scale, crop=crop or None, device=default_device())
+    learn = sssd_learner(model, dls, betas=make_betas('sssd_ecg', zero_snr=True) if zero_snr else None, pred='v' if zero_snr else 'eps',
+                         p_uncond=p_uncond, lr=lr, ema_decay=ema, precision=precision, n_acc=n_acc, path=out/'checkpoints')
     (out/'config.json').write_text(json.dumps(dict(variant=type(model).__name__, config=model.config, data=str(data), fs=fs,
                                                   epochs=epochs, bs=bs, lr=lr, n_acc=n_acc, p_uncond=p_uncond), indent=1))
     latest = out/'checkpoints'/'latest.pth'
@@ -1049,6 +1058,7 @@ def ecgdiff_sssd_sample(model:str, # `save_sssd` file, training checkpoint or re
     lab = encode_labels([s for s in sets for _ in range(n)], mdl.labels) if mdl.n_labels else None
     x = sample_sssd(mdl, lab, n=None if mdl.n_labels else n, sampler=sampler, n_steps=steps or None, guidance=guidance,
                     bs=bs, seed=seed, L=length or None)
-    res = save_samples(x, out, lab, mdl.labels, fs=fs, order=order, n_plots=plots, prefix='sssd')
+    scale = (getattr(mdl, 'diffusion', None) or {}).get('scale', 1.)
+    res = save_samples(x, out, lab, mdl.labels, fs=fs, scale=scale, order=order, n_plots=plots, prefix='sssd')
     print(json.dumps(dict(out=str(out), n=len(x), records=len(res['records']), failed=len(res['failed'])), indent=1))
     return res
