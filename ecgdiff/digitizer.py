@@ -1504,7 +1504,7 @@ def quality(digitize,                 # image -> `Digitization` (e.g. `digitize_
     return dict(median_cinc=float(np.median([snr_cinc(g, p, 500) for g, p in zip(g_all, p_all)])),
                 kaggle=kaggle_score(g_all, p_all, 500), failures=fails, n=n)
 
-# %% ../nbs/05_digitizer.ipynb #df1fa655
-GPU_RUN = {0: {'train.epochs': 6, 'data.n_train': 3000, 'train.bs': 32, 'train.num_workers': 14},
-           1: {'train.epochs': 3, 'data.n_train': 3000, 'data.dpi': [100, 200], 'train.num_workers': 14},
-           2: {'train.epochs': 3, 'data.n_train': 3000, 'data.dpi': [100, 200], 'train.num_workers': 14}}
+# %% ../nbs/05_digitizer.ipynb #c413e015
+GPU_RUN = {0: {'train.epochs': 6, 'data.n_train': 3000, 'data.n_valid': 128, 'train.bs': 32, 'train.num_workers': 14},
+           1: {'train.epochs': 3, 'data.n_train': 2500, 'data.n_valid': 128, 'data.dpi': [100, 200], 'train.num_workers': 14},
+           2: {'train.epochs': 3, 'data.n_train': 2200, 'data.n_valid': 128, 'data.dpi': [100, 200], 'train.num_workers': 14}}
