@@ -1328,7 +1328,7 @@ class Digitizer:
             res[i].notes.insert(0, f"{n or 'image'}: learned pipeline failed ({r}); classical baseline used")
         return res[0] if single else res
 
-# %% ../nbs/05_digitizer.ipynb #b68255b7
+# %% ../nbs/05_digitizer.ipynb #1ecfcd09
 _OVERLAY_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22',
                    '#7f7f7f', '#393b79', '#e7298a']
 
@@ -1346,7 +1346,7 @@ def write_record(path, d:Digitization):
     "Write a `Digitization` as a 16-bit WFDB record at `path` (no extension), NaN kept as WFDB's invalid value; atomic."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = f"tmp{os.getpid()}_{path.name}"
-    x = np.clip(np.nan_to_num(d.x, nan=np.nan), -32., 32.).T
+    x = np.clip(d.x, -32., 32.).T                                        # 16 bits at 1000/mV; NaN stays NaN
     wfdb.wrsamp(tmp, fs=d.fs, units=['mV']*len(LEADS), sig_name=list(LEADS), p_signal=x.astype(np.float64), fmt=['16']*len(LEADS),
                 adc_gain=[1000.]*len(LEADS), baseline=[0]*len(LEADS), write_dir=str(path.parent),
                 comments=[f"digitized by ecgdiff ({d.method}): layout {d.layout}, {d.speed:g} mm/s, {d.gain:g} mm/mV"])
