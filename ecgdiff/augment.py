@@ -620,7 +620,7 @@ def sample_labels(out,              # study folder
                                         n_distinct_vectors=int(len(np.unique(V, axis=0)))))
     return df
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #35c4e541
+# %% ../nbs/07_ptbxl_augmentation.ipynb #b5ba3850
 GENERATOR_KINDS = ('sssd', 'dsat', 'gan')
 
 class LabelSetError(ValueError):
@@ -636,6 +636,8 @@ def save_generator(file,              # destination (.pth)
                   )->Path:
     "Write a generator checkpoint for `generate` (atomically)."
     if kind not in GENERATOR_KINDS: raise ValueError(f"kind must be one of {GENERATOR_KINDS}, got {kind!r}")
+    config = dict(config)
+    if isinstance(getattr(model, 'diffusion', None), dict): config.setdefault('diffusion', model.diffusion)   # SSSD/DSAT
     return atomic_save(dict(format='ecgdiff-generator', version=1, kind=kind, labels=list(labels), task=task, fs=int(fs),
                             config=dict(config), model=model.state_dict()), file)
 
@@ -701,7 +703,7 @@ def load_generator(file,                  # a `save_generator` checkpoint, or an
     perm = None if gl == labels else np.array([labels.index(l) for l in gl])
     return SyntheticSource(ck['kind'], labels, ck['fs'], L_gen, file, fn, perm)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #bfdbb681
+# %% ../nbs/07_ptbxl_augmentation.ipynb #051f4118
 def _gan_generator(config:dict, n_classes:int)->nn.Module:
     from ecgdiff.gans import CondWaveGANGenerator, CondP2PGenerator
     c = dict(config); arch = c.pop('arch', 'wavegan'); c.pop('scale', None)
@@ -728,10 +730,12 @@ def _load_sssd(ck, dev, file):
     except ImportError as e:
         raise CheckpointError(f"{file}: a {ck['kind']!r} generator needs ecgdiff.sssd, which is not importable: {e}") from e
     from ecgdiff.gans import to_12_leads
-    c = dict(ck['config']); scale, smp = float(c.pop('scale', 1.)), dict(c.pop('sampling', None) or {})
+    c = dict(ck['config']); smp, diff = dict(c.pop('sampling', None) or {}), c.pop('diffusion', None)
+    scale = float(c.pop('scale', (diff or {}).get('scale', 1.)))       # the model's signals are mV * scale
     model = ck.get('_model') or build_model(ck['kind'], size=c)
     check_state_dict(model, ck['model'], f'generator checkpoint {file}')
     model.load_state_dict(ck['model']); model.to(dev).eval()
+    if diff: model.diffusion = diff                                    # its schedule and parametrisation, for sample_sssd
     smp = dict(sampler='ddim', n_steps=50) | smp
     def sample(Y, seed):
         x8 = sample_sssd(model, Y, seed=seed, bs=len(Y), device=dev, progress=False, **smp)   # (m, 8, L), mV * scale
@@ -744,8 +748,9 @@ def _from_sssd_file(file)->dict:
     model = load_sssd(file)
     cf = Path(file).parent/'config.json'
     fs = json.loads(cf.read_text()).get('fs') if cf.is_file() else None
+    diff = getattr(model, 'diffusion', None) or {}
     return dict(format='ecgdiff-generator', version=1, kind='dsat' if type(model).__name__ == 'DSAT_ECG' else 'sssd',
-                labels=list(model.labels), task=model.task, fs=fs, config=dict(model.config, scale=1.),
+                labels=list(model.labels), task=model.task, fs=fs, config=dict(model.config, scale=float(diff.get('scale', 1.))),
                 model=model.state_dict(), _model=model)
 
 _GENERATOR_LOADERS |= {'sssd': _load_sssd, 'dsat': _load_sssd}

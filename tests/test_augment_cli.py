@@ -169,12 +169,13 @@ def test_generate_with_sssd_model(baseline, tmp_path):
     cli('labels', '--out', out, '--label', 'STTC', '--n', '3')
     torch.manual_seed(0)
     m = sssd.build_model('sssd', 'tiny', labels='superdiagnostic')
+    m.diffusion = dict(betas=None, pred='eps', scale=2.)                          # trained on mV * 2
     sssd.save_sssd(m, tmp_path/'run/model.pth')
     (tmp_path/'run/config.json').write_text(json.dumps(dict(fs=100)))            # as `ecgdiff_sssd_train` writes it
     cli('generate', '--out', out, '--checkpoint', tmp_path/'run/model.pth', '--sampler', 'ddim', '--steps', '2',
         '--device', 'cpu', '--quiet')
     V = pd.read_csv(out/'labels.csv').to_numpy(np.float32)
-    ref = to_12_leads(sssd.sample_sssd(m, V, sampler='ddim', n_steps=2, seed=0, bs=3, device='cpu', progress=False).numpy())
+    ref = to_12_leads(sssd.sample_sssd(m, V, sampler='ddim', n_steps=2, seed=0, bs=3, device='cpu', progress=False).numpy())/2
     np.testing.assert_allclose(np.load(out/'synthetic/signals.npy'), ref, atol=1e-4)
     assert set(pd.read_csv(out/'synthetic/records.csv').kind) == {'sssd'}
     r = sssd.build_model('dsat', 'tiny', labels='rhythm')
