@@ -677,7 +677,7 @@ def save_samples(x, # (n, 8, L) model leads (`MODEL_LEADS`), or (n, 12, L) in th
             plt.close(fig)
     return res
 
-# %% ../nbs/04_sssd_dsat.ipynb #0ddacbda
+# %% ../nbs/04_sssd_dsat.ipynb #2266dcbd
 PHYSIO_STATS = ('hr', 'qrs', 'amp', 'rms', 'f_peak', 'f_centroid', 'hf_frac')
 
 def _as12(X):
@@ -690,14 +690,16 @@ def _safe(f, *a):
     try: return float(f(*a))
     except Exception: return float('nan')
 
-def _qrs_ms(x, fs):
-    "QRS duration (ms) by `ecg_intervals`, at 500 Hz at least (delineating at 100 Hz is too coarse)."
-    if fs < 500: x, fs = sps.resample_poly(x, 500, fs, axis=1), 500
-    return 1000*ecg_intervals(x, fs)['qrs']
+def _at500(x, fs):
+    "`x` resampled to 500 Hz if it is slower (QRS detection and delineation at 100 Hz are too coarse)."
+    return (sps.resample_poly(x, 500, fs, axis=1), 500) if fs < 500 else (x, fs)
+
+def _qrs_ms(x, fs): return 1000*ecg_intervals(*_at500(x, fs))['qrs']
+def _hr(x, fs, lead): return heart_rate(*_at500(x, fs), lead)
 
 def physio_stats(X, # (n, 12, L) standard order or (n, 8, L) model leads, mV
                  fs:int=100, # Sampling rate
-                 lead:int|None=None, # Lead for the heart rate (index in the standard order; None: the steepest QRS)
+                 lead:int|None=1, # Lead for the heart rate (index in the standard order, 1: II; None: the steepest QRS)
                  progress:bool=False, # Progress bar
                 )->pd.DataFrame:
     "Per-ECG heart rate (bpm), QRS duration (ms), amplitude and RMS (mV), spectral peak and centroid (Hz), HF power fraction."
@@ -708,7 +710,7 @@ def physio_stats(X, # (n, 12, L) standard order or (n, 8, L) model leads, mV
     rows = []
     for i in _bar(range(len(X)), progress):
         x = X[i]
-        rows.append(dict(hr=_safe(heart_rate, x, fs, lead), qrs=_safe(_qrs_ms, x, fs),
+        rows.append(dict(hr=_safe(_hr, x, fs, lead), qrs=_safe(_qrs_ms, x, fs),
                          amp=float(np.median(np.ptp(x, axis=1))), rms=float(np.sqrt(((x - x.mean(1, keepdims=True))**2).mean())),
                          f_peak=float(f[band][np.argmax(P[i, band])]), f_centroid=float((f*P[i]).sum()/P[i].sum()),
                          hf_frac=float(P[i, f > 15].sum()/P[i].sum())))
