@@ -517,7 +517,7 @@ def _pick_conv(conv, model, L, device):
     free, _ = torch.cuda.mem_get_info(device)
     return 'toeplitz' if toeplitz_bytes(model, L) < .75*free else 'fft'
 
-# %% ../nbs/04_sssd_dsat.ipynb #0dc79b06
+# %% ../nbs/04_sssd_dsat.ipynb #f3883a1e
 class _Denoiser:
     "`model(x, t, *cond)` with classifier-free guidance and autocast; returns float32."
     def __init__(self, model, guidance=1., amp_dtype=None):
@@ -530,7 +530,7 @@ class _Denoiser:
 
 class _CUDAGraphed:
     "Replay a CUDA graph of `fn(x, t, *cond)`, captured for the first input shapes seen (inputs are copied into static buffers)."
-    def __init__(self, fn, warmup:int=2): self.fn, self.warmup, self.key, self.graph = fn, warmup, None, None
+    def __init__(self, fn, warmup:int=2): self.fn, self.warmup, self.key, self.graph, self.failed = fn, warmup, None, None, False
     def _capture(self, *args):
         self.static = [a.clone() for a in args]
         s = torch.cuda.Stream(); s.wait_stream(torch.cuda.current_stream())
@@ -540,8 +540,14 @@ class _CUDAGraphed:
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph): self.out = self.fn(*self.static)
     def __call__(self, *args):
+        if self.failed: return self.fn(*args)
         key = tuple((tuple(a.shape), a.dtype) for a in args)
-        if key != self.key: self._capture(*args); self.key = key
+        if key != self.key:
+            try: self._capture(*args); self.key = key
+            except RuntimeError as e:                    # an op that cannot be captured: run eagerly
+                warnings.warn(f"CUDA graph capture failed ({str(e).splitlines()[0][:200]}); sampling without CUDA graphs")
+                self.failed, self.graph = True, None
+                return self.fn(*args)
         for s, a in zip(self.static, args): s.copy_(a)
         self.graph.replay()
         return self.out.clone()
@@ -623,7 +629,7 @@ def sample_sssd(model:nn.Module, # `SSSD_ECG` or `DSAT_ECG` (use the EMA weights
         model.train(was_training)
     return torch.cat(out)
 
-# %% ../nbs/04_sssd_dsat.ipynb #f28d689f
+# %% ../nbs/04_sssd_dsat.ipynb #86906a85
 def _atomic_write(path:Path, write):
     "Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`."
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix=path.suffix); os.close(fd)
@@ -632,6 +638,9 @@ def _atomic_write(path:Path, write):
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
     return path
+
+def _save_npy(f, a):
+    with open(f, 'wb') as fh: np.save(fh, a)
 
 def save_samples(x, # (n, 8, L) model leads (`MODEL_LEADS`), or (n, 12, L) in the standard order
                  dest, # Output folder
@@ -659,8 +668,8 @@ def save_samples(x, # (n, 8, L) model leads (`MODEL_LEADS`), or (n, 12, L) in th
     codes = lambda i: ','.join(n for n, v in zip(names, Y[i]) if v) if Y is not None else ''
     res = dict(npy=None, labels=None, records=[], plots=[], failed=[])
     if npy:
-        res['npy'] = _atomic_write(dest/'ecgs.npy', lambda f: np.save(open(f, 'wb'), xo))
-        if Y is not None: res['labels'] = _atomic_write(dest/'labels.npy', lambda f: np.save(open(f, 'wb'), Y))
+        res['npy'] = _atomic_write(dest/'ecgs.npy', lambda f: _save_npy(f, xo))
+        if Y is not None: res['labels'] = _atomic_write(dest/'labels.npy', lambda f: _save_npy(f, Y))
         meta = dict(n=len(xo), fs=fs, leads=leads, units='mV', label_names=names)
         _atomic_write(dest/'meta.json', lambda f: Path(f).write_text(json.dumps(meta, indent=1)))
     for i in _bar(range(len(xo)), progress):
