@@ -14,45 +14,237 @@ from fastcore.script import call_parse
 from .data import load_ptbxl, plot_ecg, write_ptbxl, LEADS
 
 # %% auto #0
-__all__ = ['run_demo', 'ecgdiff_main']
+__all__ = ['Report', 'run_demo', 'ecgdiff_main']
 
-# %% ../nbs/08_demo.ipynb #16b49284
+# %% ../nbs/08_demo.ipynb #038b3863
+import base64, html, io
+
 def _atomic_write_text(path:Path, text:str):
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}"); tmp.write_text(text); os.replace(tmp, path)
 
-def run_demo(out,                   # output folder
-             n_records:int=500,     # records in the simulated corpus
+_CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.8rem}h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
+th{background:#f4f4f4}figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.9rem;color:#555}
+.meta{color:#666;font-size:.9rem}"""
+
+class Report:
+    "A self-contained HTML report: sections of text, tables (DataFrames) and matplotlib figures (embedded PNGs)."
+    def __init__(self, title:str, subtitle:str=''): self.title, self.subtitle, self.parts, self.n_figures = title, subtitle, [], 0
+    def section(self, title:str, text:str=''):
+        self.parts.append(f"<h2>{html.escape(title)}</h2>" + (f"<p>{html.escape(text)}</p>" if text else '')); return self
+    def text(self, text:str): self.parts.append(f"<p>{html.escape(text)}</p>"); return self
+    def table(self, df:pd.DataFrame, caption:str='', floatfmt:str='{:.3g}'):
+        t = df.to_html(float_format=lambda v: floatfmt.format(v), border=0, escape=True)
+        self.parts.append((f"<p class='meta'>{html.escape(caption)}</p>" if caption else '') + t); return self
+    def figure(self, fig, caption:str='', dpi:int=90):
+        import matplotlib.pyplot as plt
+        buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight'); plt.close(fig)
+        b64 = base64.b64encode(buf.getvalue()).decode()
+        self.n_figures += 1
+        self.parts.append(f"<figure><img alt='{html.escape(caption or 'figure')}' src='data:image/png;base64,{b64}'>"
+                          f"<figcaption>{html.escape(caption)}</figcaption></figure>"); return self
+    def html(self)->str:
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title><style>{_CSS}</style></head>"
+                f"<body><h1>{html.escape(self.title)}</h1><p class='meta'>{html.escape(self.subtitle)}</p>{''.join(self.parts)}</body></html>")
+    def save(self, path)->Path:
+        path = Path(path); _atomic_write_text(path, self.html()); return path
+
+# %% ../nbs/08_demo.ipynb #c064bb2c
+def _seed_all(seed:int):
+    import random, torch
+    random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+
+def _stage_data(out:Path, n_records:int, seed:int, progress:bool):
+    corpus = write_ptbxl(out/'ptbxl', n_records=n_records, seed=seed, rates=(100,), overwrite=True, progress=progress)
+    return corpus, load_ptbxl(corpus, task='superdiagnostic', progress=progress)
+
+def _stage_sssd(out:Path, ds, epochs:int, seed:int, device, progress:bool):
+    "Train a small SSSD-ECG on the training folds (fold 9 validates); returns the EMA model, saved to out/sssd/model.pth."
+    from ecgdiff.sssd import build_model, sssd_dataloaders, sssd_learner, save_sssd
+    from ecgdiff.training import fit_cosine
+    _seed_all(seed)
+    model = build_model('sssd', dict(num_res_layers=4, res_channels=32, skip_channels=32, diffusion_step_embed_dim_in=32,
+                                     diffusion_step_embed_dim_mid=64, diffusion_step_embed_dim_out=64, s4_d_state=16,
+                                     label_embed_dim=32), labels=ds.labels)
+    dls = sssd_dataloaders(ds, bs=16, device=device)
+    learn = sssd_learner(model, dls, lr=2e-3, ema_decay=.995, path=out/'sssd')
+    ctx = [] if progress else [learn.no_bar(), learn.no_logging()]
+    for c in ctx: c.__enter__()
+    try: fit_cosine(learn, epochs, lr=2e-3)
+    finally:
+        for c in ctx[::-1]: c.__exit__(None, None, None)
+    with learn.ema.averaged(): save_sssd(learn.model, out/'sssd'/'model.pth')
+    losses = [float(v[1]) for v in learn.recorder.values] if learn.recorder.values else []
+    with learn.ema.averaged(): model = learn.model.eval()
+    from ecgdiff.sssd import load_sssd
+    return load_sssd(out/'sssd'/'model.pth').to(device).eval(), losses
+
+def _stage_generate(out:Path, model, labels:list, per_class:int, n_steps:int, seed:int, progress:bool):
+    "`per_class` samples for each single class, with DDIM; written as npy + WFDB; returns (X12, Y)."
+    from ecgdiff.sssd import sample_sssd, save_samples
+    from ecgdiff.gans import to_12_leads
+    Y = np.repeat(np.eye(len(labels), dtype=np.float32), per_class, axis=0)
+    x8 = sample_sssd(model, Y, sampler='ddim', n_steps=n_steps, bs=64, seed=seed, progress=progress)
+    X = np.asarray(to_12_leads(x8.numpy() if hasattr(x8, 'numpy') else x8), np.float32)
+    save_samples(X, out/'generated', labels=Y, label_names=labels, fs=100, n_plots=0)
+    return X, Y
+
+def _stage_paired(out:Path, epochs:int, seed:int, device, progress:bool)->pd.DataFrame:
+    "The paired-npy conditional DDIM on simulated windows: a small model vs the best non-learned predictors (validation MSE)."
+    from ecgdiff.paired import train_paired, load_paired, evaluate_paired
+    cfg = dict(data=dict(path=str(out/'paired'), source='simulate', n_sim=8, augment=True),
+               model=dict(base_channels=16, channel_mults=[1, 2], n_res=1, cond_channels=8, cond_dim=16, attention=False),
+               train=dict(out_dir=str(out/'paired_run'), epochs=epochs, bs=16, grad_accum=1, lr=2e-3, seed=seed,
+                          device=str(device) if device else None),
+               sample=dict(num_steps=20))
+    learn = train_paired(cfg, quiet=not progress)
+    model, c, stats, ab = load_paired(out/'paired_run'/'latest.pth', device=device)
+    return evaluate_paired(model, c, stats, ab, out/'paired', n_avg=2, max_n=64, seed=seed)
+
+def _stage_evaluate(ds, X, Y, labels:list, seed:int, device):
+    "Per-class physiology (real test fold vs generated) and the ECG Fréchet distance."
+    from ecgdiff.sssd import physio_by_class, compare_physio, plot_physio, fit_classifier, ecg_fid
+    te, tr = ds.split_idx('test'), ds.split_idx('train')
+    Xte = np.asarray(ds.X[te])
+    real, gen = physio_by_class(Xte, ds.Y[te], labels, fs=100), physio_by_class(X, Y, labels, fs=100)
+    table = compare_physio(real, gen)
+    fig = plot_physio(real, gen, stats=('hr', 'qrs', 'amp'))
+    clf = fit_classifier(np.asarray(ds.X[tr]), ds.Y[tr], epochs=4, seed=seed, device=device)
+    fid = dict(generated=ecg_fid(Xte, X, clf), real_train=ecg_fid(Xte, np.asarray(ds.X[tr][:len(X)]), clf))
+    return table, fig, fid
+
+def _stage_roundtrip(out:Path, X, labels:list, Y, n:int, seed:int):
+    "Render `n` generated ECGs as paper images, digitize them back (classical pipeline), score the round trip."
+    from ecgdiff.digitizer import render_page, digitize_classical, snr_cinc, snr_kaggle, kaggle_score, overlay
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(X), size=min(n, len(X)), replace=False)
+    rows, truths, preds, fig_img = [], [], [], None
+    (out/'images').mkdir(exist_ok=True)
+    for k, i in enumerate(idx):
+        img, truth = render_page(X[i], fs=100, dpi=150, header=labels[int(np.argmax(Y[i]))])
+        fn = out/'images'/f'generated_{i:04d}.png'
+        tmp = fn.with_name(f'.{fn.name}.tmp.png'); Image.fromarray(img).save(tmp); os.replace(tmp, fn)
+        d = digitize_classical(fn, fs=100)
+        t, p = X[i][:, :d.x.shape[1]], d.x[:, :X[i].shape[1]]
+        rows.append(dict(image=fn.name, label=labels[int(np.argmax(Y[i]))], cinc_snr_db=snr_cinc(t, p, 100), kaggle_snr_db=snr_kaggle(t, p, 100)))
+        truths.append(t); preds.append(p)
+        if fig_img is None: fig_img = overlay(img, d)
+    df = pd.DataFrame(rows)
+    return df, kaggle_score(truths, preds, 100), fig_img
+
+def _stage_study(out:Path, corpus:Path, checkpoint:Path, epochs:int, seed:int, device, progress:bool)->dict:
+    "The mini augmentation study on the same corpus, with the SSSD-ECG model as the generator."
+    from ecgdiff.augment import run_pipeline
+    return run_pipeline(out/'study', data=corpus, task='superdiagnostic', checkpoint=checkpoint, arch='resnet1d50',
+                        epochs=epochs, bs=32, lr=3e-3, n_boot=200, sampler='ddim', n_steps=20, seed=seed, device=device,
+                        arch_kw=dict(base=16), progress=progress)
+
+# %% ../nbs/08_demo.ipynb #317d9db9
+def _fig_ecg(x, title):
+    return plot_ecg(x, 100, title=title, dpi=60)
+
+def _fig_losses(losses:list):
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 2.5)); ax.plot(losses, marker='o'); ax.set_xlabel('epoch'); ax.set_ylabel('training loss')
+    ax.set_title('SSSD-ECG training'); fig.tight_layout(); return fig
+
+def run_demo(out,                    # output folder
+             n_records:int=400,      # records in the simulated corpus (times `scale`)
              seed:int=0,
+             device:str='cpu',       # 'cpu' or 'cuda'
+             scale:float=1.,         # multiplies corpus size, epochs and samples
              progress:bool=True,
             )->dict:
-    "Simulate a PTB-XL-format corpus in `out`, load it back, write a summary and one paper ECG per class; returns the summary."
-    import matplotlib; import matplotlib.pyplot as plt
+    "The main job end to end on the simulated corpus; writes `out/report.html` and `out/summary.json`, returns the summary."
+    from fastprogress.fastprogress import master_bar
+    import time, torch
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    corpus = write_ptbxl(out/'ptbxl', n_records=n_records, seed=seed, overwrite=True, progress=progress)
-    ds = load_ptbxl(corpus, task='superdiagnostic', progress=progress)
-    per_class = {l: int(ds.Y[:, j].sum()) for j, l in enumerate(ds.labels)}
-    per_fold = {str(k): int(v) for k, v in pd.Series(ds.folds).value_counts().sort_index().items()}
-    figs = out/'figures'; figs.mkdir(exist_ok=True)
-    examples = {}
-    for j, l in enumerate(ds.labels):
-        i = int(np.where(ds.Y[:, j] == 1)[0][0])
-        fig = plot_ecg(np.asarray(ds.X[i]), ds.fs, title=f"{l}: ecg_id {ds.meta.index[i]}  {ds.meta.scp_codes.iloc[i]}")
-        fn = figs/f'ecg_{l}.png'; tmp = fn.with_name(f'.{fn.name}.tmp.png')
-        fig.savefig(tmp, dpi=100); plt.close(fig); os.replace(tmp, fn)
-        examples[l] = str(fn.relative_to(out))
-    summary = dict(n_records=len(ds), task=ds.task, labels=ds.labels, per_class=per_class, per_fold=per_fold,
-                   fs=ds.fs, samples=int(ds.X.shape[-1]), figures=examples, seed=seed)
-    _atomic_write_text(out/'summary.json', json.dumps(summary, indent=2))
+    if device == 'cuda' and not torch.cuda.is_available(): raise SystemExit("ecgdiff demo: --device cuda but no CUDA device is available")
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1))) if device == 'cpu' else None
+    n = lambda v, lo=1: max(lo, int(round(v*scale)))
+    times, t0, summary = {}, time.time(), dict(seed=seed, scale=scale, device=device)
+    def lap(k):
+        nonlocal t0; times[k] = round(time.time() - t0, 1); t0 = time.time()
+    rep = Report('ecgdiff demo', f"simulated PTB-XL-format corpus, seed {seed}, scale {scale:g}, device {device}")
+    stages = ['data', 'sssd', 'generate', 'evaluate', 'paired', 'roundtrip', 'study', 'report']
+    mb = master_bar(stages) if progress else stages
+    for st in mb:
+        if progress: mb.main_bar.comment = st
+        if st == 'data':
+            corpus, ds = _stage_data(out, n(n_records, 100), seed, progress)
+            per_class = {l: int(ds.Y[:, j].sum()) for j, l in enumerate(ds.labels)}
+            summary['data'] = dict(n_records=len(ds), per_class=per_class)
+            rep.section('1. Data', f"{len(ds)} simulated records in PTB-XL's layout (100 Hz, 10 s), superdiagnostic task, "
+                        "folds 1-8 train, 9 validation, 10 test.")
+            rep.table(pd.DataFrame([per_class], index=['records']), 'records per class')
+            j = ds.labels.index('CD'); i = int(np.where(ds.Y[:, j] == 1)[0][0])
+            rep.figure(_fig_ecg(np.asarray(ds.X[i]), f"a real (simulated) record: {ds.meta.scp_codes.iloc[i]}"), 'A record of the corpus on ECG paper')
+        elif st == 'sssd':
+            model, losses = _stage_sssd(out, ds, n(6), seed, device, progress)
+            summary['sssd'] = dict(epochs=n(6), final_loss=losses[-1] if losses else None, parameters=sum(p.numel() for p in model.parameters()))
+            rep.section('2. SSSD-ECG', f"A small SSSD-ECG ({summary['sssd']['parameters']:,} parameters) trained for {n(6)} epochs "
+                        "with the diffusion callback, EMA and AdamW + cosine annealing; the EMA weights are sampled.")
+            if losses: rep.figure(_fig_losses(losses), 'training loss per epoch')
+        elif st == 'generate':
+            X, Y = _stage_generate(out, model, ds.labels, n(8), 50 if device == 'cuda' else 20, seed, progress)
+            summary['generate'] = dict(n=len(X), per_class=n(8))
+            rep.section('3. Generated ECGs', f"{n(8)} ECGs per class from DDIM ({50 if device == 'cuda' else 20} steps, trailing spacing); "
+                        "npy and WFDB records in generated/.")
+            for j in (ds.labels.index('NORM'), ds.labels.index('CD')):
+                rep.figure(_fig_ecg(X[j*n(8)], f"generated, class {ds.labels[j]}"), f"generated {ds.labels[j]} ECG on paper")
+        elif st == 'evaluate':
+            table, fig, fid = _stage_evaluate(ds, X, Y, ds.labels, seed, device)
+            summary['evaluate'] = dict(fid=fid, physio=table.reset_index().round(4).to_dict('records'))
+            rep.section('4. Evaluation', "Heart rate and QRS duration measured on the signals (wfdb's XQRS and the median-beat "
+                        "delineator), real test fold vs generated, and the ECG Fréchet distance on the penultimate features of "
+                        "a classifier trained on the real training folds (real training records give the floor).")
+            rep.table(table.reset_index(), 'per class and statistic: real vs generated').figure(fig, 'physiology per class')
+            rep.table(pd.DataFrame([fid], index=['Fréchet distance to the real test fold']))
+        elif st == 'paired':
+            mse = _stage_paired(out, n(4), seed, device, progress)
+            summary['paired'] = mse.reset_index().round(5).to_dict('records')
+            rep.section('5. Conditional DDIM (paired-npy)', "Validation MSE of the two jointly generated outputs, the model against "
+                        "the non-learned predictors of the targets from the conditions.")
+            rep.table(mse.reset_index() if mse.index.name else mse, 'validation MSE (data units)')
+        elif st == 'roundtrip':
+            df, score, img = _stage_roundtrip(out, X, ds.labels, Y, n(3), seed)
+            summary['roundtrip'] = dict(kaggle_score_db=score, median_cinc_snr_db=float(df.cinc_snr_db.median()))
+            rep.section('6. Paper round trip', f"Generated ECGs rendered as 150 dpi ECG-paper images and digitized back by the "
+                        f"classical pipeline: Kaggle score {score:.1f} dB, median CinC SNR {df.cinc_snr_db.median():.1f} dB.")
+            rep.table(df)
+            import matplotlib.pyplot as plt
+            fig = plt.figure(figsize=(9, 6)); plt.imshow(img); plt.axis('off'); rep.figure(fig, 'extracted traces over the image')
+        elif st == 'study':
+            s = _stage_study(out, corpus, out/'sssd'/'model.pth', n(3), seed, device, progress)
+            summary['study'] = dict(label=s['label'], baseline_macro_auc=s['baseline'].get('macro_auc'),
+                                    augmented_macro_auc=s['augmented'].get('macro_auc'), compare=s['compare'])
+            rep.section('7. Augmentation study', f"resnet1d50 (narrow) on the training folds, then retrained with synthetic "
+                        f"records of the rarest class ({s['label']}) from the SSSD-ECG model; the test fold holds real records only.")
+            rep.table(pd.DataFrame({k: {m: s[k].get(m) for m in ('macro_auc', 'macro_f1')} for k in ('baseline', 'augmented')}).T,
+                      'test fold, thresholds tuned on validation')
+            for fn in sorted((out/'study'/'compare').glob('*.png'))[:1]:
+                import matplotlib.pyplot as plt, matplotlib.image as mpimg
+                fig = plt.figure(figsize=(7, 4)); plt.imshow(mpimg.imread(fn)); plt.axis('off'); rep.figure(fig, fn.stem)
+        elif st == 'report':
+            rep.section('Timing', ', '.join(f"{k} {v:g} s" for k, v in times.items()))
+            rep.save(out/'report.html')
+        lap(st)
+    summary['seconds'] = times
+    _atomic_write_text(out/'summary.json', json.dumps(summary, indent=1, default=float))
     return summary
 
-# %% ../nbs/08_demo.ipynb #f94d267d
+# %% ../nbs/08_demo.ipynb #8f91210b
 @call_parse
 def ecgdiff_main(cmd:str,                 # the command to run: 'demo'
                  out:str='demo_out',      # output folder
-                 n_records:int=500,       # records in the simulated corpus
+                 n_records:int=400,       # records in the simulated corpus (times --scale)
                  seed:int=0,              # random seed
+                 device:str='cpu',        # 'cpu' or 'cuda'
+                 scale:float=1.,          # multiplies corpus size, epochs and samples
                 ):
-    "ecgdiff's main entry point: `ecgdiff demo --out DIR` runs the demo on the embedded simulated corpus."
+    "ecgdiff's main entry point: `ecgdiff demo --out DIR` runs the main job on the embedded simulated corpus."
     if cmd != 'demo': raise SystemExit(f"ecgdiff: unknown command {cmd!r}; expected 'demo'")
-    s = run_demo(out, n_records=n_records, seed=seed)
-    print(json.dumps(dict(out=str(out), n_records=s['n_records'], per_class=s['per_class']), indent=1))
+    s = run_demo(out, n_records=n_records, seed=seed, device=device, scale=scale)
+    print(json.dumps(dict(out=str(out), report=str(Path(out)/'report.html'), seconds=s['seconds']), indent=1))
