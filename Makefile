@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_OUT ?= demo_out
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install export-check nbtest pytest slow clean-venv chromium
+.PHONY: test demo install export-check nbtest pytest slow clean-venv chromium readme
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,10 @@ slow: install
 
 demo: install
 	$(BIN)/ecgdiff demo --out $(DEMO_OUT)
+
+# README.md from nbs/index.ipynb (nbdev_readme needs Quarto, which is not installed here)
+readme: install
+	MPLBACKEND=Agg $(BIN)/python .ci/readme.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -14,7 +14,7 @@ from fastcore.script import call_parse
 from .data import load_ptbxl, plot_ecg, write_ptbxl, LEADS
 
 # %% auto #0
-__all__ = ['Report', 'run_demo', 'ecgdiff_main']
+__all__ = ['DEMO_SSSD_EPOCHS', 'DEMO_GUIDANCE', 'DEMO_SSSD', 'Report', 'DemoOptionError', 'run_demo', 'ecgdiff_main']
 
 # %% ../nbs/08_demo.ipynb #038b3863
 import base64, html, io
@@ -50,7 +50,7 @@ class Report:
     def save(self, path)->Path:
         path = Path(path); _atomic_write_text(path, self.html()); return path
 
-# %% ../nbs/08_demo.ipynb #c064bb2c
+# %% ../nbs/08_demo.ipynb #b181bdb6
 def _seed_all(seed:int):
     import random, torch
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
@@ -59,19 +59,25 @@ def _stage_data(out:Path, n_records:int, seed:int, progress:bool):
     corpus = write_ptbxl(out/'ptbxl', n_records=n_records, seed=seed, rates=(100,), overwrite=True, progress=progress)
     return corpus, load_ptbxl(corpus, task='superdiagnostic', progress=progress)
 
+DEMO_SSSD_EPOCHS, DEMO_GUIDANCE = 30, 1.   # the CPU default (see the measured numbers below)
+DEMO_SSSD = dict(num_res_layers=4, res_channels=32, skip_channels=32, diffusion_step_embed_dim_in=32,
+                 diffusion_step_embed_dim_mid=64, diffusion_step_embed_dim_out=64, s4_d_state=16, label_embed_dim=32)
+
 def _stage_sssd(out:Path, ds, epochs:int, seed:int, device, progress:bool):
-    "Train a small SSSD-ECG on the training folds (fold 9 validates); returns the EMA model, saved to out/sssd/model.pth."
+    """Train a small SSSD-ECG on the training folds (fold 9 validates); returns the EMA model, saved to out/sssd/model.pth.
+    The CPU recipe of 04_sssd_dsat's class-control check: data times 5, 5 s crops, the paper's schedule rescaled to zero
+    terminal SNR with v-prediction, 10 % label dropout for guidance."""
     from ecgdiff.sssd import build_model, sssd_dataloaders, sssd_learner, save_sssd
+    from ecgdiff.ddim import make_betas
     from ecgdiff.training import fit_cosine
     _seed_all(seed)
-    model = build_model('sssd', dict(num_res_layers=4, res_channels=32, skip_channels=32, diffusion_step_embed_dim_in=32,
-                                     diffusion_step_embed_dim_mid=64, diffusion_step_embed_dim_out=64, s4_d_state=16,
-                                     label_embed_dim=32), labels=ds.labels)
-    dls = sssd_dataloaders(ds, bs=16, device=device)
-    learn = sssd_learner(model, dls, lr=2e-3, ema_decay=.995, path=out/'sssd')
+    model = build_model('sssd', DEMO_SSSD, labels=ds.labels)
+    dls = sssd_dataloaders(ds, bs=16, crop=500, scale=5., device=device)
+    learn = sssd_learner(model, dls, betas=make_betas('sssd_ecg', zero_snr=True), pred='v', p_uncond=.1, lr=4e-3,
+                         ema_decay=.995, path=out/'sssd')
     ctx = [] if progress else [learn.no_bar(), learn.no_logging()]
     for c in ctx: c.__enter__()
-    try: fit_cosine(learn, epochs, lr=2e-3)
+    try: fit_cosine(learn, epochs, lr=4e-3)
     finally:
         for c in ctx[::-1]: c.__exit__(None, None, None)
     with learn.ema.averaged(): save_sssd(learn.model, out/'sssd'/'model.pth')
@@ -80,13 +86,13 @@ def _stage_sssd(out:Path, ds, epochs:int, seed:int, device, progress:bool):
     from ecgdiff.sssd import load_sssd
     return load_sssd(out/'sssd'/'model.pth').to(device).eval(), losses
 
-def _stage_generate(out:Path, model, labels:list, per_class:int, n_steps:int, seed:int, progress:bool):
-    "`per_class` samples for each single class, with DDIM; written as npy + WFDB; returns (X12, Y)."
-    from ecgdiff.sssd import sample_sssd, save_samples
-    from ecgdiff.gans import to_12_leads
+def _stage_generate(out:Path, model, labels:list, per_class:int, n_steps:int, guidance:float, seed:int, progress:bool):
+    "`per_class` 10 s samples for each single class, with DDIM; written as npy + WFDB; returns (X12 in mV, Y)."
+    from ecgdiff.sssd import sample_sssd, save_samples, to_12_leads
     Y = np.repeat(np.eye(len(labels), dtype=np.float32), per_class, axis=0)
-    x8 = sample_sssd(model, Y, sampler='ddim', n_steps=n_steps, bs=64, seed=seed, progress=progress)
-    X = np.asarray(to_12_leads(x8.numpy() if hasattr(x8, 'numpy') else x8), np.float32)
+    x8 = sample_sssd(model, Y, sampler='ddim', n_steps=n_steps, guidance=guidance, L=1000, bs=64, seed=seed, progress=progress)
+    x8 = x8.float().cpu().numpy()/(getattr(model, 'diffusion', None) or {}).get('scale', 1.)
+    X = np.asarray(to_12_leads(x8), np.float32)
     save_samples(X, out/'generated', labels=Y, label_names=labels, fs=100, n_plots=0)
     return X, Y
 
@@ -141,7 +147,7 @@ def _stage_study(out:Path, corpus:Path, checkpoint:Path, epochs:int, seed:int, d
                         epochs=epochs, bs=32, lr=3e-3, n_boot=200, sampler='ddim', n_steps=20, seed=seed, device=device,
                         arch_kw=dict(base=16), progress=progress)
 
-# %% ../nbs/08_demo.ipynb #317d9db9
+# %% ../nbs/08_demo.ipynb #1390c5b4
 def _fig_ecg(x, title):
     return plot_ecg(x, 100, title=title, dpi=60)
 
@@ -150,19 +156,30 @@ def _fig_losses(losses:list):
     fig, ax = plt.subplots(figsize=(5, 2.5)); ax.plot(losses, marker='o'); ax.set_xlabel('epoch'); ax.set_ylabel('training loss')
     ax.set_title('SSSD-ECG training'); fig.tight_layout(); return fig
 
+class DemoOptionError(ValueError):
+    "An option of `run_demo` / `ecgdiff demo` out of range; the message names the option."
+
+def _check_options(n_records, scale, device):
+    import torch
+    if not scale > 0: raise DemoOptionError(f"--scale must be a positive number (it multiplies corpus, epochs and samples), got {scale}")
+    if n_records < 100: raise DemoOptionError(f"--n_records must be at least 100 (ten folds with every class), got {n_records}")
+    if device not in ('cpu', 'cuda'): raise DemoOptionError(f"--device must be 'cpu' or 'cuda', got {device!r}")
+    if device == 'cuda' and not torch.cuda.is_available(): raise DemoOptionError("--device cuda, but no CUDA device is available")
+
 def run_demo(out,                    # output folder
-             n_records:int=400,      # records in the simulated corpus (times `scale`)
-             seed:int=0,
+             n_records:int=400,      # records in the simulated corpus (times `scale`, at least 100)
+             seed:int=0,             # one seed for every stage: the same seed gives the same numbers
              device:str='cpu',       # 'cpu' or 'cuda'
              scale:float=1.,         # multiplies corpus size, epochs and samples
-             progress:bool=True,
+             sssd_epochs:int=DEMO_SSSD_EPOCHS, # SSSD-ECG epochs (times `scale`)
+             progress:bool=True,     # fastprogress bars
             )->dict:
     "The main job end to end on the simulated corpus; writes `out/report.html` and `out/summary.json`, returns the summary."
     from fastprogress.fastprogress import master_bar
     import time, torch
+    _check_options(n_records, scale, device)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    if device == 'cuda' and not torch.cuda.is_available(): raise SystemExit("ecgdiff demo: --device cuda but no CUDA device is available")
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1))) if device == 'cpu' else None
+    if device == 'cpu': torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     n = lambda v, lo=1: max(lo, int(round(v*scale)))
     times, t0, summary = {}, time.time(), dict(seed=seed, scale=scale, device=device)
     def lap(k):
@@ -182,16 +199,19 @@ def run_demo(out,                    # output folder
             j = ds.labels.index('CD'); i = int(np.where(ds.Y[:, j] == 1)[0][0])
             rep.figure(_fig_ecg(np.asarray(ds.X[i]), f"a real (simulated) record: {ds.meta.scp_codes.iloc[i]}"), 'A record of the corpus on ECG paper')
         elif st == 'sssd':
-            model, losses = _stage_sssd(out, ds, n(6), seed, device, progress)
-            summary['sssd'] = dict(epochs=n(6), final_loss=losses[-1] if losses else None, parameters=sum(p.numel() for p in model.parameters()))
-            rep.section('2. SSSD-ECG', f"A small SSSD-ECG ({summary['sssd']['parameters']:,} parameters) trained for {n(6)} epochs "
-                        "with the diffusion callback, EMA and AdamW + cosine annealing; the EMA weights are sampled.")
+            model, losses = _stage_sssd(out, ds, n(sssd_epochs), seed, device, progress)
+            summary['sssd'] = dict(epochs=n(sssd_epochs), final_loss=losses[-1] if losses else None,
+                                   parameters=sum(p.numel() for p in model.parameters()))
+            rep.section('2. SSSD-ECG', f"A small SSSD-ECG ({summary['sssd']['parameters']:,} parameters) trained for "
+                        f"{n(sssd_epochs)} epochs on 5 s crops with the diffusion callback (v-prediction, the paper's schedule "
+                        "rescaled to zero terminal SNR), EMA and AdamW + cosine annealing; the EMA weights are sampled.")
             if losses: rep.figure(_fig_losses(losses), 'training loss per epoch')
         elif st == 'generate':
-            X, Y = _stage_generate(out, model, ds.labels, n(8), 50 if device == 'cuda' else 20, seed, progress)
-            summary['generate'] = dict(n=len(X), per_class=n(8))
-            rep.section('3. Generated ECGs', f"{n(8)} ECGs per class from DDIM ({50 if device == 'cuda' else 20} steps, trailing spacing); "
-                        "npy and WFDB records in generated/.")
+            steps = 50 if device == 'cuda' else 20
+            X, Y = _stage_generate(out, model, ds.labels, n(8), steps, DEMO_GUIDANCE, seed, progress)
+            summary['generate'] = dict(n=len(X), per_class=n(8), sampler=f'ddim-{steps}', guidance=DEMO_GUIDANCE)
+            rep.section('3. Generated ECGs', f"{n(8)} 10 s ECGs per class from DDIM ({steps} steps, trailing spacing, "
+                        f"guidance {DEMO_GUIDANCE:g}); npy and WFDB records in generated/.")
             for j in (ds.labels.index('NORM'), ds.labels.index('CD')):
                 rep.figure(_fig_ecg(X[j*n(8)], f"generated, class {ds.labels[j]}"), f"generated {ds.labels[j]} ECG on paper")
         elif st == 'evaluate':
@@ -229,13 +249,14 @@ def run_demo(out,                    # output folder
                 fig = plt.figure(figsize=(7, 4)); plt.imshow(mpimg.imread(fn)); plt.axis('off'); rep.figure(fig, fn.stem)
         elif st == 'report':
             rep.section('Timing', ', '.join(f"{k} {v:g} s" for k, v in times.items()))
+            summary['report'] = dict(path=str(out/'report.html'), n_figures=rep.n_figures)
             rep.save(out/'report.html')
         lap(st)
     summary['seconds'] = times
     _atomic_write_text(out/'summary.json', json.dumps(summary, indent=1, default=float))
     return summary
 
-# %% ../nbs/08_demo.ipynb #8f91210b
+# %% ../nbs/08_demo.ipynb #5908feac
 @call_parse
 def ecgdiff_main(cmd:str,                 # the command to run: 'demo'
                  out:str='demo_out',      # output folder
@@ -246,5 +267,7 @@ def ecgdiff_main(cmd:str,                 # the command to run: 'demo'
                 ):
     "ecgdiff's main entry point: `ecgdiff demo --out DIR` runs the main job on the embedded simulated corpus."
     if cmd != 'demo': raise SystemExit(f"ecgdiff: unknown command {cmd!r}; expected 'demo'")
+    try: _check_options(n_records, scale, device)
+    except DemoOptionError as e: raise SystemExit(f"ecgdiff demo: {e}")
     s = run_demo(out, n_records=n_records, seed=seed, device=device, scale=scale)
     print(json.dumps(dict(out=str(out), report=str(Path(out)/'report.html'), seconds=s['seconds']), indent=1))

@@ -29,21 +29,6 @@ def render_html(nb_path:Path, dest:Path)->Path:
     dest.write_text(html)
     return dest
 
-@pytest.fixture(scope='module')
-def browser():
-    if not shutil.which('chromium') or not shutil.which('chromedriver'):
-        pytest.fail("headless Chromium is needed for the docs check: `make chromium` installs Debian's chromium and chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    o = webdriver.ChromeOptions()
-    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-dev-shm-usage',
-              '--disable-background-networking', '--disable-component-update', '--disable-sync', '--window-size=1280,2000'):
-        o.add_argument(a)
-    o.binary_location = shutil.which('chromium')
-    d = webdriver.Chrome(service=Service(shutil.which('chromedriver')), options=o)
-    yield d
-    d.quit()
-
 @pytest.mark.parametrize('name', NBS)
 def test_page_renders(name, browser, tmp_path):
     src = EXEC/name
@@ -63,3 +48,8 @@ def test_page_renders(name, browser, tmp_path):
     assert len(imgs) >= n_fig_outputs, f"{name}: {n_fig_outputs} figures in the notebook, {len(imgs)} on the page"
     browser.save_screenshot(str(tmp_path/name.replace('.ipynb', '.png')))
     assert (tmp_path/name.replace('.ipynb', '.png')).stat().st_size > 10_000
+
+def test_readme_in_sync_with_index():
+    import subprocess, sys
+    r = subprocess.run([sys.executable, str(ROOT/'.ci'/'readme.py'), '--check'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

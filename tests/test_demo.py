@@ -1,0 +1,68 @@
+"""The main job, `ecgdiff demo`, at a small scale: it runs end to end from the console script, writes a
+self-contained report that headless Chromium shows with every figure loaded, and refuses bad options clearly.
+(`make demo` runs it at the default scale; the notebook nbs/08_demo.ipynb checks reproducibility in a slow cell.)"""
+import json, math, subprocess, sys
+from pathlib import Path
+import pytest
+
+BIN = Path(sys.executable).parent
+SCALE = '0.1'
+
+def _demo(out, *args, timeout=900):
+    return subprocess.run([str(BIN/'ecgdiff'), 'demo', '--out', str(out), *args], capture_output=True, text=True, timeout=timeout)
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp('demo')/'run'
+    r = _demo(out, '--scale', SCALE, '--seed', '1')
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return out, json.loads((out/'summary.json').read_text()), r
+
+def test_summary_has_every_stage(demo):
+    out, s, r = demo
+    for k in ('data', 'sssd', 'generate', 'evaluate', 'paired', 'roundtrip', 'study', 'seconds'): assert k in s, k
+    assert set(s['data']['per_class']) == {'CD', 'HYP', 'MI', 'NORM', 'STTC'}
+    assert all(math.isfinite(v) for v in s['evaluate']['fid'].values())
+    assert 0 < s['study']['baseline_macro_auc'] <= 1 and 0 < s['study']['augmented_macro_auc'] <= 1
+    assert math.isfinite(s['roundtrip']['kaggle_score_db'])
+    assert json.loads(r.stdout[r.stdout.index('{'):])['report'].endswith('report.html')
+
+def test_outputs_are_complete(demo):
+    import wfdb, numpy as np
+    out, s, _ = demo
+    recs = sorted((out/'generated'/'records').glob('*.hea'))
+    assert len(recs) == s['generate']['n']
+    rec = wfdb.rdrecord(str(recs[0].with_suffix('')))                       # wfdb's own reader
+    x = np.load(out/'generated'/'ecgs.npy')
+    np.testing.assert_allclose(rec.p_signal.T, x[0], atol=2e-3)             # WFDB stores 16-bit at 1 uV resolution
+    assert len(list((out/'images').glob('*.png'))) >= 1
+    assert not [p for p in out.rglob('*') if '.tmp' in p.name], "temporary files left behind"
+
+def test_report_in_browser(demo, browser):
+    out, s, _ = demo
+    browser.get((out/'report.html').as_uri())
+    text = browser.execute_script("return document.body.innerText")
+    for h in ('1. Data', '2. SSSD-ECG', '3. Generated ECGs', '4. Evaluation', '5. Conditional DDIM', '6. Paper round trip',
+              '7. Augmentation study'): assert h in text, f"report lacks section {h!r}"
+    imgs = browser.execute_script("return Array.from(document.images).map(i => [i.complete && i.naturalWidth > 0, i.alt])")
+    assert len(imgs) == s['report']['n_figures'] and len(imgs) >= 7, (len(imgs), s['report'])
+    bad = [alt for ok, alt in imgs if not ok]
+    assert not bad, f"figures that did not load: {bad}"
+    assert browser.execute_script("return document.querySelectorAll('table').length") >= 6
+    ext = browser.execute_script("return Array.from(document.querySelectorAll('[src],[href]')).map(e => e.src || e.href)")
+    assert all(u.startswith('data:') for u in ext), "report.html must be self-contained"
+    browser.save_screenshot(str(out/'report.png'))
+
+@pytest.mark.parametrize('args,msg', [(['--scale', '0'], '--scale'), (['--scale', '-1'], '--scale'),
+                                      (['--n_records', '10'], '--n_records'), (['--device', 'tpu'], '--device')])
+def test_bad_options(tmp_path, args, msg):
+    r = _demo(tmp_path/'o', *args, timeout=120)
+    assert r.returncode != 0 and msg in r.stderr, r.stderr[-1000:]
+    assert 'Traceback' not in r.stderr
+    assert not (tmp_path/'o'/'report.html').exists()
+
+def test_cuda_without_gpu(tmp_path):
+    import torch
+    if torch.cuda.is_available(): pytest.skip('a CUDA device is present')
+    r = _demo(tmp_path/'o', '--device', 'cuda', timeout=120)
+    assert r.returncode != 0 and 'no CUDA device' in r.stderr and 'Traceback' not in r.stderr
