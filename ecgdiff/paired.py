@@ -562,7 +562,7 @@ class PairedDiffusionLoss:
         self.last = dict(images=l_img.item(), freq=l_freq.item(), consistency=l_cons.item())
         return self.w[0]*l_img + self.w[1]*l_freq + self.w[2]*l_cons
 
-# %% ../nbs/02b_paired.ipynb #2333e321
+# %% ../nbs/02b_paired.ipynb #aa908381
 class ConfigError(ValueError):
     "A configuration with unknown keys or invalid values: the message names the key and the valid choices"
 
@@ -635,7 +635,8 @@ def load_config(cfg=None,   # YAML path, dict, `PairedConfig` or None (defaults)
     elif not isinstance(cfg, dict):
         src = str(cfg)
         if not Path(cfg).is_file(): raise ConfigError(f'config file not found: {cfg}')
-        cfg = yaml.safe_load(Path(cfg).read_text()) or {}
+        try: cfg = yaml.safe_load(Path(cfg).read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e: raise ConfigError(f'{src}: not a YAML file ({e})') from None
         if not isinstance(cfg, dict): raise ConfigError(f'{src}: expected a mapping of sections, got {type(cfg).__name__}')
     secs = {f.name: f for f in dataclasses.fields(PairedConfig)}
     unknown = [k for k in cfg if k not in secs]
@@ -664,7 +665,7 @@ def config_dict(cfg:PairedConfig)->dict:
     d['model']['channel_mults'] = list(d['model']['channel_mults'])
     return d
 
-# %% ../nbs/02b_paired.ipynb #4e07808b
+# %% ../nbs/02b_paired.ipynb #6f373f50
 def ensure_dataset(cfg:PairedConfig, progress:bool=True)->Path:
     "The dataset folder of `cfg`, built from `cfg.data.source` if it does not exist"
     d = cfg.data
@@ -733,13 +734,12 @@ def train_paired(cfg,                       # config file, dict or `PairedConfig
     "Train the conditional DDIM of `cfg` (building its dataset if needed); returns the `Learner`"
     cfg = load_config(cfg)
     set_seed(cfg.train.seed)
-    _rank0_first(ensure_dataset, cfg, progress=not quiet)     # a distributed run builds the dataset once, on rank 0
-    learn = paired_learner(cfg)
-    start = 0
-    if resume_from is not None:
+    if resume_from is not None:                               # a bad checkpoint fails before anything is built
         ck = load_checkpoint(resume_from)
         check_compatible(((ck.get('meta') or {}).get('config') or {}), cfg, f'checkpoint {resume_from}')
-        start = resume(learn, resume_from)
+    _rank0_first(ensure_dataset, cfg, progress=not quiet)     # a distributed run builds the dataset once, on rank 0
+    learn = paired_learner(cfg)
+    start = resume(learn, resume_from) if resume_from is not None else 0
     ctx = [learn.no_bar(), learn.no_logging()] if quiet else []
     for c in ctx: c.__enter__()
     try:

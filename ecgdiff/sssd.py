@@ -1008,7 +1008,7 @@ def load_sssd(path, # `save_sssd` file, ecgdiff training checkpoint, or referenc
     if diff: model.diffusion = diff
     return model.eval()
 
-# %% ../nbs/04_sssd_dsat.ipynb #f2fcd64b
+# %% ../nbs/04_sssd_dsat.ipynb #f36e3216
 def _rank0_first(f, *args, **kwargs):
     "Run `f` on rank 0 first, then on the other ranks of a distributed launch (steps that write files the others read)"
     if num_distrib() > 1:   # join the process group now (Accelerate's, which `distributed_ctx` reuses) so `barrier` works
@@ -1074,18 +1074,18 @@ def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpu
     out = Path(out); latest = out/'checkpoints'/'latest.pth'
     try:
         set_seed(seed)
-        if is_rank0(): out.mkdir(parents=True, exist_ok=True)
+        if resume and not latest.exists(): raise CheckpointError(f"--resume: no checkpoint {latest} to continue from")
         ds = _rank0_first(load_ptbxl, data, task=task, fs=fs, progress=not quiet and is_rank0())   # rank 0 fills the cache
         model = build_model(variant, size, labels=task, **({'s4_lmax': crop} if crop else {}))
         dls = sssd_dataloaders(ds, bs, scale=scale, crop=crop or None, device=default_device())
         learn = sssd_learner(model, dls, betas=make_betas('sssd_ecg', zero_snr=True) if zero_snr else None,
                              pred='v' if zero_snr else 'eps', p_uncond=p_uncond, lr=lr, ema_decay=ema, precision=precision,
                              n_acc=n_acc, path=out/'checkpoints')
-        if is_rank0():
+        start = _resume(learn, latest) if resume else 0
+        if is_rank0():                                   # the run folder appears once the data and model are good
+            out.mkdir(parents=True, exist_ok=True)
             _write_json(out/'config.json', dict(variant=type(model).__name__, config=model.config, data=str(data), fs=fs,
                                                 epochs=epochs, bs=bs, lr=lr, n_acc=n_acc, p_uncond=p_uncond))
-        if resume and not latest.exists(): raise CheckpointError(f"--resume: no checkpoint {latest} to continue from")
-        start = _resume(learn, latest) if resume else 0
     except (ECGDataError, CheckpointError, ValueError, FileNotFoundError) as e: sys.exit(f"{prog}: {e}")
     try:
         with distributed_ctx(learn, **_unused_ok()), contextlib.ExitStack() as st:
