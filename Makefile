@@ -29,7 +29,7 @@ export-check: install
 	  git status --porcelain; exit 1; fi
 
 nbtest: install
-	MPLBACKEND=Agg $(BIN)/python tests/nbrun.py --n_workers 2 --timing
+	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/python tests/nbrun.py --n_workers 2 --timing
 
 # headless Chromium for the docs and report checks (Debian packages), installed when missing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -39,7 +39,7 @@ chromium:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 pytest: install chromium
-	MPLBACKEND=Agg $(BIN)/python -m pytest -q tests
+	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations 15 tests
 
 test: export-check nbtest pytest
 
