@@ -758,7 +758,7 @@ def _from_sssd_file(file)->dict:
 
 _GENERATOR_LOADERS |= {'sssd': _load_sssd, 'dsat': _load_sssd}
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #4128e8e8
+# %% ../nbs/07_ptbxl_augmentation.ipynb #580a2bdf
 def train_gan_generator(out,                   # study folder (its training folds are used)
                         file=None,             # checkpoint to write (default: OUT/generator/gan.pth)
                         arch:str='wavegan',    # 'wavegan' (1000 samples) or 'pulse2pulse' (a multiple of 500)
@@ -791,6 +791,7 @@ def train_gan_generator(out,                   # study folder (its training fold
     with contextlib.ExitStack() as st:
         if not progress: st.enter_context(learn.no_bar()); st.enter_context(learn.no_logging())
         learn.fit(epochs)
+    if not is_rank0(): return file                  # in a distributed run (each rank trains the same GAN) rank 0 writes
     return save_generator(file, G.cpu(), 'gan', d.labels, config, fs=cfg['fs'], task=cfg['task'])
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #45203218
@@ -906,7 +907,7 @@ def compare(out,                      # study folder
     _write_fig(cd/'compare.png', fig)
     return df
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #742424cb
+# %% ../nbs/07_ptbxl_augmentation.ipynb #bcb7ad46
 def _on_rank0(f, *args, **kwargs):
     "Run `f` on rank 0 only (a step that writes the study's files); the other ranks of a distributed launch wait"
     if num_distrib() > 1:   # join the process group now (Accelerate's, which `distributed_ctx` reuses) so `barrier` works
@@ -962,8 +963,8 @@ def run_pipeline(out,                          # study folder
         sample_labels(out, label, n=n, seed=seed)
         return label
     label = r0(_labels, label); _lap('labels')
-    if checkpoint is None:      # the fallback GAN trains in one process (rank 0)
-        checkpoint = r0(train_gan_generator, out, epochs=gan_epochs, seed=seed, device=device, progress=progress)
+    if checkpoint is None:      # the small fallback GAN: every rank trains the same one (same seed, no DDP), rank 0 saves
+        checkpoint = train_gan_generator(out, epochs=gan_epochs, seed=seed, device=device, progress=progress)
         _lap('train_generator')
     r0(generate, out, checkpoint, seed=seed, device=device, sampler=sampler, n_steps=n_steps, progress=progress)
     _lap('generate')
