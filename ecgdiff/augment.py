@@ -26,7 +26,7 @@ from sklearn.metrics import (roc_auc_score, roc_curve, precision_recall_curve, f
 from .data import (ECGDataError, PTBXL, SyntheticInTestError, check_test_integrity, load_ptbxl, task_labels,
                           write_ptbxl)
 from .training import CheckpointError, amp_mode, atomic_save, check_state_dict, precision_cbs
-from .distributed import distributed_ctx, is_rank0, barrier
+from .distributed import distributed_ctx, is_rank0, barrier, on_rank0
 from fastai.torch_core import num_distrib
 
 # %% auto #0
@@ -908,15 +908,6 @@ def compare(out,                      # study folder
     return df
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #bcb7ad46
-def _on_rank0(f, *args, **kwargs):
-    "Run `f` on rank 0 only (a step that writes the study's files); the other ranks of a distributed launch wait"
-    if num_distrib() > 1:   # join the process group now (Accelerate's, which `distributed_ctx` reuses) so `barrier` works
-        from accelerate import PartialState
-        PartialState(cpu=not torch.cuda.is_available())
-    res = f(*args, **kwargs) if is_rank0() else None
-    barrier()
-    return res
-
 def run_pipeline(out,                          # study folder
                  data=None,                    # PTB-XL folder (default: simulate `n_records` into OUT/ptbxl)
                  task:str='superdiagnostic',
@@ -944,7 +935,7 @@ def run_pipeline(out,                          # study folder
     times, t = {}, time.time()
     def _lap(k):
         nonlocal t; times[k] = round(time.time() - t, 2); t = time.time()
-    r0 = _on_rank0      # steps that write the study's files run on rank 0 only; training runs on every rank
+    r0 = on_rank0       # steps that write the study's files run on rank 0 only; training runs on every rank
     if data is None:
         data = out/'ptbxl'
         if not (data/'ptbxl_database.csv').is_file():

@@ -9,9 +9,9 @@ import torch
 from fastai.torch_core import rank_distrib, num_distrib
 
 # %% auto #0
-__all__ = ['is_rank0', 'rank0_only', 'barrier', 'distributed_ctx']
+__all__ = ['is_rank0', 'rank0_only', 'barrier', 'join_process_group', 'rank0_first', 'on_rank0', 'distributed_ctx']
 
-# %% ../nbs/01b_distributed.ipynb #8c82052f
+# %% ../nbs/01b_distributed.ipynb #9e00f8df
 def is_rank0()->bool:
     "True in a single process and in the process of rank 0 of a distributed run."
     return rank_distrib() == 0
@@ -25,6 +25,27 @@ def rank0_only(f):
 def barrier():
     "Wait for all processes of a distributed run (no-op otherwise)."
     if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.barrier()
+
+def join_process_group():
+    "In a distributed launch, join the process group now (Accelerate's, which `distributed_ctx` reuses) so `barrier` works before the fit."
+    if num_distrib() > 1:
+        from accelerate import PartialState
+        PartialState(cpu=not torch.cuda.is_available())
+
+def rank0_first(f, *args, **kwargs):
+    "Run `f` on rank 0 first, then on the other ranks (steps that write files the others then read, e.g. a data cache)."
+    join_process_group()
+    if not is_rank0(): barrier()
+    res = f(*args, **kwargs)
+    if is_rank0(): barrier()
+    return res
+
+def on_rank0(f, *args, **kwargs):
+    "Run `f` on rank 0 only (steps that write reports); the other ranks wait for it and get `None`."
+    join_process_group()
+    res = f(*args, **kwargs) if is_rank0() else None
+    barrier()
+    return res
 
 # %% ../nbs/01b_distributed.ipynb #33c8429f
 def _broadcast_any_backend(self, t, rank):

@@ -29,7 +29,7 @@ from .training import adamw, fit_cosine, EMACallback, CheckpointCallback, NanGua
 from .training import atomic_save, load_checkpoint, check_state_dict, CheckpointError
 from .ddim import make_betas, alpha_bar, ab_at, q_sample, pred_target, generate, DiffusionCallback
 from .ddim import SAMPLERS, PREDS
-from .distributed import distributed_ctx, is_rank0, barrier
+from .distributed import distributed_ctx, is_rank0, barrier, rank0_first
 from fastai.torch_core import num_distrib
 
 # %% auto #0
@@ -876,16 +876,6 @@ def write_figures(out_dir, data:FMRIData, model:LatentDiffusionModel, arrays:dic
     _save_fig(plot_latents(z[:len(x)], [data.keys[i] for i in subj], 'subject'), out/'latents_subjects.png')
     _save_fig(plot_generated(x, arrays['generated'], arrays['matched_noise']), out/'generated.png')
 
-def _rank0_first(f, *args, **kwargs):
-    "Run `f` on rank 0 first, then on the other ranks of a distributed launch (steps that write files the others read)"
-    if num_distrib() > 1:   # join the process group now (Accelerate's, which `distributed_ctx` reuses) so `barrier` works
-        from accelerate import PartialState
-        PartialState(cpu=not torch.cuda.is_available())
-    if not is_rank0(): barrier()
-    res = f(*args, **kwargs)
-    if is_rank0(): barrier()
-    return res
-
 def run_fmri(config=None,        # YAML file (None: `DEFAULT_CONFIG`)
              mode:str='both',    # 'train', 'evaluate' or 'both'
              checkpoint=None,    # the model file (default: out_dir/model.pth)
@@ -902,7 +892,7 @@ def run_fmri(config=None,        # YAML file (None: `DEFAULT_CONFIG`)
     if mode == 'evaluate' and not ckpt.is_file():
         raise CheckpointError(f"checkpoint not found: {ckpt} (train first, or pass --checkpoint)")
     set_seed(cfg['seed'])
-    data = _rank0_first(fmri_data, cfg)            # in a distributed run rank 0 writes the synthetic data first
+    data = rank0_first(fmri_data, cfg)            # in a distributed run rank 0 writes the synthetic data first
     if mode in ('train', 'both'):
         model, hist = train_ldm(data, cfg, out, progress)
         if is_rank0():

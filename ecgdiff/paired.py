@@ -28,7 +28,7 @@ from .data import read_record, simulate_ecg, remove_baseline, ECGDataError
 from .training import (EMACallback, CheckpointCallback, NanGuard, precision_cbs, adamw, fit_cosine, grad_accum,
                        resume, load_checkpoint, check_state_dict, CheckpointError)
 from .ddim import make_betas, alpha_bar, ab_at, to_x0_eps, generate, timesteps, DiffusionCallback, PREDS, SAMPLERS
-from .distributed import distributed_ctx, is_rank0, barrier
+from .distributed import distributed_ctx, is_rank0, barrier, rank0_first
 from fastai.torch_core import num_distrib
 
 # %% auto #0
@@ -717,16 +717,6 @@ def paired_learner(cfg:PairedConfig, dls=None, stats=None)->Learner:
 class PairedTrainingError(RuntimeError):
     "Training stopped (NaN loss)"
 
-def _rank0_first(f, *args, **kwargs):
-    "Run `f` on rank 0 first, then on the other ranks of a distributed launch (steps that write files the others read)"
-    if num_distrib() > 1:   # join the process group now (Accelerate's, which `distributed_ctx` reuses) so `barrier` works
-        from accelerate import PartialState
-        PartialState(cpu=not torch.cuda.is_available())
-    if not is_rank0(): barrier()
-    res = f(*args, **kwargs)
-    if is_rank0(): barrier()
-    return res
-
 def train_paired(cfg,                       # config file, dict or `PairedConfig`
                  resume_from=None,          # checkpoint to continue from
                  quiet:bool=False,          # no progress bars / table
@@ -737,7 +727,7 @@ def train_paired(cfg,                       # config file, dict or `PairedConfig
     if resume_from is not None:                               # a bad checkpoint fails before anything is built
         ck = load_checkpoint(resume_from)
         check_compatible(((ck.get('meta') or {}).get('config') or {}), cfg, f'checkpoint {resume_from}')
-    _rank0_first(ensure_dataset, cfg, progress=not quiet)     # a distributed run builds the dataset once, on rank 0
+    rank0_first(ensure_dataset, cfg, progress=not quiet)     # a distributed run builds the dataset once, on rank 0
     learn = paired_learner(cfg)
     start = resume(learn, resume_from) if resume_from is not None else 0
     ctx = [learn.no_bar(), learn.no_logging()] if quiet else []

@@ -22,12 +22,12 @@ from fastai.learner import Learner
 
 from .s4 import S4, S4Layer, S4Module
 from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuard, adamw, amp_mode, atomic_save,
-                              check_state_dict, fit_cosine, grad_accum, load_checkpoint, precision_cbs, resume)
+                              check_state_dict, fit_cosine, grad_accum, load_checkpoint, precision_cbs, resume, FlushDenormals)
 from .ddim import SAMPLERS, CFGModel, DiffusionCallback, alpha_bar, make_betas, sssd_ecg_betas, timesteps
 from .data import (LEADS, TASKS, ECGDataError, PTBXL, ecg_intervals, heart_rate, load_ptbxl, plot_ecg,
                           task_labels, write_wfdb)
 from .gans import MODEL_LEADS, REFERENCE_LEADS, to_8_leads, to_12_leads
-from .distributed import distributed_ctx, is_rank0, barrier
+from .distributed import distributed_ctx, is_rank0, barrier, rank0_first
 from fastai.torch_core import num_distrib
 
 # %% auto #0
@@ -454,7 +454,7 @@ def sssd_learner(model:SSSD_ECG, # `SSSD_ECG` or `DSAT_ECG`
         raise ValueError(f"the data's label set ({len(dl_labels)}: {list(dl_labels)[:5]}...) differs from the model's "
                          f"({model.n_labels}: {model.labels[:5]}...); build both with the same task or label list")
     ab = alpha_bar(sssd_ecg_betas() if betas is None else betas)
-    cb = [DiffusionCallback(ab, pred=pred, p_uncond=p_uncond), EMACallback(ema_decay), NanGuard(), *precision_cbs(precision)]
+    cb = [DiffusionCallback(ab, pred=pred, p_uncond=p_uncond), EMACallback(ema_decay), NanGuard(), FlushDenormals(), *precision_cbs(precision)]
     if not model.n_labels: cb.append(_NoLabels())
     if n_acc > 1: cb.append(grad_accum(dls.bs, n_acc))
     if path is not None:
@@ -1009,16 +1009,6 @@ def load_sssd(path, # `save_sssd` file, ecgdiff training checkpoint, or referenc
     return model.eval()
 
 # %% ../nbs/04_sssd_dsat.ipynb #f36e3216
-def _rank0_first(f, *args, **kwargs):
-    "Run `f` on rank 0 first, then on the other ranks of a distributed launch (steps that write files the others read)"
-    if num_distrib() > 1:   # join the process group now (Accelerate's, which `distributed_ctx` reuses) so `barrier` works
-        from accelerate import PartialState
-        PartialState(cpu=not torch.cuda.is_available())
-    if not is_rank0(): barrier()
-    res = f(*args, **kwargs)
-    if is_rank0(): barrier()
-    return res
-
 def _unused_ok()->dict:
     "`distributed_ctx` arguments for models with parameters a step may not use (e.g. the label embedding without labels)"
     if num_distrib() <= 1: return {}
@@ -1075,7 +1065,7 @@ def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpu
     try:
         set_seed(seed)
         if resume and not latest.exists(): raise CheckpointError(f"--resume: no checkpoint {latest} to continue from")
-        ds = _rank0_first(load_ptbxl, data, task=task, fs=fs, progress=not quiet and is_rank0())   # rank 0 fills the cache
+        ds = rank0_first(load_ptbxl, data, task=task, fs=fs, progress=not quiet and is_rank0())   # rank 0 fills the cache
         model = build_model(variant, size, labels=task, **({'s4_lmax': crop} if crop else {}))
         dls = sssd_dataloaders(ds, bs, scale=scale, crop=crop or None, device=default_device())
         learn = sssd_learner(model, dls, betas=make_betas('sssd_ecg', zero_snr=True) if zero_snr else None,

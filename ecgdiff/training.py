@@ -23,7 +23,8 @@ from fastai.torch_core import get_model, rank_distrib
 # %% auto #0
 __all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_save', 'rng_states', 'set_rng_states',
            'checkpoint_state', 'save_checkpoint', 'CheckpointError', 'check_state_dict', 'load_checkpoint',
-           'CheckpointCallback', 'resume', 'NanLossWarning', 'NanGuard', 'amp_mode', 'precision_cbs', 'grad_accum']
+           'CheckpointCallback', 'resume', 'NanLossWarning', 'NanGuard', 'amp_mode', 'precision_cbs', 'grad_accum',
+           'flush_denormals', 'FlushDenormals']
 
 # %% ../nbs/01a_training.ipynb #08e2e526
 def adamw(wd:float=1e-2,            # Decoupled weight decay
@@ -382,3 +383,18 @@ def grad_accum(bs:int,         # Batch size of the DataLoader
               ):
     "fastai `GradientAccumulation` stepping every `n_batches` batches of `bs` samples (effective batch `bs*n_batches`)"
     return GradientAccumulation(n_acc=bs*n_batches)
+
+# %% ../nbs/01a_training.ipynb #41c5fac9
+@contextlib.contextmanager
+def flush_denormals(on:bool=True, # Flush subnormal floats to zero inside the block
+                   ):
+    "Context manager: CPU arithmetic flushes subnormal floats to zero inside the block (the default, off, is restored)."
+    ok = torch.set_flush_denormal(on)
+    try: yield ok
+    finally: torch.set_flush_denormal(False)
+
+class FlushDenormals(Callback):
+    "Flush subnormal floats to zero on the CPU during `fit` (S4 kernels produce many; CPU arithmetic on them is slow)."
+    order = -10
+    def before_fit(self): self.on = torch.set_flush_denormal(True)
+    def after_fit(self): torch.set_flush_denormal(False)
