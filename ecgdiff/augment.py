@@ -553,8 +553,8 @@ def evaluate(out,              # study folder
     df = bootstrap_metrics(yt, pt, thr, d.labels, n_boot, alpha, seed)
     rd = out/name/'report'
     _write_csv(rd/'per_label.csv', df, index_label='label')
-    _write_npz(out/name/'preds.npz', labels=np.array(d.labels), ids_valid=d.meta.record.values[iv].astype(str), y_valid=yv,
-               p_valid=pv, ids_test=d.meta.record.values[it].astype(str), y_test=yt, p_test=pt, thr=thr)
+    _write_npz(out/name/'preds.npz', labels=np.array(d.labels), ids_valid=np.asarray(d.meta.record.to_numpy()[iv], dtype=str), y_valid=yv,
+               p_valid=pv, ids_test=np.asarray(d.meta.record.to_numpy()[it], dtype=str), y_test=yt, p_test=pt, thr=thr)
     m = df.loc['macro']
     summary = dict(model=name, arch=info['arch'], task=cfg['task'], n_valid=len(iv), n_test=len(it), n_boot=n_boot,
                    threshold_source=src, macro_auc=m.auc, macro_auc_ci=[m.auc_lo, m.auc_hi], macro_f1=m.f1,
