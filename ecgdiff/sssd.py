@@ -22,7 +22,8 @@ from fastai.learner import Learner
 
 from .s4 import S4, S4Layer, S4Module
 from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuard, adamw, amp_mode, atomic_save,
-                              check_state_dict, fit_cosine, grad_accum, load_checkpoint, precision_cbs, resume, FlushDenormals)
+                              check_state_dict, fit_cosine, grad_accum, load_checkpoint, precision_cbs, resume, FlushDenormals,
+                              read_torch_file)
 from .ddim import SAMPLERS, CFGModel, DiffusionCallback, alpha_bar, make_betas, sssd_ecg_betas, timesteps
 from .data import (LEADS, TASKS, ECGDataError, PTBXL, ecg_intervals, heart_rate, load_ptbxl, plot_ecg,
                           task_labels, write_wfdb)
@@ -303,9 +304,7 @@ def load_reference_checkpoint(path, # A reference checkpoint (.pkl/.pt: `model_s
                              )->SSSD_ECG:
     "An `SSSD_ECG` in eval mode holding the weights of a published SSSD-ECG checkpoint (leads I, V1-V6, aVF)."
     path = Path(path)
-    if not path.is_file(): raise CheckpointError(f"reference checkpoint not found: {path}")
-    try: ck = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: raise CheckpointError(f"cannot read {path} as a torch checkpoint: {e}") from e
+    ck = read_torch_file(path, 'reference checkpoint', map_location)
     if not isinstance(ck, dict): raise CheckpointError(f"{path}: expected a dict, got {type(ck).__name__}")
     sd = ck.get('model_state_dict', ck.get('state_dict', ck))
     if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
@@ -992,9 +991,7 @@ def load_sssd(path, # `save_sssd` file, ecgdiff training checkpoint, or referenc
              )->SSSD_ECG:
     "Load a model saved by `save_sssd`, a training checkpoint, or a published SSSD-ECG checkpoint; eval mode."
     path = Path(path)
-    if not path.is_file(): raise CheckpointError(f"model file not found: {path}")
-    try: ck = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: raise CheckpointError(f"cannot read {path}: {e}") from e
+    ck = read_torch_file(path, 'model file', map_location)
     if isinstance(ck, dict) and 'variant' in ck and 'config' in ck:
         variant, cfg, sd, diff = ck['variant'], ck['config'], ck['state_dict'], ck.get('diffusion')
     elif isinstance(ck, dict) and 'model' in ck and isinstance(ck.get('meta'), dict) and 'config' in ck['meta']:
