@@ -21,10 +21,10 @@ from fastai.optimizer import Adam
 from fastai.torch_core import get_model, rank_distrib
 
 # %% auto #0
-__all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_save', 'rng_states', 'set_rng_states',
-           'checkpoint_state', 'save_checkpoint', 'CheckpointError', 'check_state_dict', 'read_torch_file',
-           'load_checkpoint', 'CheckpointCallback', 'resume', 'NanLossWarning', 'NanGuard', 'amp_mode', 'precision_cbs',
-           'grad_accum', 'flush_denormals', 'FlushDenormals']
+__all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_write', 'atomic_save', 'rng_states',
+           'set_rng_states', 'checkpoint_state', 'save_checkpoint', 'CheckpointError', 'check_state_dict',
+           'read_torch_file', 'load_checkpoint', 'CheckpointCallback', 'resume', 'NanLossWarning', 'NanGuard',
+           'amp_mode', 'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
 
 # %% ../nbs/01a_training.ipynb #08e2e526
 def adamw(wd:float=1e-2,            # Decoupled weight decay
@@ -136,7 +136,7 @@ class EMACallback(Callback):
         self.shadow = OrderedDict((k, v.detach().clone()) for k, v in sd['weights'].items())
         self.n_updates, self.swapped = int(sd['n_updates']), False
 
-# %% ../nbs/01a_training.ipynb #95aecda4
+# %% ../nbs/01a_training.ipynb #602d8949
 def _tmp_beside(file:Path):
     "A temporary file in `file`'s folder, with the permissions a plain `open` would give (mkstemp makes it 0600)."
     fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f'.{file.name}.', suffix='.tmp')
@@ -144,20 +144,26 @@ def _tmp_beside(file:Path):
     os.chmod(tmp, 0o666 & ~umask)
     return fd, tmp
 
-def atomic_save(obj,     # Anything `torch.save` accepts
-                file,    # Destination
-               ):
-    "`torch.save` `obj` to a temporary file beside `file`, then rename it over `file`"
+def atomic_write(file,   # Destination
+                 write,  # Called with a binary file object open on the temporary file
+                )->Path:
+    "Write `file` through `write(f)` into a temporary file beside it, then rename it over `file` (never half-written)"
     file = Path(file); file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _tmp_beside(file)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+            write(f); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, file)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
     return file
+
+def atomic_save(obj,     # Anything `torch.save` accepts
+                file,    # Destination
+               ):
+    "`torch.save` `obj` to a temporary file beside `file`, then rename it over `file`"
+    return atomic_write(file, partial(torch.save, obj))
 
 # %% ../nbs/01a_training.ipynb #529a3372
 def _np_state():
