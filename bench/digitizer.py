@@ -6,13 +6,14 @@ learned pipeline, on batches of synthetic pages (bf16 autocast on CUDA). Prints 
 Without --checkpoints the stages run with random weights built from configs/digitizer (same architecture, same
 cost); stages 1 and 2 are then fed the true page geometry, so that each stage's time is measured on real work, and
 `pipeline` is the time of the three stages chained (`pipeline_kind` says which). With trained checkpoints,
-`pipeline` is `Digitizer.__call__` on the batch, image decoding of arrays included.
+`pipeline` is `Digitizer.__call__` on the batch, image decoding of arrays included. `stage2_decode_...` is the CPU
+decoding of stage 2 alone on perfect masks (what a trained model's output resembles).
 """
 import argparse, json, os, time
 from pathlib import Path
 import numpy as np
 import torch
-from ecgdiff.digitizer import (Digitizer, build_model, digitize_classical, load_config, random_page)
+from ecgdiff.digitizer import (Digitizer, build_model, digitize_classical, load_config, random_page, render_page)
 
 p = argparse.ArgumentParser()
 p.add_argument('--device', default=None); p.add_argument('--n', type=int, default=16)
@@ -48,6 +49,13 @@ t1, _ = timed(dg.stage1, imgs, true0)
 t2, out = timed(lambda i, s: dg.stage2(i, s, 500), imgs, true1)
 if trained: tp, _ = timed(dg, imgs)
 else: tp = t0 + t1 + t2
+# stage 2's CPU decoding alone, on the perfect masks a trained model approaches (random weights give dense noise)
+s2 = dg.cfgs[2]['ppmm']; S2 = np.diag([s2, s2, 1.])
+masks = [render_page(t.x, t.fs, t.layout, t.speed, t.gain, 'none', 25.4*s2, t.leads, t.lw, labels=False, pulses=False,
+                     header=None)[1].masks().astype(np.float32) for t in truths[:8]]
+t = time.perf_counter()
+for r, m in zip(true1, masks): dg._decode(r, m, s2, S2, 500)
+td = (time.perf_counter() - t)/len(masks)
 nc = a.n_classical or min(a.n, 8)
 sync(); t = time.perf_counter()
 for im in imgs[:nc]: digitize_classical(im)
@@ -58,6 +66,7 @@ res = dict(device=torch.cuda.get_device_name(dev) if cuda else 'cpu', torch=torc
            weights='trained' if trained else 'random', pipeline_kind='Digitizer.__call__' if trained else 'stages chained on true geometry',
            encoders={k: dg.cfgs[k]['model']['encoder'] + f"/w{dg.cfgs[k]['model']['width']}" for k in range(3)},
            images_per_s=dict(classical=nc/tc, stage0=a.n/t0, stage1=a.n/t1, stage2=a.n/t2, pipeline=a.n/tp),
-           s_per_image=dict(classical=tc/nc, stage0=t0/a.n, stage1=t1/a.n, stage2=t2/a.n, pipeline=tp/a.n))
+           s_per_image=dict(classical=tc/nc, stage0=t0/a.n, stage1=t1/a.n, stage2=t2/a.n, pipeline=tp/a.n),
+           stage2_decode_s_per_image_perfect_masks=td, stage2_ppmm=s2)
 if cuda: res['peak_mem_gb'] = torch.cuda.max_memory_allocated(dev)/1e9
 print(json.dumps(res, indent=1))

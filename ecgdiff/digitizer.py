@@ -31,10 +31,10 @@ from .training import CheckpointError
 # %% auto #0
 __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'PageTruth', 'render_page', 'fit_homography',
            'distort', 'record_signals', 'random_page', 'lead_powers', 'snr_cinc', 'snr_kaggle', 'kaggle_score',
-           'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'Digitization', 'follow_trace', 'centreline',
-           'einthoven', 'digitize_classical', 'load_config', 'ResNetD', 'UNet', 'letterbox', 'StageData',
+           'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'Digitization', 'column_runs', 'follow_trace',
+           'centreline', 'einthoven', 'digitize_classical', 'load_config', 'ResNetD', 'UNet', 'letterbox', 'StageData',
            'DigitizerLoss', 'HeadAccuracy', 'CornerError', 'Dice', 'build_model', 'train_stage', 'Digitizer',
-           'write_record', 'kaggle_rows', 'overlay', 'digitize_files', 'digitize_cli', 'quality']
+           'write_record', 'kaggle_rows', 'overlay', 'digitize_files', 'digitize_cli', 'quality', 'decoder_ceiling']
 
 # %% ../nbs/05_digitizer.ipynb #c4d02720
 def _rgb(c)->np.ndarray:
@@ -679,27 +679,42 @@ class Digitization:
     method: str = 'classical'
     info: dict = field(default_factory=dict)
 
-def _runs(col):
-    "Start and end (exclusive) rows of the runs of True in a boolean column."
-    d = np.diff(np.r_[0, col.view(np.int8), 0])
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+def column_runs(M)->tuple:
+    "The vertical runs of True in a mask `M` (..., rows, cols): column (counted over the leading axes, then cols), start row and end row (exclusive) of each, sorted by column then row."
+    M = np.asarray(M, bool); h = M.shape[-2]
+    p = np.flatnonzero(np.swapaxes(M, -1, -2))                              # ink, in column-major order
+    if not len(p): return (np.zeros(0, np.int64),)*3
+    new = np.r_[True, (np.diff(p) != 1) | (p[1:] % h == 0)]                 # a gap, or the top of a column
+    i = np.flatnonzero(new)
+    st, en = p[i], np.r_[p[i[1:] - 1], p[-1]] + 1
+    col = st//h
+    return col, st - col*h, en - col*h
 
 def follow_trace(M, y_start:float, max_jump:float, reach:float=np.inf)->tuple:
     "Column-wise trace following in the ink mask `M` (rows, cols) from the baseline row `y_start`: per column the top and bottom (exclusive) of the run of ink that continues the previous column's (NaN: none); runs beyond `reach` rows from the baseline cost the excess."
     h, n = M.shape
-    d = np.diff(M.T.astype(np.int8), axis=1, prepend=0, append=0)          # (cols, rows + 1)
-    cs, rs = np.nonzero(d == 1); re = np.nonzero(d == -1)[1]                # runs, sorted by column then row
-    ptr = np.searchsorted(cs, np.arange(n + 1))
+    cs, rs, re = column_runs(M)
+    ptr = np.searchsorted(cs, np.arange(n + 1)).tolist()
+    rsl, rel = rs.tolist(), re.tolist()                                     # plain ints: most columns hold a run or two
     top, bot = np.full(n, np.nan), np.full(n, np.nan)
     a, b = y_start - 1, y_start + 1
     for c in range(n):
         i0, i1 = ptr[c], ptr[c + 1]
         if i0 == i1: continue
-        s, e = rs[i0:i1], re[i0:i1]
-        gap = np.maximum(s - b, 0) + np.maximum(a - e, 0)                    # gap to the last column's run
-        k = int(np.argmin(gap + 1e-3*np.abs(s + e - a - b) + np.maximum(np.abs((s + e)/2 - y_start) - reach, 0)))
-        if gap[k] > max_jump: continue
-        top[c], bot[c] = a, b = s[k], e[k]
+        if i1 - i0 <= 8:
+            best = None
+            for i in range(i0, i1):
+                s, e = rsl[i], rel[i]
+                gap = max(s - b, 0) + max(a - e, 0)                         # gap to the last column's run
+                cost = gap + 1e-3*abs(s + e - a - b) + max(abs((s + e)/2 - y_start) - reach, 0)
+                if best is None or cost < best: best, k, g = cost, i, gap   # the first of equal costs
+        else:                                                               # many runs (a noisy mask): the same, vectorised
+            s, e = rs[i0:i1], re[i0:i1]
+            gap = np.maximum(s - b, 0) + np.maximum(a - e, 0)
+            j = int(np.argmin(gap + 1e-3*np.abs(s + e - a - b) + np.maximum(np.abs((s + e)/2 - y_start) - reach, 0)))
+            k, g = i0 + j, gap[j]
+        if g > max_jump: continue
+        top[c], bot[c] = a, b = rsl[k], rel[k]
     return top, bot
 
 def centreline(top, bot, pen:float)->np.ndarray:
@@ -1177,8 +1192,7 @@ def _scale(H, geom)->float:
 
 def _pen(M)->float:
     "Typical vertical thickness (px) of the thin runs of a stack of masks (n, h, w)."
-    d = np.diff(M.astype(np.int8), axis=-2, prepend=0, append=0)
-    n = (np.flatnonzero(d.transpose(0, 2, 1).ravel() == -1) - np.flatnonzero(d.transpose(0, 2, 1).ravel() == 1))
+    _, s, e = column_runs(M); n = e - s
     return float(np.median(n[n <= np.percentile(n, 30)])) if len(n) else 2.
 
 def _duration(speed:float)->float: return _DURATION.get(float(speed), 10.)
@@ -1510,6 +1524,25 @@ def quality(digitize,                 # image -> `Digitization` (e.g. `digitize_
         g_all.append(g); p_all.append(q)
     return dict(median_cinc=float(np.median([snr_cinc(g, p, 500) for g, p in zip(g_all, p_all)])),
                 kaggle=kaggle_score(g_all, p_all, 500), failures=fails, n=n)
+
+# %% ../nbs/05_digitizer.ipynb #ceil0001
+def decoder_ceiling(ppmm:float,             # px per mm of the rectified page
+                    n:int=16,               # held-out pages
+                    seed:int=20_000,
+                    dpi=(100, 300),
+                   )->dict:
+    "Kaggle score and median CinC SNR (dB) of stage 2's decoding applied to perfect masks drawn at `ppmm`: the best the learned pipeline can do at that resolution."
+    rng, S, dg = np.random.default_rng([seed, 2]), np.diag([ppmm, ppmm, 1.]), Digitizer(device='cpu')
+    gs, ps = [], []
+    for _ in range(n):
+        _, tr = random_page(rng, dpi=dpi, strokes=False)
+        _, t2 = render_page(tr.x, tr.fs, tr.layout, tr.speed, tr.gain, 'none', 25.4*ppmm, tr.leads, tr.lw, labels=False,
+                            pulses=False, header=None)                     # the traces drawn straight at `ppmm`
+        r = dict(layout=tr.layout, speed=tr.speed, gain=tr.gain, duration=tr.duration, geom=tr.geom, G=tr.H,
+                 ppmm=tr.ppmm, notes=[])
+        gs.append(tr.signals()); ps.append(dg._decode(r, t2.masks().astype(np.float32), ppmm, S, 500).x)
+    return dict(kaggle=kaggle_score(gs, ps, 500), median_cinc=float(np.median([snr_cinc(g, p, 500) for g, p in zip(gs, ps)])), n=n)
+
 
 # %% ../nbs/05_digitizer.ipynb #c413e015
 GPU_RUN = {0: {'train.epochs': 6, 'data.n_train': 3000, 'data.n_valid': 128, 'train.bs': 32, 'train.num_workers': 14},
