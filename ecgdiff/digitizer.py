@@ -29,12 +29,13 @@ from .data import LEADS, GRID_COLORS, ECGDataError, lead_name, limb_leads, paper
 from .training import CheckpointError
 
 # %% auto #0
-__all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'PageTruth', 'render_page', 'fit_homography',
-           'distort', 'record_signals', 'random_page', 'lead_powers', 'snr_cinc', 'snr_kaggle', 'kaggle_score',
-           'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'Digitization', 'column_runs', 'follow_trace',
-           'centreline', 'einthoven', 'digitize_classical', 'load_config', 'ResNetD', 'UNet', 'letterbox', 'StageData',
-           'DigitizerLoss', 'HeadAccuracy', 'CornerError', 'Dice', 'build_model', 'train_stage', 'Digitizer',
-           'write_record', 'kaggle_rows', 'overlay', 'digitize_files', 'digitize_cli', 'quality', 'decoder_ceiling']
+__all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'PageTruth', 'warp_tensor', 'render_page',
+           'fit_homography', 'distort', 'record_signals', 'random_page', 'lead_powers', 'snr_cinc', 'snr_kaggle',
+           'kaggle_score', 'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'Digitization', 'column_runs',
+           'follow_trace', 'centreline', 'einthoven', 'digitize_classical', 'load_config', 'ResNetD', 'UNet',
+           'letterbox', 'StageData', 'DigitizerLoss', 'HeadAccuracy', 'CornerError', 'Dice', 'build_model',
+           'train_stage', 'Digitizer', 'write_record', 'kaggle_rows', 'overlay', 'digitize_files', 'digitize_cli',
+           'quality', 'decoder_ceiling']
 
 # %% ../nbs/05_digitizer.ipynb #c4d02720
 def _rgb(c)->np.ndarray:
@@ -181,6 +182,29 @@ class PageTruth:
         M = self.H @ np.diag([1/s, 1/s, 1.])          # rendering px -> image px
         if np.allclose(M, np.eye(3)) and (h0, w0) == tuple(self.shape): return m
         return np.stack([warp(mk.astype(np.uint8)*255, M, self.shape, order=0) > 127 for mk in m])
+
+def _to_tensor(img, device=None)->torch.Tensor:
+    "(h, w, 3) uint8 image -> (3, h, w) uint8 tensor on `device`."
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(img, np.uint8))).to(device).permute(2, 0, 1)
+
+def _norm_t(x:torch.Tensor)->torch.Tensor:
+    "0-255 float tensor -> centred and scaled, as `_norm`."
+    return (x/255 - .5)/.25
+
+def warp_tensor(img:torch.Tensor, M, shape, fill:float=255.)->torch.Tensor:
+    "`warp` of a (c, h, w) tensor on its device: float32 (c, *shape), bilinear, with PIL's pixel centres, edge clamping, fill outside and truncation."
+    c, h, w = img.shape
+    H, W, dev = int(shape[0]), int(shape[1]), img.device
+    Mi = torch.tensor(np.linalg.inv(M), dtype=torch.float32, device=dev)
+    x = torch.arange(W, device=dev, dtype=torch.float32) + .5                  # output pixel centres
+    y = torch.arange(H, device=dev, dtype=torch.float32)[:, None] + .5
+    den = Mi[2, 0]*x + Mi[2, 1]*y + Mi[2, 2]
+    u, v = (Mi[0, 0]*x + Mi[0, 1]*y + Mi[0, 2])/den, (Mi[1, 0]*x + Mi[1, 1]*y + Mi[1, 2])/den
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    grid = torch.stack([2*u/w - 1, 2*v/h - 1], -1)[None]
+    out = F.grid_sample(img[None].float(), grid, mode='bilinear', padding_mode='border', align_corners=False)[0]
+    return torch.where(inside, out.floor(), torch.full((), fill, device=dev))
+
 
 # %% ../nbs/05_digitizer.ipynb #a0fa3c7a
 def _row_mm(geom)->float: return geom['rows'][1] - geom['rows'][0]
@@ -1218,20 +1242,28 @@ class Digitizer:
             self.models[k], self.cfgs[k] = m.to(self.device).eval(), cfg
 
     @torch.no_grad()
-    def _run(self, k:int, xs:list)->list:
-        "Forward the tensors `xs` (c, h, w) through stage `k`, batched by shape; sigmoid maps (and logits) as numpy."
-        out = [None]*len(xs)
-        shapes = {}
-        for i, x in enumerate(xs): shapes.setdefault(tuple(x.shape), []).append(i)
-        for idx in shapes.values():
+    def _run(self, k:int, xs:list, shapes:list=None, post=None)->list:
+        "Forward through stage `k` the inputs `xs` (c, h, w) (tensors, or functions that build them on the device, with their `shapes`), batched by shape: per input, the sigmoid maps (and stage 0's logits) as numpy, after `post` on the device."
+        out, groups = [None]*len(xs), {}
+        for i, sh in enumerate(shapes or [x.shape for x in xs]): groups.setdefault(tuple(sh), []).append(i)
+        for idx in groups.values():
             for j in range(0, len(idx), self.bs):
                 b = idx[j:j + self.bs]
+                x = torch.stack([xs[i]() if callable(xs[i]) else xs[i] for i in b]).to(self.device)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == 'cuda'):
-                    y = self.models[k](torch.stack([xs[i] for i in b]).to(self.device))
+                    y = self.models[k](x)
                 if k == 0: y = (torch.sigmoid(y[0].float()).cpu().numpy(), y[1].float().cpu().numpy())
-                else: y = (torch.sigmoid(y.float()).cpu().numpy(),)
+                else: y = torch.sigmoid(y.float()); y = ((post(y) if post else y).cpu().numpy(),)
                 for n, i in enumerate(b): out[i] = tuple(a[n] for a in y)
         return out
+
+    def _page_input(self, img, M, shape, layout:str=None)->torch.Tensor:
+        "`img` warped by `M` into `shape` on the device and normalised (stage 1), with its coordinates and layout (stage 2)."
+        x = _norm_t(warp_tensor(_to_tensor(img, self.device), M, shape))
+        if layout is None: return x
+        h, w = shape
+        oh = torch.zeros(len(LAYOUTS), h, w, device=x.device); oh[LAYOUTS.index(layout)] = 1
+        return torch.cat([x, torch.from_numpy(_coords((h, w))).to(x.device), oh])
 
     def _need(self, k):
         if k not in self.models: raise DigitizeError(f"no stage-{k} checkpoint loaded (expected stage{k}.pth)")
@@ -1283,16 +1315,17 @@ class Digitizer:
         "Grid points, the rectifying homography `G` (page mm -> image px) and the measured px per mm of each image."
         self._need(1); s = self.cfgs[1]['ppmm']; S = np.diag([s, s, 1.])
         ok_i = [i for i, r in enumerate(s0) if not isinstance(r, Exception)]
-        canon = [warp(np.asarray(imgs[i]), S @ np.linalg.inv(s0[i]['H0']), _canon_shape(s0[i]['geom'], s)) for i in ok_i]
+        shapes = [_canon_shape(s0[i]['geom'], s) for i in ok_i]
+        xs = [functools.partial(self._page_input, imgs[i], S @ np.linalg.inv(s0[i]['H0']), sh) for i, sh in zip(ok_i, shapes)]
         out = list(s0)
-        for i, (P,) in zip(ok_i, self._run(1, [_norm(c) for c in canon])):
+        for i, (P,) in zip(ok_i, self._run(1, xs, [(3, *sh) for sh in shapes], post=lambda y: y[:, 2])):   # the grid points
             try: out[i] = self._rectification(dict(s0[i], notes=list(s0[i]['notes'])), P, s, S)
             except (np.linalg.LinAlgError, ValueError) as e: out[i] = DigitizeError(f"stage 1: no rectification ({e})")
         return out
 
     def _rectification(self, r, P, s, S)->dict:
-        "Stage 1's homography from the grid points map `P` of the canonical page at `s` px/mm."
-        pts = _peaks(P[2]); mm = pts/s; lat = 5*np.round(mm/5)
+        "Stage 1's homography from the grid points map `P` (h, w) of the canonical page at `s` px/mm."
+        pts = _peaks(P); mm = pts/s; lat = 5*np.round(mm/5)
         ok = (np.abs(mm - lat) < 1.5).all(1)
         G = r['H0']
         if ok.sum() >= 8:
@@ -1311,15 +1344,17 @@ class Digitizer:
         "Per-lead trace masks on the rectified page, decoded to a `Digitization` at `fs` per image."
         self._need(2); s = self.cfgs[2]['ppmm']; S = np.diag([s, s, 1.])
         ok_i = [i for i, r in enumerate(s1) if not isinstance(r, Exception)]
-        rects = [warp(np.asarray(imgs[i]), S @ np.linalg.inv(s1[i]['G']), _canon_shape(s1[i]['geom'], s)) for i in ok_i]
+        shapes = [_canon_shape(s1[i]['geom'], s) for i in ok_i]
+        xs = [functools.partial(self._page_input, imgs[i], S @ np.linalg.inv(s1[i]['G']), sh, s1[i]['layout'])
+              for i, sh in zip(ok_i, shapes)]
         out = list(s1)
-        for i, (P,) in zip(ok_i, self._run(2, [_stage2_input(x, s1[i]['layout']) for x, i in zip(rects, ok_i)])):
+        for i, (P,) in zip(ok_i, self._run(2, xs, [(9, *sh) for sh in shapes], post=lambda y: y > .5)):   # masks, as bool
             try: out[i] = self._decode(s1[i], P, s, S, fs)
             except (np.linalg.LinAlgError, ValueError) as e: out[i] = DigitizeError(f"stage 2: no traces decoded ({e})")
         return out
 
     def _decode(self, r, P, s, S, fs)->Digitization:
-        "Stage 2's per-lead masks `P` on the rectified page at `s` px/mm, decoded at `fs`."
+        "Stage 2's per-lead masks `P` (probabilities or bool) on the rectified page at `s` px/mm, decoded at `fs`."
         g, M = r['geom'], P > .5
         fr = dict(xs=g['x0']*s, pxs=g['speed']*s, pxmv=g['gain']*s, base=np.array(g['rows'])*s, sp=_row_mm(g)*s,
                   pen=_pen(M), max_jump=2*s, max_gap=s)
