@@ -25,7 +25,7 @@ from sklearn.metrics import (roc_auc_score, roc_curve, precision_recall_curve, f
 
 from .data import (ECGDataError, PTBXL, SyntheticInTestError, check_test_integrity, load_ptbxl, task_labels,
                           write_ptbxl)
-from .training import CheckpointError, amp_mode, atomic_save, check_state_dict, precision_cbs
+from .training import CheckpointError, amp_mode, atomic_path, atomic_save, check_state_dict, precision_cbs
 from .distributed import distributed_ctx, is_rank0, barrier, on_rank0
 from fastai.torch_core import num_distrib
 
@@ -39,22 +39,11 @@ __all__ = ['ARCHS', 'STEPS', 'GENERATOR_KINDS', 'Bottleneck1d', 'resnet1d', 'res
            'run_pipeline', 'augment_cli']
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #50f9fb60
-def _atomic(path, write)->Path:
-    "Call `write(tmp)` with a temporary file name beside `path` (same suffix), then rename it to `path`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix='.tmp' + path.suffix)
-    os.close(fd)
-    try: write(tmp); os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        raise
-    return path
-
-def _write_json(path, obj): return _atomic(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=_json_default)))
-def _write_csv(path, df, **kw): return _atomic(path, lambda t: df.to_csv(t, **kw))
-def _write_npy(path, a): return _atomic(path, lambda t: np.save(t, np.asarray(a)))
-def _write_npz(path, **arrays): return _atomic(path, lambda t: np.savez(t, **arrays))
-def _write_fig(path, fig, dpi:int=100): return _atomic(path, lambda t: fig.savefig(t, dpi=dpi, format=Path(path).suffix[1:]))
+def _write_json(path, obj): return atomic_path(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=_json_default)))
+def _write_csv(path, df, **kw): return atomic_path(path, lambda t: df.to_csv(t, **kw))
+def _write_npy(path, a): return atomic_path(path, lambda t: np.save(t, np.asarray(a)))
+def _write_npz(path, **arrays): return atomic_path(path, lambda t: np.savez(t, **arrays))
+def _write_fig(path, fig, dpi:int=100): return atomic_path(path, lambda t: fig.savefig(t, dpi=dpi, format=Path(path).suffix[1:]))
 
 def _json_default(o):
     if isinstance(o, np.generic): return o.item()

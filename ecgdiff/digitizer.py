@@ -26,7 +26,7 @@ from fastai.callback.core import Callback
 from fastai.metrics import Metric
 
 from .data import LEADS, GRID_COLORS, ECGDataError, lead_name, limb_leads, paper_layout, simulate_ecg, SIM_CODES, read_record
-from .training import CheckpointError
+from .training import CheckpointError, atomic_path
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'PageTruth', 'warp_tensor', 'render_page',
@@ -1384,16 +1384,6 @@ class Digitizer:
 _OVERLAY_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22',
                    '#7f7f7f', '#393b79', '#e7298a']
 
-def _atomic(path, write):
-    "Call `write(tmp)` for a temporary file beside `path`, then rename it to `path`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix=path.suffix); os.close(fd)
-    try: write(tmp); os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
-    return path
-
 def write_record(path, d:Digitization):
     "Write a `Digitization` as a 16-bit WFDB record at `path` (no extension), NaN kept as WFDB's invalid value; atomic."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -1404,7 +1394,7 @@ def write_record(path, d:Digitization):
                 comments=[f"digitized by ecgdiff ({d.method}): layout {d.layout}, {d.speed:g} mm/s, {d.gain:g} mm/mV"])
     hea = (path.parent/f"{tmp}.hea").read_text().replace(f"{tmp}.dat", f"{path.name}.dat").replace(tmp, path.name, 1)
     os.replace(path.parent/f"{tmp}.dat", path.with_name(path.name + '.dat'))
-    _atomic(path.with_name(path.name + '.hea'), lambda t: Path(t).write_text(hea)); os.unlink(path.parent/f"{tmp}.hea")
+    atomic_path(path.with_name(path.name + '.hea'), lambda t: Path(t).write_text(hea)); os.unlink(path.parent/f"{tmp}.hea")
     return path
 
 def kaggle_rows(name:str, d:Digitization)->list:
@@ -1437,8 +1427,8 @@ def _page_info(path:Path, stage:int)->dict:
     return info
 
 def _write_page(out:Path, name:str, page, info:dict):
-    _atomic(out/f"{name}.png", lambda t: Image.fromarray(page).save(t, format='PNG'))
-    _atomic(out/f"{name}.json", lambda t: Path(t).write_text(json.dumps(info, indent=1)))
+    atomic_path(out/f"{name}.png", lambda t: Image.fromarray(page).save(t, format='PNG'))
+    atomic_path(out/f"{name}.json", lambda t: Path(t).write_text(json.dumps(info, indent=1)))
 
 def _digitize_one(f:Path, out:Path, mode:str, dg, fs:float, max_px:int)->tuple:
     "Digitize one file in `mode`, writing its outputs; (Digitization or None, notes)."
@@ -1473,7 +1463,7 @@ def _digitize_one(f:Path, out:Path, mode:str, dg, fs:float, max_px:int)->tuple:
         name = name.removesuffix('_stage1')
     else: raise ValueError(f"unknown mode {mode!r}; expected pipeline, classical, stage0, stage1 or stage2")
     write_record(out/name, d)
-    _atomic(out/f"{name}_overlay.png", lambda t: overlay(img, d).save(t, format='PNG'))
+    atomic_path(out/f"{name}_overlay.png", lambda t: overlay(img, d).save(t, format='PNG'))
     return d, notes + d.notes
 
 def digitize_files(inputs,                 # an image file, a folder of images, or a list of files
@@ -1504,7 +1494,7 @@ def digitize_files(inputs,                 # an image file, a folder of images, 
         def _w(t):
             with open(t, 'w') as fh:
                 fh.write('id,value\n'); fh.writelines(f"{i},{v:.5g}\n" for i, v in rows)
-        _atomic(out/csv_name, _w)
+        atomic_path(out/csv_name, _w)
     return dict(ok=ok, failed=failed, notes=notes, csv=str(out/csv_name) if rows else None)
 
 # %% ../nbs/05_digitizer.ipynb #aeb15854

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_fmri_ldm.ipynb #988db10b
 from __future__ import annotations
-import json, math, os, uuid, zipfile
+import json, math, os, zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from fastai.learner import Learner
 from fastai.layers import LinBnDrop
 from fastai.torch_core import set_seed, default_device
 from .training import adamw, fit_cosine, EMACallback, CheckpointCallback, NanGuard, precision_cbs
-from .training import atomic_save, load_checkpoint, check_state_dict, CheckpointError
+from .training import atomic_path, atomic_save, load_checkpoint, check_state_dict, CheckpointError
 from .ddim import make_betas, alpha_bar, ab_at, q_sample, pred_target, generate, DiffusionCallback
 from .ddim import SAMPLERS, PREDS
 from .distributed import distributed_ctx, is_rank0, barrier, rank0_first
@@ -102,22 +102,13 @@ def synth_fmri(n_subjects:int=4,    # number of subjects S
     return (data, truth) if return_truth else data
 
 # %% ../nbs/06_fmri_ldm.ipynb #e9dddc27
-def _atomic_write(path, write):
-    "Call `write(tmp)` with a temporary path beside `path`, then rename it to `path` (no half-written files)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')   # umask permissions, unlike mkstemp
-    try: write(tmp); os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
-    return path
-
 def write_fmri_npz(path, # destination `.npz`
                    data:dict, # subject key -> (n_timepoints, n_voxels) array
                   )->Path:
     "Write aligned fMRI as a compressed `.npz`, one key per subject, atomically (temporary file, then rename)."
     def _w(tmp):
         with open(tmp, 'wb') as f: np.savez_compressed(f, **{k: np.asarray(v) for k, v in data.items()})
-    return _atomic_write(path, _w)
+    return atomic_path(path, _w)
 
 def _check_subjects(data:dict, where:str)->dict:
     "Validate aligned fMRI arrays: 2-D, numeric, finite, non-empty, the same shape for every subject key."
@@ -852,7 +843,7 @@ def plot_generated(real, gen, # real volumes (n, V) and generated volumes (m, V)
 
 # %% ../nbs/06_fmri_ldm.ipynb #bc3996c0
 def _save_fig(fig, path):
-    _atomic_write(path, lambda f: fig.savefig(f, dpi=100, bbox_inches='tight', format='png')); plt.close(fig)
+    atomic_path(path, lambda f: fig.savefig(f, dpi=100, bbox_inches='tight', format='png')); plt.close(fig)
 
 def fmri_data(cfg:dict)->FMRIData:
     "The data of a configuration: `data.path`, or the synthetic default written to `out_dir/synthetic_fmri.npz`."
@@ -897,7 +888,7 @@ def run_fmri(config=None,        # YAML file (None: `DEFAULT_CONFIG`)
         model, hist = train_ldm(data, cfg, out, progress)
         if is_rank0():
             save_ldm(model, ckpt, cfg, hist)
-            _atomic_write(out/'config.yaml', lambda f: Path(f).write_text(yaml.safe_dump(cfg, sort_keys=False)))
+            atomic_path(out/'config.yaml', lambda f: Path(f).write_text(yaml.safe_dump(cfg, sort_keys=False)))
     if not is_rank0(): return res                  # evaluation and reports: rank 0 only
     if mode in ('evaluate', 'both'):
         model, _, hist = load_ldm(ckpt)
@@ -908,8 +899,8 @@ def run_fmri(config=None,        # YAML file (None: `DEFAULT_CONFIG`)
         sc, ev = cfg['sampling'], cfg['evaluate']
         df, summ, arrays = evaluate_ldm(model, data, ev['split'], sc['n_samples'], sc['sampler'], sc['n_steps'],
                                         sc['eta'], sc['obs_noise'], cfg['seed'])
-        _atomic_write(out/'metrics.csv', lambda f: df.to_csv(f, index=False))
-        _atomic_write(out/'metrics.json', lambda f: Path(f).write_text(json.dumps(summ, indent=1)))
+        atomic_path(out/'metrics.csv', lambda f: df.to_csv(f, index=False))
+        atomic_path(out/'metrics.json', lambda f: Path(f).write_text(json.dumps(summ, indent=1)))
         if ev['figures']: write_figures(out/'figures', data, model, arrays, hist, ev['split'])
         res |= summ
     return res

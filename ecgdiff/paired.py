@@ -25,7 +25,7 @@ from fastai.learner import Learner
 from fastai.torch_core import set_seed
 
 from .data import read_record, simulate_ecg, remove_baseline, ECGDataError
-from .training import (EMACallback, CheckpointCallback, NanGuard, precision_cbs, adamw, fit_cosine, grad_accum,
+from .training import (EMACallback, CheckpointCallback, NanGuard, precision_cbs, adamw, fit_cosine, grad_accum, atomic_path,
                        resume, load_checkpoint, check_state_dict, CheckpointError)
 from .ddim import make_betas, alpha_bar, ab_at, to_x0_eps, generate, timesteps, DiffusionCallback, PREDS, SAMPLERS
 from .distributed import distributed_ctx, is_rank0, barrier, rank0_first
@@ -90,19 +90,8 @@ def kind_dir(root, kind:str, split:str)->Path:
     "Folder of `kind` ('images', 'freq_embeddings', 'amp_init', 'emb_init') for `split`"
     return Path(root)/('inits/' + kind if kind in ('amp_init', 'emb_init') else kind)/split
 
-def _save_npy(file, a):
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f'.{file.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: np.save(f, a)
-        os.replace(tmp, file)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
-
-def _write_json(file, obj):
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f'.{file.name}.', suffix='.tmp')
-    with os.fdopen(fd, 'w') as f: json.dump(obj, f, indent=1)
-    os.replace(tmp, file)
+def _save_npy(file, a): atomic_path(file, lambda t: np.save(t, a))
+def _write_json(file, obj): atomic_path(file, lambda t: Path(t).write_text(json.dumps(obj, indent=1)))
 
 def _sources(source, fs_out, duration_s, n_sim, seed):
     "Yield (record name, (n_leads, L) mV at fs_out, zone length or None)"
@@ -872,8 +861,7 @@ def infer_paired(checkpoint,               # checkpoint of `train_paired`
             files.append(fig_file)
     if not compare: return files
     df = compare_pairs(names, img, fq, *truth)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix='.compare.csv.', suffix='.tmp'); os.close(fd)
-    df.to_csv(tmp, index=False); os.replace(tmp, out/'compare.csv')
+    atomic_path(out/'compare.csv', lambda t: df.to_csv(t, index=False))
     return df
 
 # %% ../nbs/02b_paired.ipynb #a0420f59

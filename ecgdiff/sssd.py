@@ -21,7 +21,7 @@ from fastai.data.load import DataLoader
 from fastai.learner import Learner
 
 from .s4 import S4, S4Layer, S4Module
-from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuard, adamw, amp_mode, atomic_save,
+from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuard, adamw, amp_mode, atomic_path, atomic_save,
                               check_state_dict, fit_cosine, grad_accum, load_checkpoint, precision_cbs, resume, FlushDenormals,
                               read_torch_file)
 from .ddim import SAMPLERS, CFGModel, DiffusionCallback, alpha_bar, make_betas, sssd_ecg_betas, timesteps
@@ -631,15 +631,6 @@ def sample_sssd(model:nn.Module, # `SSSD_ECG` or `DSAT_ECG` (use the EMA weights
     return torch.cat(out)
 
 # %% ../nbs/04_sssd_dsat.ipynb #86906a85
-def _atomic_write(path:Path, write):
-    "Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix=path.suffix); os.close(fd)
-    try: write(tmp); os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        raise
-    return path
-
 def _save_npy(f, a):
     with open(f, 'wb') as fh: np.save(fh, a)
 
@@ -669,10 +660,10 @@ def save_samples(x, # (n, 8, L) model leads (`MODEL_LEADS`), or (n, 12, L) in th
     codes = lambda i: ','.join(n for n, v in zip(names, Y[i]) if v) if Y is not None else ''
     res = dict(npy=None, labels=None, records=[], plots=[], failed=[])
     if npy:
-        res['npy'] = _atomic_write(dest/'ecgs.npy', lambda f: _save_npy(f, xo))
-        if Y is not None: res['labels'] = _atomic_write(dest/'labels.npy', lambda f: _save_npy(f, Y))
+        res['npy'] = atomic_path(dest/'ecgs.npy', lambda f: _save_npy(f, xo))
+        if Y is not None: res['labels'] = atomic_path(dest/'labels.npy', lambda f: _save_npy(f, Y))
         meta = dict(n=len(xo), fs=fs, leads=leads, units='mV', label_names=names)
-        _atomic_write(dest/'meta.json', lambda f: Path(f).write_text(json.dumps(meta, indent=1)))
+        atomic_path(dest/'meta.json', lambda f: Path(f).write_text(json.dumps(meta, indent=1)))
     for i in _bar(range(len(xo)), progress):
         name = f'{prefix}_{i:05d}'
         if wfdb:
@@ -683,7 +674,7 @@ def save_samples(x, # (n, 8, L) model leads (`MODEL_LEADS`), or (n, 12, L) in th
             import matplotlib.pyplot as plt
             (dest/'plots').mkdir(exist_ok=True)
             fig = plot_ecg(x12[i], fs, title=f'{name}  {codes(i)}')
-            res['plots'].append(_atomic_write(dest/'plots'/f'{name}.png', lambda f: fig.savefig(f, format='png')))
+            res['plots'].append(atomic_path(dest/'plots'/f'{name}.png', lambda f: fig.savefig(f, format='png')))
             plt.close(fig)
     return res
 
@@ -1025,12 +1016,7 @@ def _interrupted(prog, latest):
 
 def _write_json(path, obj):
     "Write `obj` as JSON to `path` atomically"
-    path = Path(path); tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        raise
+    atomic_path(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1)))
 
 @call_parse
 def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpus)

@@ -21,8 +21,8 @@ from fastai.optimizer import Adam
 from fastai.torch_core import get_model, rank_distrib
 
 # %% auto #0
-__all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_write', 'atomic_save', 'rng_states',
-           'set_rng_states', 'checkpoint_state', 'save_checkpoint', 'CheckpointError', 'check_state_dict',
+__all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_write', 'atomic_path', 'atomic_save',
+           'rng_states', 'set_rng_states', 'checkpoint_state', 'save_checkpoint', 'CheckpointError', 'check_state_dict',
            'read_torch_file', 'load_checkpoint', 'CheckpointCallback', 'resume', 'NanLossWarning', 'NanGuard',
            'amp_mode', 'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
 
@@ -137,9 +137,9 @@ class EMACallback(Callback):
         self.n_updates, self.swapped = int(sd['n_updates']), False
 
 # %% ../nbs/01a_training.ipynb #602d8949
-def _tmp_beside(file:Path):
+def _tmp_beside(file:Path, suffix:str='.tmp'):
     "A temporary file in `file`'s folder, with the permissions a plain `open` would give (mkstemp makes it 0600)."
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f'.{file.name}.', suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f'.{file.name}.', suffix=suffix)
     umask = os.umask(0); os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     return fd, tmp
@@ -154,6 +154,18 @@ def atomic_write(file,   # Destination
         with os.fdopen(fd, 'wb') as f:
             write(f); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, file)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        raise
+    return file
+
+def atomic_path(file,   # Destination
+                write,  # Called with the temporary file's name (a `str` that ends in `file`'s suffix)
+               )->Path:
+    "`atomic_write` for writers that want a file name (`np.save`, `savefig`, `to_csv`, PIL's `save`): `write(tmp)` fills a temporary file beside `file`, which is then renamed over `file`"
+    file = Path(file); file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _tmp_beside(file, '.tmp' + file.suffix); os.close(fd)   # the suffix: np.save and savefig go by it
+    try: write(tmp); os.replace(tmp, file)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
