@@ -205,7 +205,6 @@ def warp_tensor(img:torch.Tensor, M, shape, fill:float=255.)->torch.Tensor:
     out = F.grid_sample(img[None].float(), grid, mode='bilinear', padding_mode='border', align_corners=False)[0]
     return torch.where(inside, out.floor(), torch.full((), fill, device=dev))
 
-
 # %% ../nbs/05_digitizer.ipynb #a0fa3c7a
 def _row_mm(geom)->float: return geom['rows'][1] - geom['rows'][0]
 
@@ -1567,7 +1566,6 @@ def decoder_ceiling(ppmm:float,             # px per mm of the rectified page
                  ppmm=tr.ppmm, notes=[])
         gs.append(tr.signals()); ps.append(dg._decode(r, t2.masks().astype(np.float32), ppmm, S, 500).x)
     return dict(kaggle=kaggle_score(gs, ps, 500), median_cinc=float(np.median([snr_cinc(g, p, 500) for g, p in zip(gs, ps)])), n=n)
-
 
 # %% ../nbs/05_digitizer.ipynb #c413e015
 GPU_RUN = {0: {'train.epochs': 6, 'data.n_train': 3000, 'data.n_valid': 128, 'train.bs': 32, 'train.num_workers': 14},
