@@ -188,8 +188,8 @@ def _to_tensor(img, device=None)->torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.asarray(img, np.uint8))).to(device).permute(2, 0, 1)
 
 def _norm_t(x:torch.Tensor)->torch.Tensor:
-    "0-255 float tensor -> centred and scaled, as `_norm`."
-    return (x/255 - .5)/.25
+    "(c, h, w) 0-255 tensor -> float, centred and scaled: what the stages see."
+    return (x.float()/255 - .5)/.25
 
 def warp_tensor(img:torch.Tensor, M, shape, fill:float=255.)->torch.Tensor:
     "`warp` of a (c, h, w) tensor on its device: float32 (c, *shape), bilinear, with PIL's pixel centres, edge clamping, fill outside and truncation."
@@ -996,7 +996,7 @@ _HEADS = (4, len(LAYOUTS), len(SPEEDS), len(GAINS))     # stage 0's classes: ori
 
 def _norm(img)->torch.Tensor:
     "(h, w, 3) uint8 -> (3, h, w) float32, centred and scaled."
-    return (torch.tensor(np.asarray(img)).permute(2, 0, 1).float()/255 - .5)/.25
+    return _norm_t(_to_tensor(img))
 
 def letterbox(img, size:int)->tuple:
     "`img` resized so that its long side is `size`, pasted top-left on a white `size` x `size` square: (image, (sx, sy))."
@@ -1029,9 +1029,13 @@ def _coords(shape, r0:int=0, c0:int=0, full=None)->np.ndarray:
 
 def _stage2_input(rect, layout:str, r0:int=0, c0:int=0, full=None)->torch.Tensor:
     "Stage 2's input: the rectified page (or a window of it at (r0, c0)), its coordinates and the layout one-hot: (9, h, w)."
-    h, w = rect.shape[:2]
-    oh = np.zeros((len(LAYOUTS), h, w), np.float32); oh[LAYOUTS.index(layout)] = 1
-    return torch.cat([_norm(rect), torch.from_numpy(_coords((h, w), r0, c0, full)), torch.from_numpy(oh)])
+    return _with_layout(_norm(rect), layout, r0, c0, full)
+
+def _with_layout(x:torch.Tensor, layout:str, r0:int=0, c0:int=0, full=None)->torch.Tensor:
+    "A normalised page (3, h, w) with its coordinate and layout channels appended, on its device: (9, h, w)."
+    h, w = x.shape[1:]
+    oh = torch.zeros(len(LAYOUTS), h, w, device=x.device); oh[LAYOUTS.index(layout)] = 1
+    return torch.cat([x, torch.from_numpy(_coords((h, w), r0, c0, full)).to(x.device), oh])
 
 def _window(shape, size:int, rng)->tuple:
     "A random `size` x `size` window (r0, c0) of a page of `shape`, and the translation page px -> window px."
@@ -1259,10 +1263,7 @@ class Digitizer:
     def _page_input(self, img, M, shape, layout:str=None)->torch.Tensor:
         "`img` warped by `M` into `shape` on the device and normalised (stage 1), with its coordinates and layout (stage 2)."
         x = _norm_t(warp_tensor(_to_tensor(img, self.device), M, shape))
-        if layout is None: return x
-        h, w = shape
-        oh = torch.zeros(len(LAYOUTS), h, w, device=x.device); oh[LAYOUTS.index(layout)] = 1
-        return torch.cat([x, torch.from_numpy(_coords((h, w))).to(x.device), oh])
+        return x if layout is None else _with_layout(x, layout)
 
     def _need(self, k):
         if k not in self.models: raise DigitizeError(f"no stage-{k} checkpoint loaded (expected stage{k}.pth)")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01b_distributed.ipynb #e78068db
 from __future__ import annotations
-import atexit, contextlib, functools, gc, os
+import atexit, contextlib, functools, os
 import torch
 from fastai.torch_core import rank_distrib, num_distrib
 from fastai.distributed import teardown_distrib
@@ -27,15 +27,11 @@ def barrier():
     "Wait for all processes of a distributed run (no-op otherwise)."
     if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.barrier()
 
-def _teardown():
-    "Destroy the process group, then collect what still refers to it (DDP's reducer) while the interpreter is whole."
-    teardown_distrib(); gc.collect()
-
 _teardown_registered = False
 def _teardown_at_exit():
-    "Destroy the process group when the interpreter exits (registered once)."
+    "Destroy the process group when the interpreter exits (registered once), as torch asks of every distributed program."
     global _teardown_registered
-    if not _teardown_registered: atexit.register(_teardown); _teardown_registered = True
+    if not _teardown_registered: atexit.register(teardown_distrib); _teardown_registered = True
 
 def join_process_group():
     "In a distributed launch, join the process group now (Accelerate's, which `distributed_ctx` reuses) so `barrier` works before the fit."

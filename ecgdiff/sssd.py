@@ -631,9 +631,6 @@ def sample_sssd(model:nn.Module, # `SSSD_ECG` or `DSAT_ECG` (use the EMA weights
     return torch.cat(out)
 
 # %% ../nbs/04_sssd_dsat.ipynb #86906a85
-def _save_npy(f, a):
-    with open(f, 'wb') as fh: np.save(fh, a)
-
 def save_samples(x, # (n, 8, L) model leads (`MODEL_LEADS`), or (n, 12, L) in the standard order
                  dest, # Output folder
                  labels=None, # (n, n_labels) multi-hot labels of the samples
@@ -660,8 +657,8 @@ def save_samples(x, # (n, 8, L) model leads (`MODEL_LEADS`), or (n, 12, L) in th
     codes = lambda i: ','.join(n for n, v in zip(names, Y[i]) if v) if Y is not None else ''
     res = dict(npy=None, labels=None, records=[], plots=[], failed=[])
     if npy:
-        res['npy'] = atomic_path(dest/'ecgs.npy', lambda f: _save_npy(f, xo))
-        if Y is not None: res['labels'] = atomic_path(dest/'labels.npy', lambda f: _save_npy(f, Y))
+        res['npy'] = atomic_path(dest/'ecgs.npy', lambda t: np.save(t, xo))
+        if Y is not None: res['labels'] = atomic_path(dest/'labels.npy', lambda t: np.save(t, Y))
         meta = dict(n=len(xo), fs=fs, leads=leads, units='mV', label_names=names)
         atomic_path(dest/'meta.json', lambda f: Path(f).write_text(json.dumps(meta, indent=1)))
     for i in _bar(range(len(xo)), progress):

@@ -21,7 +21,7 @@ from fastai.optimizer import Adam
 from fastai.torch_core import get_model, rank_distrib
 
 # %% auto #0
-__all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_write', 'atomic_path', 'atomic_save',
+__all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_path', 'atomic_write', 'atomic_save',
            'rng_states', 'set_rng_states', 'checkpoint_state', 'save_checkpoint', 'CheckpointError', 'check_state_dict',
            'read_torch_file', 'load_checkpoint', 'CheckpointCallback', 'resume', 'NanLossWarning', 'NanGuard',
            'amp_mode', 'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
@@ -144,25 +144,10 @@ def _tmp_beside(file:Path, suffix:str='.tmp'):
     os.chmod(tmp, 0o666 & ~umask)
     return fd, tmp
 
-def atomic_write(file,   # Destination
-                 write,  # Called with a binary file object open on the temporary file
-                )->Path:
-    "Write `file` through `write(f)` into a temporary file beside it, then rename it over `file` (never half-written)"
-    file = Path(file); file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _tmp_beside(file)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        raise
-    return file
-
 def atomic_path(file,   # Destination
                 write,  # Called with the temporary file's name (a `str` that ends in `file`'s suffix)
                )->Path:
-    "`atomic_write` for writers that want a file name (`np.save`, `savefig`, `to_csv`, PIL's `save`): `write(tmp)` fills a temporary file beside `file`, which is then renamed over `file`"
+    "Call `write(tmp)` to fill a temporary file beside `file`, then rename it over `file` (never half-written); for writers that want a file name (`np.save`, `savefig`, `to_csv`, PIL's `save`)"
     file = Path(file); file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _tmp_beside(file, '.tmp' + file.suffix); os.close(fd)   # the suffix: np.save and savefig go by it
     try: write(tmp); os.replace(tmp, file)
@@ -170,6 +155,15 @@ def atomic_path(file,   # Destination
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
     return file
+
+def _synced(write, tmp):
+    with open(tmp, 'wb') as f: write(f); f.flush(); os.fsync(f.fileno())
+
+def atomic_write(file,   # Destination
+                 write,  # Called with a binary file object open on the temporary file
+                )->Path:
+    "`atomic_path` for writers that take an open binary file; the data reach the disk before the rename"
+    return atomic_path(file, partial(_synced, write))
 
 def atomic_save(obj,     # Anything `torch.save` accepts
                 file,    # Destination
