@@ -713,17 +713,29 @@ def column_runs(M)->tuple:
     col = st//h
     return col, st - col*h, en - col*h
 
-def follow_trace(M, y_start:float, max_jump:float, reach:float=np.inf)->tuple:
-    "Column-wise trace following in the ink mask `M` (rows, cols) from the baseline row `y_start`: per column the top and bottom (exclusive) of the run of ink that continues the previous column's (NaN: none); runs beyond `reach` rows from the baseline cost the excess."
+def follow_trace(M, y_start:float, max_jump:float, reach:float=np.inf, runs=None)->tuple:
+    "Column-wise trace following in the ink mask `M` (rows, cols) from the baseline row `y_start`: per column the top and bottom (exclusive) of the run of ink that continues the previous column's (NaN: none); runs beyond `reach` rows from the baseline cost the excess. `runs`: `column_runs(M)` if already known."
     h, n = M.shape
-    cs, rs, re = column_runs(M)
-    ptr = np.searchsorted(cs, np.arange(n + 1)).tolist()
-    rsl, rel = rs.tolist(), re.tolist()                                     # plain ints: most columns hold a run or two
+    cs, rs, re = column_runs(M) if runs is None else runs
+    ptr = np.searchsorted(cs, np.arange(n + 1))
+    multi = np.flatnonzero(np.diff(ptr) > 1)                                # columns with a choice to make
+    end = np.r_[multi, n][np.searchsorted(multi, np.arange(n))].tolist()    # per column: the next such column
+    ptr, rsl, rel = ptr.tolist(), rs.tolist(), re.tolist()                  # plain ints: most columns hold a run or two
     top, bot = np.full(n, np.nan), np.full(n, np.nan)
     a, b = y_start - 1, y_start + 1
-    for c in range(n):
+    c = 0
+    while c < n:
         i0, i1 = ptr[c], ptr[c + 1]
-        if i0 == i1: continue
+        if i1 - i0 <= 1:                # a stretch of columns with at most one run each: take them while they connect
+            d = end[c]; j1 = ptr[d]
+            if i0 == j1: c = d; continue
+            s, e = rs[i0:j1], re[i0:j1]
+            g = np.maximum(s - np.r_[b, e[:-1]], 0) + np.maximum(np.r_[a, s[:-1]] - e, 0)   # gap to the previous run
+            bad = np.flatnonzero(g > max_jump)
+            k = int(bad[0]) if len(bad) else j1 - i0
+            if k: cols = cs[i0:i0 + k]; top[cols], bot[cols] = s[:k], e[:k]; a, b = rsl[i0 + k - 1], rel[i0 + k - 1]
+            c = int(cs[i0 + k]) + 1 if len(bad) else d                      # after a rejected run, go on from the last kept one
+            continue
         if i1 - i0 <= 8:
             best = None
             for i in range(i0, i1):
@@ -736,8 +748,8 @@ def follow_trace(M, y_start:float, max_jump:float, reach:float=np.inf)->tuple:
             gap = np.maximum(s - b, 0) + np.maximum(a - e, 0)
             j = int(np.argmin(gap + 1e-3*np.abs(s + e - a - b) + np.maximum(np.abs((s + e)/2 - y_start) - reach, 0)))
             k, g = i0 + j, gap[j]
-        if g > max_jump: continue
-        top[c], bot[c] = a, b = rsl[k], rel[k]
+        if g <= max_jump: top[c], bot[c] = a, b = rsl[k], rel[k]
+        c += 1
     return top, bot
 
 def centreline(top, bot, pen:float)->np.ndarray:
@@ -800,9 +812,14 @@ def einthoven(est:list, tol:float=.1)->list:
     return out
 
 # %% ../nbs/05_digitizer.ipynb #bc368bde
+def _thin_runs(lengths)->float:
+    "Typical vertical thickness (px) of a pen from the lengths of the vertical ink runs it drew: the median of the thinnest 30 %."
+    n = np.asarray(lengths)
+    return float(np.median(n[n <= np.percentile(n, 30)])) if len(n) else 2.
+
 def _decode_panels(mask, geom:dict, fr:dict, fs:float, L:int)->tuple:
-    "Follow and decode every panel of `geom` in the ink masks `mask(lead)` of a page whose frame `fr` gives the trace start `xs` (px), px per s `pxs`, px per mV `pxmv`, row baselines `base` (px), row spacing `sp`, pen width `pen`: per-panel (lead, (L,) mV) and (lead, (n, 2) px) traces."
-    est, traces = [], []
+    "Follow and decode every panel of `geom` in the ink masks `mask(lead)` of a page whose frame `fr` gives the trace start `xs` (px), px per s `pxs`, px per mV `pxmv`, row baselines `base` (px), row spacing `sp`, pen width `pen` (None: measured on the panels' ink): per-panel (lead, (L,) mV) and (lead, (n, 2) px) traces."
+    est, traces, todo = [], [], []
     for p in geom['panels']:
         M = mask(p['lead'])
         h, w = M.shape
@@ -815,8 +832,13 @@ def _decode_panels(mask, geom:dict, fr:dict, fs:float, L:int)->tuple:
         out = np.full(L, np.nan, np.float32)
         est.append((p['lead'], out))
         if cb - ca < 3 or r1 - r0 < 3: continue
-        top, bot = follow_trace(M[r0:r1, ca:cb], b - r0, max_jump=fr['max_jump'], reach=.5*fr['sp'])
-        yc = _fill_gaps(centreline(top, bot, fr['pen']), int(fr['max_gap']))
+        crop = M[r0:r1, ca:cb]
+        todo.append((p, out, crop, column_runs(crop), b, r0, c0, ca, cb))
+    pen = fr.get('pen')
+    if pen is None: pen = _thin_runs(np.concatenate([e - s for _, _, _, (_, s, e), *_ in todo] or [[]]))
+    for p, out, crop, runs, b, r0, c0, ca, cb in todo:
+        top, bot = follow_trace(crop, b - r0, max_jump=fr['max_jump'], reach=.5*fr['sp'], runs=runs)
+        yc = _fill_gaps(centreline(top, bot, pen), int(fr['max_gap']))
         cc = np.arange(ca, cb) + .5
         t, v, ok = p['t0'] + (cc - c0)/fr['pxs'], (b - r0 - yc)/fr['pxmv'], np.isfinite(yc)
         a, e = int(round(p['t0']*fs)), min(int(round(p['t1']*fs)), L)
@@ -1217,11 +1239,6 @@ def _scale(H, geom)->float:
     J = np.stack([_homog(H, c + d) - _homog(H, c - d) for d in np.eye(2)*.5], 1)
     return float(np.sqrt(abs(np.linalg.det(J))))
 
-def _pen(M)->float:
-    "Typical vertical thickness (px) of the thin runs of a stack of masks (n, h, w)."
-    _, s, e = column_runs(M); n = e - s
-    return float(np.median(n[n <= np.percentile(n, 30)])) if len(n) else 2.
-
 def _duration(speed:float)->float: return _DURATION.get(float(speed), 10.)
 
 class Digitizer:
@@ -1355,9 +1372,9 @@ class Digitizer:
 
     def _decode(self, r, P, s, S, fs)->Digitization:
         "Stage 2's per-lead masks `P` (probabilities or bool) on the rectified page at `s` px/mm, decoded at `fs`."
-        g, M = r['geom'], P > .5
+        g, M = r['geom'], (P if P.dtype == bool else P > .5)
         fr = dict(xs=g['x0']*s, pxs=g['speed']*s, pxmv=g['gain']*s, base=np.array(g['rows'])*s, sp=_row_mm(g)*s,
-                  pen=_pen(M), max_jump=2*s, max_gap=s)
+                  pen=None, max_jump=2*s, max_gap=s)    # the pen width is measured on the panels' masks
         L = int(round(r['duration']*fs))
         est, traces = _decode_panels(lambda l: M[LEADS.index(l)], g, fr, fs, L)
         back = r['G'] @ np.linalg.inv(S)
