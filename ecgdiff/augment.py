@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #70d97c85
 from __future__ import annotations
-import contextlib, hashlib, json, os, sys, tempfile, time, warnings
+import contextlib, hashlib, json, sys, time, warnings
 from functools import partial
 from pathlib import Path
 
@@ -26,8 +26,7 @@ from sklearn.metrics import (roc_auc_score, roc_curve, precision_recall_curve, f
 from .data import (ECGDataError, PTBXL, SyntheticInTestError, check_test_integrity, load_ptbxl, task_labels,
                           write_ptbxl)
 from .training import CheckpointError, amp_mode, atomic_path, atomic_save, check_state_dict, precision_cbs
-from .distributed import distributed_ctx, is_rank0, barrier, on_rank0
-from fastai.torch_core import num_distrib
+from .distributed import distributed_ctx, is_rank0, on_rank0
 
 # %% auto #0
 __all__ = ['ARCHS', 'STEPS', 'GENERATOR_KINDS', 'Bottleneck1d', 'resnet1d', 'resnet1d50', 'resnet1d101', 'xresnet1d',
@@ -451,7 +450,7 @@ def train(out,                      # study folder
           progress:bool=True,
          )->Path:
     "Study step `train` (and `retrain`): fit a classifier on the training folds of `splits`; returns its model file."
-    out, cfg = Path(out), _study(out)
+    out = Path(out); _study(out)                                  # a study folder, or a clear error
     d = load_study_data(out, splits)
     set_seed(seed, reproducible=True)
     dev = torch.device(device) if device is not None else default_device()

@@ -14,7 +14,6 @@ import torch
 import wfdb
 import wfdb.processing
 from scipy import signal as sps
-from fastcore.basics import listify
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0

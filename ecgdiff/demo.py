@@ -4,14 +4,14 @@
 
 # %% ../nbs/08_demo.ipynb #4cce28b2
 from __future__ import annotations
-import contextlib, json, os, shutil, tempfile
+import contextlib, json, os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from fastcore.script import call_parse
 
-from .data import load_ptbxl, plot_ecg, write_ptbxl, LEADS
+from .data import load_ptbxl, plot_ecg, write_ptbxl
 from .training import atomic_write, flush_denormals
 from fastai.torch_core import set_seed
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_digitizer.ipynb #d1c316ba
 from __future__ import annotations
-import copy, functools, io, json, math, os, tempfile, time, warnings
+import copy, functools, io, json, math, os, warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.metrics import Metric
 
-from .data import LEADS, GRID_COLORS, ECGDataError, lead_name, limb_leads, paper_layout, simulate_ecg, SIM_CODES, read_record
+from .data import LEADS, GRID_COLORS, ECGDataError, lead_name, paper_layout, simulate_ecg, SIM_CODES, read_record
 from .training import CheckpointError, atomic_path
 
 # %% auto #0

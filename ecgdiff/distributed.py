@@ -4,7 +4,7 @@
 
 # %% ../nbs/01b_distributed.ipynb #e78068db
 from __future__ import annotations
-import atexit, contextlib, functools, os
+import atexit, contextlib, functools
 import torch
 from fastai.torch_core import rank_distrib, num_distrib
 from fastai.distributed import teardown_distrib

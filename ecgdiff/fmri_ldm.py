@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_fmri_ldm.ipynb #988db10b
 from __future__ import annotations
-import json, math, os, zipfile
+import json, math, zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,7 @@ from .training import adamw, fit_cosine, EMACallback, CheckpointCallback, NanGua
 from .training import atomic_path, atomic_save, load_checkpoint, check_state_dict, CheckpointError
 from .ddim import make_betas, alpha_bar, ab_at, q_sample, pred_target, generate, DiffusionCallback
 from .ddim import SAMPLERS, PREDS
-from .distributed import distributed_ctx, is_rank0, barrier, rank0_first
-from fastai.torch_core import num_distrib
+from .distributed import distributed_ctx, is_rank0, rank0_first
 
 # %% auto #0
 __all__ = ['DEFAULT_CONFIG', 'FMRIDataError', 'hrf', 'voxel_grid', 'synth_fmri', 'write_fmri_npz', 'read_fmri_npz',

@@ -4,8 +4,7 @@
 
 # %% ../nbs/03_gans.ipynb #c02bee47
 from __future__ import annotations
-import math, random
-from pathlib import Path
+import random
 
 import numpy as np
 import torch
@@ -16,7 +15,6 @@ from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback   # progress bars (and Learner.no_bar)
 from fastai.learner import Learner, Metric
 from fastai.optimizer import Adam
-from fastai.torch_core import to_detach
 from .training import EMACallback, NanGuard
 
 # %% auto #0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02b_paired.ipynb #59d43f03
 from __future__ import annotations
-import dataclasses, json, os, sys, tempfile, warnings
+import dataclasses, json, sys, warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -27,9 +27,8 @@ from fastai.torch_core import set_seed
 from .data import read_record, simulate_ecg, remove_baseline, ECGDataError
 from .training import (EMACallback, CheckpointCallback, NanGuard, precision_cbs, adamw, fit_cosine, grad_accum, atomic_path,
                        resume, load_checkpoint, check_state_dict, CheckpointError)
-from .ddim import make_betas, alpha_bar, ab_at, to_x0_eps, generate, timesteps, DiffusionCallback, PREDS, SAMPLERS
-from .distributed import distributed_ctx, is_rank0, barrier, rank0_first
-from fastai.torch_core import num_distrib
+from .ddim import make_betas, alpha_bar, ab_at, to_x0_eps, generate, DiffusionCallback, PREDS, SAMPLERS
+from .distributed import distributed_ctx, is_rank0, rank0_first
 
 # %% auto #0
 __all__ = ['N_FFT', 'HOP', 'FLOOR', 'POOL', 'KINDS', 'SPLITS', 'stft_mag', 'images_from_mag', 'freq_from_mag', 'freq_from_images',

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_sssd_dsat.ipynb #b29b27d7
 from __future__ import annotations
-import contextlib, json, math, os, tempfile, time, warnings
+import contextlib, json, math, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +21,14 @@ from fastai.data.load import DataLoader
 from fastai.learner import Learner
 
 from .s4 import S4, S4Layer, S4Module
-from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuard, adamw, amp_mode, atomic_path, atomic_save,
-                              check_state_dict, fit_cosine, grad_accum, load_checkpoint, precision_cbs, resume, FlushDenormals,
+from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuard, adamw, atomic_path, atomic_save,
+                              check_state_dict, fit_cosine, grad_accum, precision_cbs, FlushDenormals,
                               read_torch_file)
 from .ddim import SAMPLERS, CFGModel, DiffusionCallback, alpha_bar, make_betas, sssd_ecg_betas, timesteps
 from .data import (LEADS, TASKS, ECGDataError, PTBXL, ecg_intervals, heart_rate, load_ptbxl, plot_ecg,
                           task_labels, write_wfdb)
 from .gans import MODEL_LEADS, REFERENCE_LEADS, to_8_leads, to_12_leads
-from .distributed import distributed_ctx, is_rank0, barrier, rank0_first
+from .distributed import distributed_ctx, is_rank0, rank0_first
 from fastai.torch_core import num_distrib
 
 # %% auto #0
