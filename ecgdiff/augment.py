@@ -29,13 +29,13 @@ from .training import CheckpointError, amp_mode, atomic_path, atomic_save, check
 from .distributed import distributed_ctx, is_rank0, on_rank0
 
 # %% auto #0
-__all__ = ['ARCHS', 'STEPS', 'GENERATOR_KINDS', 'Bottleneck1d', 'resnet1d', 'resnet1d50', 'resnet1d101', 'xresnet1d',
-           'xresnet1d50', 'xresnet1d101', 'build_classifier', 'macro_auc', 'classifier_learner', 'bootstrap_counts',
-           'weighted_auc', 'tune_thresholds', 'threshold_metrics', 'bootstrap_metrics', 'auc_interval_coverage',
-           'paired_bootstrap', 'read_splits', 'combine', 'load_study_data', 'train', 'load_classifier', 'predict',
-           'evaluate', 'check_label', 'sample_labels', 'LabelSetError', 'save_generator', 'SyntheticSource',
-           'load_generator', 'train_gan_generator', 'generate', 'combine_synthetic', 'retrain', 'compare',
-           'run_pipeline', 'augment_cli']
+__all__ = ['ARCHS', 'AUTO_ARCH', 'STEPS', 'GENERATOR_KINDS', 'Bottleneck1d', 'resnet1d', 'resnet1d50', 'resnet1d101', 'xresnet1d',
+           'xresnet1d50', 'xresnet1d101', 'pick_arch', 'build_classifier', 'macro_auc', 'classifier_learner',
+           'bootstrap_counts', 'weighted_auc', 'tune_thresholds', 'threshold_metrics', 'bootstrap_metrics',
+           'auc_interval_coverage', 'paired_bootstrap', 'read_splits', 'combine', 'load_study_data', 'train',
+           'load_classifier', 'predict', 'evaluate', 'check_label', 'sample_labels', 'LabelSetError', 'save_generator',
+           'SyntheticSource', 'load_generator', 'train_gan_generator', 'generate', 'combine_synthetic', 'retrain',
+           'compare', 'run_pipeline', 'augment_cli']
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #50f9fb60
 def _write_json(path, obj): return atomic_path(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=_json_default)))
@@ -121,9 +121,30 @@ def xresnet1d101(n_in:int=12, n_out:int=5, **kw):
     "1-D XResNet-101 (Strodthoff et al.'s benchmark model)"
     return xresnet1d((3, 4, 23, 3), n_in, n_out, **kw)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #6be6777c
+# %% ../nbs/07_ptbxl_augmentation.ipynb #2d27b40e
 ARCHS = {'resnet1d50': resnet1d50, 'resnet1d101': resnet1d101, 'xresnet1d50': xresnet1d50, 'xresnet1d101': xresnet1d101,
          'resnet1d_tiny': partial(resnet1d, (1, 1, 1, 1), base=8)}
+
+AUTO_ARCH = {'cuda': 'resnet1d50', 'other': 'resnet1d_tiny'}   # what `arch='auto'` means on each kind of device
+
+def pick_arch(arch:str='auto',  # 'auto' or a name of `ARCHS`
+              device=None,      # the training device (default: fastai's default device)
+             )->tuple:
+    "(`arch`, note): 'auto' becomes `resnet1d50` on CUDA and `resnet1d_tiny` elsewhere; other names are kept (note '')."
+    if arch != 'auto':
+        if arch not in ARCHS: raise ValueError(f"unknown arch {arch!r}; expected 'auto' or one of {sorted(ARCHS)}")
+        return arch, ''
+    dev = torch.device(device) if device is not None else default_device()
+    picked = AUTO_ARCH['cuda' if dev.type == 'cuda' else 'other']
+    note = f"arch 'auto' on {dev.type}: using {picked}"
+    if picked != AUTO_ARCH['cuda']:
+        note += (f" (a small 1-D ResNet, so that a CPU run takes minutes; the study's {AUTO_ARCH['cuda']} trains about 45 "
+                 f"times slower on a CPU): pass --arch {AUTO_ARCH['cuda']} (arch='{AUTO_ARCH['cuda']}') to use it anyway")
+    return picked, note
+
+def _note(msg):
+    "Print a note of a study step to stderr (rank 0 only)."
+    if msg and is_rank0(): print(f"ecgdiff_augment: {msg}", file=sys.stderr)
 
 def build_classifier(arch:str='resnet1d50',  # a name of `ARCHS`
                      n_in:int=12,            # leads
@@ -143,14 +164,14 @@ def macro_auc(y, p)->float:
 def _macro_auc_metric(p, y): return macro_auc(y.float().numpy(), p.float().numpy())
 
 def classifier_learner(dls,                    # fastai `DataLoaders` of ((bs, 12, L), (bs, n_labels)), e.g. `PTBXL.dataloaders`
-                       arch:str='resnet1d50',  # a name of `ARCHS`
+                       arch:str='resnet1d50',  # a name of `ARCHS`, or 'auto' (see `pick_arch`, on the `dls`' device)
                        precision:str='auto',   # 'auto' (bf16 on CUDA where supported, fp32 on CPU), 'bf16', 'fp16', 'fp32'
                        arch_kw:dict|None=None, # passed to the architecture
                        **kw,                   # passed to `Learner` (`cbs`, `opt_func`, `wd`, ...)
                       )->Learner:
     "A multi-label classifier `Learner`: BCE on the logits, macro AUC as the metric, mixed precision on CUDA."
     xb, yb = dls.one_batch()
-    model = build_classifier(arch, xb.shape[1], yb.shape[1], **(arch_kw or {}))
+    model = build_classifier(pick_arch(arch, dls.device)[0], xb.shape[1], yb.shape[1], **(arch_kw or {}))
     metric = AccumMetric(_macro_auc_metric, activation='sigmoid', flatten=False, name='macro_auc')
     cbs = precision_cbs(precision) + list(kw.pop('cbs', None) or [])
     return Learner(dls, model, loss_func=BCEWithLogitsLossFlat(), metrics=[metric], cbs=cbs, **kw)
@@ -429,7 +450,7 @@ def _read_synthetic(out, cfg):
     if absent: raise ECGDataError(f"{rf}: label column(s) {absent} missing")
     return X, rec
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #2db018e6
+# %% ../nbs/07_ptbxl_augmentation.ipynb #26a4a088
 def _figure(**kw):
     "A matplotlib `Figure` outside pyplot (no global state, no GUI backend)."
     from matplotlib.figure import Figure
@@ -438,7 +459,7 @@ def _figure(**kw):
 def train(out,                      # study folder
           name:str='baseline',      # the model's subfolder
           splits:str='splits.csv',  # splits file (relative to `out`); `retrain` uses 'augmented/splits.csv'
-          arch:str='resnet1d50',    # a name of `ARCHS`
+          arch:str='auto',          # a name of `ARCHS`, or 'auto': resnet1d50 on CUDA, resnet1d_tiny elsewhere (`pick_arch`)
           epochs:int=10,            # one-cycle epochs
           bs:int=64,                # batch size
           lr:float=1e-2,            # peak learning rate
@@ -454,6 +475,8 @@ def train(out,                      # study folder
     d = load_study_data(out, splits)
     set_seed(seed, reproducible=True)
     dev = torch.device(device) if device is not None else default_device()
+    arch_requested, (arch, note) = arch, pick_arch(arch, dev)
+    _note(note)
     dls = d.dataloaders(bs=bs, device=dev)
     learn = classifier_learner(dls, arch, precision, arch_kw=arch_kw, wd=wd)
     t0 = time.time()
@@ -463,7 +486,8 @@ def train(out,                      # study folder
     if not is_rank0(): return out/name/'model.pth'                # rank 0 writes the model and reports
     mean, std = d.stats
     tr = d.meta.iloc[d.split_idx('train')]
-    info = dict(arch=arch, arch_kw=arch_kw or {}, labels=d.labels, task=d.task, fs=d.fs, L=int(d.X.shape[-1]), splits=str(splits),
+    info = dict(arch=arch, arch_requested=arch_requested, arch_kw=arch_kw or {}, labels=d.labels, task=d.task, fs=d.fs,
+                L=int(d.X.shape[-1]), splits=str(splits),
                 n_train_real=int((tr.provenance == 'real').sum()), n_train_synthetic=int((tr.provenance == 'synthetic').sum()),
                 epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, precision=amp_mode(precision, cuda=dev.type == 'cuda') or 'fp32',
                 train_seconds=time.time() - t0)
@@ -822,7 +846,7 @@ def generate(out,                # study folder
     plt.close(fig)
     return rec
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #9fa9877f
+# %% ../nbs/07_ptbxl_augmentation.ipynb #592409cf
 def combine_synthetic(out,               # study folder
                       fold:int|None=None,# the training fold the synthetic records join (default: the first)
                      )->pd.DataFrame:
@@ -852,6 +876,10 @@ def retrain(out,                           # study folder
             **kw,                          # `train`'s options (the baseline's, for a fair comparison)
            )->Path:
     "Study step `retrain`: `train` on the augmented splits (real + synthetic training records)."
+    bf = Path(out)/'baseline'/'train.json'
+    if kw.get('arch', 'auto') == 'auto' and bf.is_file():         # the baseline's architecture, for a fair comparison
+        kw['arch'] = json.loads(bf.read_text())['arch']
+        _note(f"arch 'auto': using the baseline's {kw['arch']}")
     return train(out, name=name, splits=splits, **kw)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #31085fb2
@@ -895,14 +923,14 @@ def compare(out,                      # study folder
     _write_fig(cd/'compare.png', fig)
     return df
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #bcb7ad46
+# %% ../nbs/07_ptbxl_augmentation.ipynb #00218a6a
 def run_pipeline(out,                          # study folder
                  data=None,                    # PTB-XL folder (default: simulate `n_records` into OUT/ptbxl)
                  task:str='superdiagnostic',
                  label:str|None=None,          # label to augment (default: the rarest in the training folds)
                  checkpoint=None,              # generator checkpoint (default: train a small GAN on the training folds)
                  n:int|None=None,              # synthetic records (default: as many as real training records carry the label)
-                 arch:str='resnet1d50',
+                 arch:str='auto',              # classifier (default: resnet1d50 on CUDA, resnet1d_tiny elsewhere)
                  epochs:int=10, bs:int=64, lr:float=1e-2, wd:float=1e-2,
                  fs:int=100,
                  valid:str='keep',             # 'keep' or 'merge' the validation folds (see `combine`)
@@ -920,6 +948,8 @@ def run_pipeline(out,                          # study folder
     "Study step `pipeline`: combine, train, test, labels, generate, combine-with-provenance, retrain, test, compare."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     if label is not None: check_label(label, task_labels(task), task)          # fail before any training
+    arch_requested, (arch, arch_note) = arch, pick_arch(arch, device)            # one classifier for both trainings
+    _note(arch_note)
     times, t = {}, time.time()
     def _lap(k):
         nonlocal t; times[k] = round(time.time() - t, 2); t = time.time()
@@ -952,7 +982,8 @@ def run_pipeline(out,                          # study folder
     r0(evaluate, out, 'augmented', n_boot=n_boot, seed=seed, device=device, precision=precision); _lap('test augmented')
     r0(compare, out, n_boot=n_boot, seed=seed); _lap('compare')
     if not is_rank0(): return None
-    s = dict(out=str(out), data=str(data), task=task, label=label, checkpoint=str(checkpoint), arch=arch, epochs=epochs,
+    s = dict(out=str(out), data=str(data), task=task, label=label, checkpoint=str(checkpoint), arch=arch,
+             arch_requested=arch_requested, arch_note=arch_note, epochs=epochs,
              seconds=times, total_seconds=round(sum(times.values()), 1),
              baseline=json.loads((out/'baseline/report/summary.json').read_text()),
              augmented=json.loads((out/'augmented/report/summary.json').read_text()),
@@ -960,12 +991,11 @@ def run_pipeline(out,                          # study folder
     _write_json(out/'pipeline.json', s)
     return s
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #37e91504
+# %% ../nbs/07_ptbxl_augmentation.ipynb #5efefd50
 _CLI_ERRORS = (ECGDataError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, SyntheticInTestError, KeyError)
 
 @call_parse
-def augment_cli(step:str,                    # combine, train, test, labels, generate, combine-with-provenance, retrain,
-                                             # compare or pipeline
+def augment_cli(step:str,  # combine, train, test, labels, generate, combine-with-provenance, retrain, compare, pipeline
                 out:str='augment_study',     # study folder
                 data:str=None,               # PTB-XL folder (combine; pipeline default: a simulated corpus in OUT/ptbxl)
                 task:str='superdiagnostic',  # label set: all, diagnostic, subdiagnostic, superdiagnostic, form, rhythm
@@ -975,7 +1005,7 @@ def augment_cli(step:str,                    # combine, train, test, labels, gen
                 n:int=None,                  # labels/pipeline: number of synthetic records
                 checkpoint:str=None,         # generate/pipeline: generator checkpoint
                 name:str=None,               # train/test: model subfolder (default baseline; retrain: augmented)
-                arch:str='resnet1d50',       # classifier: resnet1d50, resnet1d101, xresnet1d50, xresnet1d101, resnet1d_tiny
+                arch:str='auto',             # classifier: auto (CUDA: resnet1d50, CPU: resnet1d_tiny), resnet1d50, ...
                 epochs:int=10,               # training epochs
                 bs:int=64,                   # batch size
                 lr:float=1e-2,               # peak learning rate of the one-cycle schedule
@@ -990,7 +1020,9 @@ def augment_cli(step:str,                    # combine, train, test, labels, gen
                 steps:int=None,              # generate/pipeline with SSSD/DSAT: sampling steps (default 50)
                 quiet:store_true=False,      # no progress bars
                ):
-    "The PTB-XL augmentation study, one step at a time or as a `pipeline`; results go to OUT."
+    """The PTB-XL augmentation study, one step at a time or as a `pipeline`; results go to OUT. Classifiers (--arch): auto
+    (the default: the study's resnet1d50 on CUDA, the small resnet1d_tiny on a CPU, where resnet1d50 trains ~45x slower),
+    resnet1d50, resnet1d101, xresnet1d50, xresnet1d101, resnet1d_tiny; --arch resnet1d50 forces the study's model."""
     pr = not quiet
     tk = dict(arch=arch, epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, precision=precision, device=device, progress=pr)
     read = lambda *p: json.loads(Path(out).joinpath(*p).read_text())

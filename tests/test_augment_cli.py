@@ -1,5 +1,7 @@
-"The `ecgdiff_augment` console script, step by step and as a pipeline, on a tiny simulated corpus (CPU, about a minute)."
-import json, os, shutil, subprocess, sys, tempfile
+"""The `ecgdiff_augment` console script, step by step and as a pipeline, on a tiny simulated corpus (CPU, about a minute),
+on the embedded default (no --data, no --arch), and on a mini corpus in PTB-XL's own layout built from the real rows
+and the real record in ../shared (skipped when ../shared is absent)."""
+import ast, json, os, shutil, subprocess, sys, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -8,12 +10,14 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from ecgdiff.data import load_ptbxl, task_labels, write_ptbxl
+from ecgdiff.data import LEADS, load_ptbxl, task_labels, write_ptbxl
 
 BIN = Path(sys.executable).parent
 ENV = os.environ | {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}   # the CI's 2 cores are shared
 LABELS = task_labels('superdiagnostic')
 TINY = ['--arch', 'resnet1d_tiny', '--epochs', '4', '--bs', '32', '--n_boot', '200', '--device', 'cpu', '--quiet']
+
+SHARED = Path(__file__).resolve().parents[2]/'shared'/'data'/'physionet'    # ../shared from the repository
 
 LAUNCHER = Path(tempfile.mkdtemp())/'ecgdiff_augment'     # what pip writes for a console script, until it is registered
 LAUNCHER.write_text('import sys\nfrom ecgdiff.augment import augment_cli\nif __name__ == "__main__": sys.exit(augment_cli())\n')
@@ -182,3 +186,96 @@ def test_generate_with_sssd_model(baseline, tmp_path):
     sssd.save_sssd(r, tmp_path/'rhythm.pth')
     res = cli('generate', '--out', out, '--checkpoint', tmp_path/'rhythm.pth', '--device', 'cpu', check=False)
     assert res.returncode != 0 and 'AFIB, AFLT' in res.stderr and 'CD, HYP, MI, NORM, STTC' in res.stderr
+
+
+def test_pipeline_embedded_default(tmp_path):
+    "No --data and no --arch: the simulated corpus is written into OUT/ptbxl, and 'auto' picks the small ResNet on the CPU."
+    out = tmp_path/'p'
+    r = cli('pipeline', '--out', out, '--n_records', '200', '--epochs', '2', '--bs', '32', '--gan_epochs', '1',
+            '--n_boot', '100', '--device', 'cpu', '--quiet')
+    assert "arch 'auto' on cpu: using resnet1d_tiny" in r.stderr and '--arch resnet1d50' in r.stderr   # the note
+    db = pd.read_csv(out/'ptbxl/ptbxl_database.csv')                  # the embedded default corpus, n_records of it
+    assert len(db) == 200 and (out/'ptbxl'/(db.filename_lr[0] + '.dat')).is_file()
+    s = json.loads((out/'pipeline.json').read_text())
+    assert (s['arch'], s['arch_requested']) == ('resnet1d_tiny', 'auto') and Path(s['data']) == out/'ptbxl'
+    from ecgdiff.augment import build_classifier
+    n_tiny = sum(p.numel() for p in build_classifier('resnet1d_tiny').parameters())
+    for m in ('baseline', 'augmented'):                              # both trainings used the small ResNet
+        sd = torch.load(out/m/'model.pth', weights_only=True)['model']
+        buffers = ('running_mean', 'running_var', 'num_batches_tracked')
+        assert sum(v.numel() for k, v in sd.items() if not k.endswith(buffers)) == n_tiny
+    cmp = pd.read_csv(out/'compare/compare.csv')
+    assert set(cmp.label) == set(LABELS) | {'macro'} and set(cmp.metric) == {'auc', 'f1'}
+
+
+# --- a mini PTB-XL in the layout of a real download, from the real rows and the real record in ../shared ---
+
+def _superclasses(scp_codes, scp):
+    "PTB-XL's superdiagnostic classes of a record, read from the real scp_statements.csv (independently of ecgdiff)."
+    dia = scp.diagnostic_class[scp.diagnostic == 1]
+    return sorted({dia[c] for c in ast.literal_eval(scp_codes) if c in dia.index})
+
+@pytest.fixture(scope='module')
+def real_corpus(tmp_path_factory):
+    "Real rows of ptbxl_database_subset.csv (one single-class record per class and fold), each with a copy of 00001_lr."
+    meta, rec = SHARED/'ptbxl-meta', SHARED/'ptbxl'/'records100'/'00000'/'00001_lr'
+    if not SHARED.exists(): pytest.skip('../shared/data/physionet not present')
+    db = pd.read_csv(meta/'ptbxl_database_subset.csv', index_col='ecg_id').sort_index()
+    scp = pd.read_csv(meta/'scp_statements.csv', index_col=0)
+    sup = db.scp_codes.map(lambda s: _superclasses(s, scp))
+    one = sup[sup.map(len) == 1].map(lambda l: l[0])
+    ids = one.groupby([db.strat_fold[one.index], one]).head(1).index   # every class in every fold: train, valid and test
+    rows = db.loc[sorted(ids)]
+    root = tmp_path_factory.mktemp('real')/'ptbxl'
+    root.mkdir()
+    rows.to_csv(root/'ptbxl_database.csv')
+    shutil.copy(meta/'scp_statements.csv', root)
+    hea, dat = rec.with_suffix('.hea').read_text(), rec.with_suffix('.dat').read_bytes()
+    for fn in rows.filename_lr:                        # the shared data hold the 100 Hz record only (no records500/)
+        dst = root/fn
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (dst.parent/(dst.name + '.dat')).write_bytes(dat)
+        (dst.parent/(dst.name + '.hea')).write_text(hea.replace(rec.name, dst.name))   # a header names its own record
+    return root, rows, sup[rows.index]
+
+def test_real_ptbxl_layout(real_corpus, tmp_path):
+    "combine, train, test and labels on real PTB-XL rows and a real record, unchanged from a download's layout."
+    import wfdb
+    root, rows, sup = real_corpus
+    assert set(sup.map(tuple)) == {(l,) for l in LABELS} and len(rows) == 50
+    out = tmp_path/'s'
+    cli('combine', '--out', out, '--data', root, '--task', 'superdiagnostic', '--quiet')
+    cli('train', '--out', out, '--arch', 'resnet1d_tiny', '--epochs', '1', '--bs', '16', '--device', 'cpu', '--quiet')
+    cli('test', '--out', out, '--n_boot', '50', '--device', 'cpu')
+    cli('labels', '--out', out, '--label', 'MI', '--n', '12', '--seed', '3')
+
+    sp = pd.read_csv(out/'splits.csv')                                 # combine: the real ecg_ids and folds
+    assert sorted(sp.ecg_id) == sorted(rows.index) and (sp.provenance == 'real').all()
+    assert (sp.strat_fold.values == rows.strat_fold[sp.ecg_id].values).all()
+    want = {'train': range(1, 9), 'valid': [9], 'test': [10]}
+    assert all(sp.strat_fold[sp.split == k].isin(v).all() for k, v in want.items())
+    counts = pd.read_csv(out/'report/data_summary.csv', index_col='label')
+    for k, v in want.items():                                          # label counts from the real scp_statements.csv
+        ref = pd.Series([l for ls in sup[rows.strat_fold.isin(v)] for l in ls]).value_counts()
+        assert counts[k].drop('records').to_dict() == {l: int(ref.get(l, 0)) for l in LABELS}
+
+    info = torch.load(out/'baseline/model.pth', weights_only=True)     # train: standardised with the real signal
+    r = wfdb.rdrecord(str(SHARED/'ptbxl'/'records100'/'00000'/'00001_lr'))
+    x = r.p_signal[:, [[n.upper() for n in r.sig_name].index(l.upper()) for l in LEADS]].T
+    np.testing.assert_allclose(info['mean'].numpy().ravel(), x.mean(1), atol=1e-4)
+    np.testing.assert_allclose(info['std'].numpy().ravel(), x.std(1), rtol=1e-3)
+    assert info['arch'] == 'resnet1d_tiny' and info['n_train_real'] == 40 and (out/'baseline/history.csv').is_file()
+
+    s = json.loads((out/'baseline/report/summary.json').read_text())  # test: the real test fold, every class present
+    p = np.load(out/'baseline/preds.npz')
+    assert s['n_test'] == 5 and set(p['ids_test'].astype(int)) == set(rows.index[rows.strat_fold == 10])
+    assert (p['y_test'].sum(0) == 1).all() and (p['y_valid'].sum(0) == 1).all()
+    aucs = [roc_auc_score(p['y_test'][:, j], p['p_test'][:, j]) for j in range(len(LABELS))]
+    assert abs(s['macro_auc'] - np.mean(aucs)) < 1e-9
+    per = pd.read_csv(out/'baseline/report/per_label.csv', index_col='label')
+    assert list(per.index) == LABELS + ['macro'] and (out/'baseline/report/report.png').stat().st_size > 0
+
+    V = pd.read_csv(out/'labels.csv')                                  # labels: MI's co-occurrence in the real rows
+    assert list(V.columns) == LABELS and len(V) == 12
+    assert (V.values == np.eye(len(LABELS), dtype=int)[LABELS.index('MI')]).all()   # the training MI records are MI only
+    assert not list(out.rglob('*.tmp*'))
