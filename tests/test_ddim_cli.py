@@ -69,9 +69,44 @@ def test_infer_writes_arrays_pngs_and_comparison(trained):
     import pandas as pd
     df = pd.read_csv(out_dir/'compare.csv')
     assert list(df.name) == names and {'mse_images', 'corr_images', 'mse_freq', 'corr_freq'} <= set(df.columns)
-    truth = np.load(trained/'ds'/'images'/'val'/f'{names[0]}.npy').astype(np.float64)
-    gen = np.load(out_dir/f'{names[0]}_images.npy').astype(np.float64)
-    assert abs(df.mse_images[0] - ((gen - truth)**2).mean()) < 1e-5
+    check_comparison(df, names, out_dir, trained/'ds'/'images'/'val', trained/'ds'/'freq_embeddings'/'val')
+    check_printed(df, out)
+
+def check_comparison(df, names, out_dir, img_dir, freq_dir):
+    "compare.csv's per-sample MSE and Pearson correlation, recomputed with numpy from the written arrays and the truth"
+    for i, n in enumerate(names):
+        for kind, col, truth_dir in (('images', 'images', img_dir), ('freq_embeddings', 'freq', freq_dir)):
+            gen = np.load(out_dir/f'{n}_{kind}.npy').astype(np.float64).ravel()
+            truth = np.load(truth_dir/f'{n}.npy').astype(np.float64).ravel()
+            assert abs(df[f'mse_{col}'][i] - ((gen - truth)**2).mean()) < 1e-5, (n, kind)
+            # the written arrays are float32 roundings of what was compared: the correlation agrees to ~1e-7
+            assert abs(df[f'corr_{col}'][i] - np.corrcoef(gen, truth)[0, 1]) < 1e-5, (n, kind)
+
+def check_printed(df, out):
+    "The table ecgdiff_infer --compare prints (4 decimals) and its mean line agree with compare.csv"
+    rows = {l.split()[0]: [float(v) for v in l.split()[1:]] for l in out.splitlines() if l.split() and l.split()[0] in set(df.name)}
+    assert list(rows) == list(df.name), out
+    for i, n in enumerate(df.name):
+        assert np.allclose(rows[n], df.loc[i, ['mse_images', 'corr_images', 'mse_freq', 'corr_freq']].to_numpy(float), atol=5.1e-5), (n, out)
+    assert f'corr images {df.corr_images.mean():.3f}, freq {df.corr_freq.mean():.3f}' in out, out
+
+def test_infer_compare_with_input_dir(trained, tmp_path):
+    "--compare with --input-dir: conditions and ground truth from the folder (renamed, so the val split cannot stand in)"
+    import pandas as pd
+    val = sorted(p.stem for p in (trained/'ds'/'images'/'val').glob('*.npy'))
+    picked = {f'sample_{j}': val[i] for j, i in enumerate((5, 40, 77))}
+    for kind, sub in (('amp_init', 'inits/amp_init'), ('emb_init', 'inits/emb_init'), ('images', 'images'), ('freq_embeddings', 'freq_embeddings')):
+        (tmp_path/'in'/kind).mkdir(parents=True)
+        for new, old in picked.items(): (tmp_path/'in'/kind/f'{new}.npy').write_bytes((trained/'ds'/sub/'val'/f'{old}.npy').read_bytes())
+    out_dir = tmp_path/'o'
+    rc, out = run('infer_main', '--checkpoint', trained/'run'/'best.pth', '--num-samples', 3, '--num-steps', 3, '--compare',
+                  '--input-dir', tmp_path/'in', '--output-dir', out_dir, '--device', 'cpu')
+    assert rc == 0, out
+    df = pd.read_csv(out_dir/'compare.csv')
+    assert list(df.name) == list(picked), df
+    check_comparison(df, list(picked), out_dir, tmp_path/'in'/'images', tmp_path/'in'/'freq_embeddings')
+    check_printed(df, out)
+    assert df[['corr_images', 'corr_freq']].notna().all().all() and (df.corr_images.abs() <= 1).all()
 
 def test_infer_input_dir_unpaired_listed(trained, tmp_path):
     import shutil
@@ -92,3 +127,22 @@ def test_nan_stops_with_message(trained):
     cfg = tiny_config(trained, out='nan', train=dict(lr=1e6, epochs=3))
     rc, out = run('train_main', '--config', cfg, '--quiet')
     assert rc != 0 and 'non-finite training loss' in out, out
+
+def test_nan_after_good_epochs_keeps_checkpoint(trained, tmp_path):
+    "A resumed run that diverges stops with a message naming the last good checkpoint, which is left as it was"
+    import shutil, torch
+    run_dir = tmp_path/'nanrun'; run_dir.mkdir()
+    latest = run_dir/'latest.pth'
+    shutil.copy(trained/'run'/'latest.pth', latest)
+    before = latest.read_bytes()
+    epoch = torch.load(latest, weights_only=True)['epoch']
+    cfg = tiny_config(tmp_path, out='nanrun', data=dict(path=str(trained/'ds')), train=dict(lr=1e6, epochs=epoch + 3))
+    rc, out = run('train_main', '--config', cfg, '--resume', latest, '--quiet')
+    assert rc != 0, out
+    assert 'non-finite training loss' in out and f'at epoch {epoch + 1}, batch' in out, out
+    assert f'the last good checkpoint is {latest}' in out, out
+    assert latest.read_bytes() == before
+    assert not (tmp_path/'ds').exists()
+    from ecgdiff.paired import load_paired
+    model = load_paired(latest, device='cpu')[0]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
