@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_demo.ipynb #4cce28b2
 from __future__ import annotations
-import contextlib, json, os
+import contextlib, json, os, sys
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +146,28 @@ def _stage_study(out:Path, corpus:Path, checkpoint:Path, epochs:int, seed:int, d
 def _fig_ecg(x, title):
     return plot_ecg(x, 100, title=title, dpi=60)
 
+def _class_folds(ds)->pd.DataFrame:
+    "Records per class (rows) and fold (columns), with a first row of all records per fold."
+    folds = sorted(set(ds.folds.tolist()))
+    t = pd.DataFrame([[int(ds.Y[ds.folds == f, j].sum()) for f in folds] for j in range(len(ds.labels))], index=ds.labels, columns=folds)
+    return pd.concat([pd.DataFrame([[int((ds.folds == f).sum()) for f in folds]], index=['records'], columns=folds), t])
+
+def _class_figures(out:Path, ds)->dict:
+    "One 12-lead paper ECG per class, `out/figures/{class}.png`, of a record that carries that class alone where one exists."
+    import matplotlib.pyplot as plt
+    (out/'figures').mkdir(exist_ok=True)
+    res = {}
+    for j, l in enumerate(ds.labels):
+        alone, has = np.flatnonzero((ds.Y[:, j] == 1) & (ds.Y.sum(1) == 1)), np.flatnonzero(ds.Y[:, j] == 1)
+        if not len(has): continue
+        i = int(alone[0] if len(alone) else has[0])
+        fig = plot_ecg(np.asarray(ds.X[i]), ds.fs, title=f"{l}: ecg_id {ds.meta.index[i]}, {ds.meta.scp_codes.iloc[i]}", dpi=80)
+        fn = out/'figures'/f'{l}.png'
+        atomic_write(fn, lambda f: fig.savefig(f, format='png'))
+        plt.close(fig)
+        res[l] = dict(file=f'figures/{l}.png', ecg_id=int(ds.meta.index[i]))
+    return res
+
 def _fig_losses(losses:list):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5, 2.5)); ax.plot(losses, marker='o'); ax.set_xlabel('epoch'); ax.set_ylabel('training loss')
@@ -154,8 +176,10 @@ def _fig_losses(losses:list):
 class DemoOptionError(ValueError):
     "An option of `run_demo` / `ecgdiff demo` out of range; the message names the option."
 
-def _check_options(n_records, scale, device):
+def _check_options(n_records, scale, device, out=None):
     import torch
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise DemoOptionError(f"--out {out}: exists and is not a folder; expected an output folder (new or existing)")
     if not scale > 0: raise DemoOptionError(f"--scale must be a positive number (it multiplies corpus, epochs and samples), got {scale}")
     if n_records < 100: raise DemoOptionError(f"--n_records must be at least 100 (ten folds with every class), got {n_records}")
     if device not in ('cpu', 'cuda'): raise DemoOptionError(f"--device must be 'cpu' or 'cuda', got {device!r}")
@@ -171,7 +195,7 @@ def run_demo(out,                    # output folder
             )->dict:
     "The main job end to end on the simulated corpus; writes `out/report.html` and `out/summary.json`, returns the summary."
     import time, torch
-    _check_options(n_records, scale, device)
+    _check_options(n_records, scale, device, out)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     if device == 'cpu': torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     n = lambda v, lo=1: max(lo, int(round(v*scale)))
@@ -187,10 +211,15 @@ def run_demo(out,                    # output folder
             if st == 'data':
                 corpus, ds = _stage_data(out, n(n_records, 100), seed, progress)
                 per_class = {l: int(ds.Y[:, j].sum()) for j, l in enumerate(ds.labels)}
-                summary['data'] = dict(n_records=len(ds), per_class=per_class)
+                by_fold = _class_folds(ds)
+                summary['data'] = dict(n_records=len(ds), per_class=per_class,
+                                       per_fold={int(f): int(n) for f, n in by_fold.loc['records'].items()},
+                                       per_class_fold={l: {int(f): int(n) for f, n in r.items()} for l, r in by_fold.drop('records').iterrows()},
+                                       figures=_class_figures(out, ds))
                 rep.section('1. Data', f"{len(ds)} simulated records in PTB-XL's layout (100 Hz, 10 s), superdiagnostic task, "
-                            "folds 1-8 train, 9 validation, 10 test.")
+                            "folds 1-8 train, 9 validation, 10 test; a paper ECG per class in figures/.")
                 rep.table(pd.DataFrame([per_class], index=['records']), 'records per class')
+                rep.table(by_fold, 'records per class and fold (a record may carry several classes)')
                 j = ds.labels.index('CD'); i = int(np.where(ds.Y[:, j] == 1)[0][0])
                 rep.figure(_fig_ecg(np.asarray(ds.X[i]), f"a real (simulated) record: {ds.meta.scp_codes.iloc[i]}"), 'A record of the corpus on ECG paper')
             elif st == 'sssd':
@@ -273,7 +302,12 @@ def ecgdiff_main(cmd:str,                 # the command to run: 'demo'
                 ):
     "ecgdiff's main entry point: `ecgdiff demo --out DIR` runs the main job on the embedded simulated corpus."
     if cmd != 'demo': raise SystemExit(f"ecgdiff: unknown command {cmd!r}; expected 'demo'")
-    try: _check_options(n_records, scale, device)
+    try: _check_options(n_records, scale, device, out)
     except DemoOptionError as e: raise SystemExit(f"ecgdiff demo: {e}")
-    s = run_demo(out, n_records=n_records, seed=seed, device=device, scale=scale)
+    try: s = run_demo(out, n_records=n_records, seed=seed, device=device, scale=scale)
+    except KeyboardInterrupt:
+        print(f"ecgdiff demo: interrupted; the finished stages' outputs are in {out} (summary.json and report.html are "
+              "written only at the end: run it again)", file=sys.stderr)
+        raise SystemExit(130)
+    except OSError as e: raise SystemExit(f"ecgdiff demo: cannot write the outputs under {out}: {e}")
     print(json.dumps(dict(out=str(out), report=str(Path(out)/'report.html'), seconds=s['seconds']), indent=1))

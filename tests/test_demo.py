@@ -80,3 +80,38 @@ def test_bad_options(tmp_path):
         # SystemExit with a message: python prints it to stderr and exits 1
         assert code not in (0, None) and msg in str(code) + err and 'Traceback' not in err, (args, code, err)
     assert not (tmp_path/'o').exists(), "a refused run must not create its output folder"
+
+def test_data_summary_folds_and_class_figures(demo):
+    "Records per fold and per class x fold against the corpus' own csv; a readable paper-ECG PNG per class."
+    import ast, pandas as pd
+    from PIL import Image
+    out, s, _ = demo
+    db = pd.read_csv(out/'ptbxl'/'ptbxl_database.csv', index_col='ecg_id')
+    assert s['data']['per_fold'] == {str(f): int(n) for f, n in db.strat_fold.value_counts().sort_index().items()}
+    assert sum(s['data']['per_fold'].values()) == s['data']['n_records']
+    scp = pd.read_csv(out/'ptbxl'/'scp_statements.csv', index_col=0)
+    cls = db.scp_codes.map(lambda c: {scp.diagnostic_class.get(k) for k in ast.literal_eval(c)} - {None} - {float('nan')})
+    for c, by_fold in s['data']['per_class_fold'].items():
+        ref = db.strat_fold[cls.map(lambda v: c in v)].value_counts()
+        assert {int(f): n for f, n in by_fold.items() if n} == {int(f): int(n) for f, n in ref.items()}, c
+        assert sum(by_fold.values()) == s['data']['per_class'][c]
+    assert set(s['data']['figures']) == set(s['data']['per_class'])
+    for c, f in s['data']['figures'].items():
+        im = Image.open(out/f['file']); im.verify()
+        assert min(Image.open(out/f['file']).size) > 300, (c, im.size)
+
+def test_same_seed_same_numbers(demo, tmp_path):
+    "A second run with the same seed reproduces every number of the summary (all but the timings)."
+    out, s, _ = demo
+    r = _demo(tmp_path/'again', '--scale', SCALE, '--seed', '1')
+    assert r.returncode == 0, r.stderr[-3000:]
+    s2 = json.loads((tmp_path/'again'/'summary.json').read_text())
+    for k in s:
+        if k in ('seconds', 'report'): continue
+        assert s2[k] == s[k], (k, s[k], s2[k])
+
+def test_out_is_a_file(tmp_path):
+    f = tmp_path/'file.txt'; f.write_text('keep')
+    r = _demo(f, timeout=120)
+    assert r.returncode != 0 and 'not a folder' in r.stderr and 'Traceback' not in r.stderr, r.stderr[-2000:]
+    assert f.read_text() == 'keep'
