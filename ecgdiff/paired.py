@@ -719,11 +719,7 @@ def train_paired(cfg,                       # config file, dict or `PairedConfig
     learn = paired_learner(cfg)
     start = 0
     if resume_from is not None:
-        start = resume(learn, resume_from)
-        # fastai finds the batch's number of inputs lazily, by loading one (augmented: random) item at the first batch of
-        # a Learner. The original run did that in its first epoch; do it now, before the checkpoint's RNG states are
-        # restored (at `before_train`), so that it does not shift the resumed run's random stream.
-        learn.dls.train.n_inp
+        start = resume(learn, resume_from)    # (resume also primes fastai's lazy item load before the RNG states are restored)
     ctx = [learn.no_bar(), learn.no_logging()] if quiet else []
     for c in ctx: c.__enter__()
     try:

@@ -345,6 +345,10 @@ class _Restore(Callback):
             learn.gradient_accumulation.count = ck['grad_acc_count']
         if hasattr(learn, 'checkpoint') and ck['best'] is not None: learn.checkpoint.best = ck['best']
         learn.train_iter = ck['train_iter']
+        # fastai's TfmdDL finds a batch's number of inputs lazily, by loading one (maybe randomly augmented) item at a
+        # Learner's first batch. The original run did that in its first epoch: do it now, before the RNG states are
+        # restored, so that it does not shift the resumed run's random stream
+        getattr(learn.dls.train, 'n_inp', None)
         set_rng_states(ck['rng'], learn)
         learn.remove_cb(self)
 
