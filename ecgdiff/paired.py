@@ -31,10 +31,10 @@ from .ddim import make_betas, alpha_bar, ab_at, to_x0_eps, generate, DiffusionCa
 from .distributed import distributed_ctx, is_rank0, rank0_first
 
 # %% auto #0
-__all__ = ['N_FFT', 'HOP', 'FLOOR', 'POOL', 'KINDS', 'SPLITS', 'stft_mag', 'images_from_mag', 'freq_from_mag', 'freq_from_images',
-           'pool_images', 'band_means', 'window_arrays', 'PairedDataError', 'kind_dir', 'build_paired_dataset',
-           'scan_paired', 'check_paired', 'paired_stats', 'normalise', 'denormalise', 'pack', 'unpack',
-           'PairedNpyDataset', 'built_here', 'paired_dataloaders', 'DatasetVisualizer', 'ConditionEncoder',
+__all__ = ['N_FFT', 'HOP', 'FLOOR', 'POOL', 'KINDS', 'SPLITS', 'NDIM', 'stft_mag', 'images_from_mag', 'freq_from_mag',
+           'freq_from_images', 'pool_images', 'band_means', 'window_arrays', 'PairedDataError', 'kind_dir',
+           'build_paired_dataset', 'scan_paired', 'check_paired', 'paired_stats', 'normalise', 'denormalise', 'pack',
+           'unpack', 'PairedNpyDataset', 'built_here', 'paired_dataloaders', 'DatasetVisualizer', 'ConditionEncoder',
            'timestep_embedding', 'ResBlock', 'CrossAttention', 'ConditionalUNet', 'PairedDiffusionLoss', 'ConfigError',
            'DataConfig', 'ModelConfig', 'DiffusionConfig', 'LossConfig', 'TrainConfig', 'SampleConfig', 'PairedConfig',
            'load_config', 'config_dict', 'ensure_dataset', 'paired_model', 'schedule_of', 'check_compatible',
@@ -167,6 +167,10 @@ def build_paired_dataset(dest,                     # folder to create
 # %% ../nbs/02b_paired.ipynb #44d2a5ce
 def _majority(c:Counter): return c.most_common(1)[0][0] if c else None
 
+# what the model reads: 2-D images and amplitude maps, 1-D embeddings
+NDIM = {'images': (2, 'H x W, as the STFT images'), 'freq_embeddings': (1, 'a vector'), 'amp_init': (2, 'h x w, a coarse image'),
+        'emb_init': (1, 'a vector')}
+
 def scan_paired(path, splits=SPLITS)->tuple:
     "Read a paired-npy dataset: (names per split, problems, shape per kind, dtype per kind)"
     path, problems, names = Path(path), [], {}
@@ -195,6 +199,11 @@ def scan_paired(path, splits=SPLITS)->tuple:
                 except Exception as e: problems.append(f'{f.relative_to(path)}: cannot load ({type(e).__name__}: {e})')
     shapes = {k: _majority(Counter(a.shape for (s, n, kk), a in arrays.items() if kk == k)) for k in KINDS}
     dtypes = {k: _majority(Counter(str(a.dtype) for (s, n, kk), a in arrays.items() if kk == k)) for k in KINDS}
+    for k in KINDS:                                        # the common shape itself must be one the model can read
+        sh, (nd, what) = shapes[k], NDIM[k]
+        if sh is None: continue
+        if len(sh) != nd: problems.append(f'{k}: arrays of shape {sh}; expected {nd}-D ({what})')
+        elif 0 in sh: problems.append(f'{k}: arrays of shape {sh} are empty; expected at least one value')
     for (s, n, k), a in arrays.items():
         f = kind_dir('', k, s)/f'{n}.npy'
         if a.shape != shapes[k]: problems.append(f'{f}: shape {a.shape}, expected {shapes[k]} (as the other {k} files)')
@@ -222,6 +231,9 @@ def paired_stats(path, names=None)->dict:
     for k in KINDS:
         a = np.stack([np.load(kind_dir(path, k, 'train')/f'{n}.npy') for n in names]).astype(np.float64)
         st[k] = dict(mean=float(a.mean()), std=float(a.std()), min=float(a.min()), max=float(a.max()), shape=list(a.shape[1:]))
+        if not st[k]['std'] > 0:
+            raise PairedDataError(f"{path}: train {k}: every value is {st[k]['mean']:g} (std 0); expected varying values, "
+                                  "as the std normalises them")
     return st
 
 def normalise(a, st, k): return (a - st[k]['mean'])/st[k]['std']

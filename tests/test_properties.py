@@ -67,3 +67,64 @@ def test_mangled_database(corpus, col, value, row, drop):
     try: ds = load_ptbxl(d, progress=False, cache=False)
     except ECGDataError: return
     assert ds.X.shape[1:] == (12, 1000) and len(ds.Y) == len(ds.meta)
+
+# --- the paired-npy loader (02b_paired) -------------------------------------------------------------------------
+from ecgdiff.paired import KINDS, PairedDataError, kind_dir, paired_dataloaders
+
+SHAPES = {'images': (8, 8), 'freq_embeddings': (8,), 'amp_init': (4, 4), 'emb_init': (4,)}
+
+def _paired(root:Path, n=(4, 2)):
+    "A small valid paired-npy dataset (random float32 arrays of consistent shapes)."
+    rng = np.random.default_rng(0)
+    for s, m in zip(('train', 'val'), n):
+        for k in KINDS:
+            d = kind_dir(root, k, s); d.mkdir(parents=True, exist_ok=True)
+            for i in range(m): np.save(d/f'{i}_lead0_z0_w000.npy', rng.normal(size=SHAPES[k]).astype(np.float32))
+    return root
+
+def _bad_array(data, shape):
+    return data.draw(st.sampled_from([
+        np.zeros((0,) + shape[1:], np.float32), np.zeros(shape + (2,), np.float32), np.zeros(shape[:-1], np.float32),
+        np.ones(shape, np.int64), np.full(shape, np.nan, np.float32), np.full(shape, np.inf, np.float32),
+        np.ones(shape, np.complex64), np.array('text'), np.float32(1.), np.ones(shape, np.float16)]))
+
+@SETTINGS
+@given(st.data())
+def test_mangled_paired(data):
+    "Random corruption of a paired-npy dataset: the loader either works or raises `PairedDataError`, nothing else."
+    root = _paired(Path(tempfile.mkdtemp())/'ds')
+    for _ in range(data.draw(st.integers(1, 3))):
+        k, s = data.draw(st.sampled_from(KINDS)), data.draw(st.sampled_from(['train', 'val']))
+        files = sorted(kind_dir(root, k, s).glob('*.npy'))
+        what = data.draw(st.sampled_from(['bytes', 'truncate', 'array', 'all_kind', 'constant', 'delete', 'extra', 'rmdir']))
+        f = files[data.draw(st.integers(0, len(files) - 1))] if files else None
+        if what == 'bytes' and f: f.write_bytes(data.draw(st.binary(max_size=200)))
+        elif what == 'truncate' and f: f.write_bytes(f.read_bytes()[:data.draw(st.integers(0, 200))])
+        elif what == 'array' and f: np.save(f, _bad_array(data, SHAPES[k]))
+        elif what == 'all_kind':                                    # every file of a kind consistently wrong
+            a = _bad_array(data, SHAPES[k])
+            for s2 in ('train', 'val'):
+                for g in kind_dir(root, k, s2).glob('*.npy'): np.save(g, a)
+        elif what == 'constant':
+            for g in kind_dir(root, k, 'train').glob('*.npy'): np.save(g, np.full(SHAPES[k], 3., np.float32))
+        elif what == 'delete' and f: f.unlink()
+        elif what == 'extra' and kind_dir(root, k, s).is_dir(): (kind_dir(root, k, s)/'notes.txt').write_text('x')
+        elif what == 'rmdir': shutil.rmtree(kind_dir(root, k, s), ignore_errors=True)
+    try: dls, st_ = paired_dataloaders(root, bs=2, augment=False)
+    except PairedDataError: return
+    x, amp, emb = dls.train.one_batch()
+    assert all(torch_finite(t) for t in (x, amp, emb))
+
+def torch_finite(t): return bool(t.isfinite().all())
+
+def test_paired_errors_name_the_problem(tmp_path):
+    "The messages of the structural problems name the kind and what was expected."
+    import re
+    for k, a, msg in [('freq_embeddings', np.zeros((8, 2), np.float32), r'freq_embeddings.*1-D'),
+                      ('images', np.zeros((8,), np.float32), r'images.*2-D'),
+                      ('emb_init', np.zeros((0,), np.float32), r'emb_init.*empty'),
+                      ('amp_init', np.full((4, 4), 2., np.float32), r'amp_init.*(constant|std)')]:
+        root = _paired(tmp_path/k)
+        for s in (('train',) if 'std' in msg else ('train', 'val')):
+            for g in kind_dir(root, k, s).glob('*.npy'): np.save(g, a)
+        with pytest.raises(PairedDataError, match=msg): paired_dataloaders(root, bs=2, augment=False)
