@@ -18,14 +18,19 @@ def render_html(nb_path:Path, dest:Path)->Path:
     os.chdir(get_config().nbs_path)                    # nbdev's processors resolve paths from the notebooks folder
     nb = read_nb(nb_path)
     FilterDefaults()(nb)
-    title = getattr(nb, 'frontmatter_', {}).get('title')
+    fm = getattr(nb, 'frontmatter_', {})
+    title, desc = fm.get('title'), fm.get('description')
     nbf = nbformat.from_dict(dict(nbformat=4, nbformat_minor=5, metadata=dict(nb.metadata), cells=[dict(c) for c in nb.cells]))
     for c in nbf.cells:
         for k in [k for k in c if k not in ('cell_type', 'source', 'metadata', 'outputs', 'execution_count', 'attachments', 'id')]: del c[k]
         c.setdefault('metadata', {})
         if c.cell_type == 'code': c.setdefault('outputs', []); c.setdefault('execution_count', None)
     html, _ = nbconvert.HTMLExporter(template_name='lab').from_notebook_node(nbf)
-    if title: html = html.replace('<body', f'<body data-title="{title}"', 1).replace('<main>', f'<main><h1 class="nb-title">{title}</h1>', 1)
+    if title:                                          # as Quarto shows them: the title, then the description under it
+        import html as _h
+        sub = f'<p class="nb-description">{_h.escape(desc)}</p>' if desc else ''
+        html = html.replace('<body', f'<body data-title="{_h.escape(title)}" data-description="{_h.escape(desc or "")}"', 1)
+        html = html.replace('<main>', f'<main><h1 class="nb-title">{_h.escape(title)}</h1>{sub}', 1)
     dest.write_text(html)
     return dest
 
@@ -37,7 +42,10 @@ def test_page_renders(name, browser, tmp_path):
     browser.get(page.as_uri())
     title = browser.execute_script("return document.body.dataset.title || ''")
     assert title, f"{name}: no title (the first cell must be '# Title' and '> description')"
+    desc = browser.execute_script("return document.body.dataset.description || ''")
+    assert desc, f"{name}: no description (the first cell's '> description' line)"
     text = browser.execute_script("return document.body.innerText")
+    assert desc in text, f"{name}: the description is not shown"
     assert title in text and len(text) > 500, f"{name}: the page shows too little text ({len(text)} characters)"
     assert 'Traceback (most recent call last)' not in text, f"{name}: an error is rendered on the page"
     imgs = browser.execute_script("return Array.from(document.images).map(i => [i.complete && i.naturalWidth > 0, i.src.slice(0, 40)])")
