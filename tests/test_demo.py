@@ -25,6 +25,7 @@ def test_summary_has_every_stage(demo):
     assert all(math.isfinite(v) for v in s['evaluate']['fid'].values())
     assert 0 < s['study']['baseline_macro_auc'] <= 1 and 0 < s['study']['augmented_macro_auc'] <= 1
     assert math.isfinite(s['roundtrip']['kaggle_score_db'])
+    assert s['roundtrip']['real_kaggle_score_db'] > 10, s['roundtrip']    # real records at 100 Hz, 150 dpi: about 15 dB
     assert json.loads(r.stdout[r.stdout.index('{'):])['report'].endswith('report.html')
 
 def test_outputs_are_complete(demo):
