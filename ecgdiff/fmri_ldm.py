@@ -898,7 +898,7 @@ def plot_generated(real, gen, # real volumes (n, V) and generated volumes (m, V)
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_fmri_ldm.ipynb #61ecf670
+# %% ../nbs/06_fmri_ldm.ipynb #e856ff66
 def _save_fig(fig, path):
     atomic_path(path, lambda f: fig.savefig(f, dpi=100, bbox_inches='tight', format='png')); plt.close(fig)
 
@@ -972,13 +972,13 @@ def run_fmri(config=None,        # YAML file (None: `DEFAULT_CONFIG`)
         res |= summ
     return res
 
-def _interrupted(config, mode, checkpoint)->str:
+def _interrupted(config, mode, checkpoint, quiet=False)->str:
     "The message after Ctrl-C: the newest stage checkpoint and the command that continues from it."
     try: ck = stage_checkpoints(load_config(config)['out_dir'])
     except (FMRIConfigError, OSError): ck = []
     if mode == 'evaluate' or not ck: return "ecgdiff_fmri: interrupted before the first checkpoint (nothing to resume)"
     args = ['ecgdiff_fmri', *(['--config', str(config)] if config else []), '--mode', mode,
-            *(['--checkpoint', str(checkpoint)] if checkpoint else []), '--resume']
+            *(['--checkpoint', str(checkpoint)] if checkpoint else []), *(['--quiet'] if quiet else []), '--resume']
     return f"ecgdiff_fmri: interrupted; the last checkpoint is {ck[-1]}; resume with: {shlex.join(args)}"
 
 @call_parse
@@ -986,15 +986,16 @@ def fmri_cli(config:str=None,     # YAML configuration (default: the embedded de
              mode:str='both',     # train, evaluate or both
              checkpoint:str=None, # model file written by train and read by evaluate (default: out_dir/model.pth)
              resume:bool=False,   # continue an interrupted training from out_dir/<stage>/latest.pth
+             quiet:bool=False,    # no progress bars or epoch tables
             ):
     "Train and/or evaluate latent diffusion (VAE + latent DDPM) on aligned multi-subject fMRI"
     import sys
-    try: res = run_fmri(config, mode, checkpoint, resume=resume)
+    try: res = run_fmri(config, mode, checkpoint, progress=not quiet, resume=resume)
     except (FMRIDataError, FMRIConfigError, CheckpointError) as e:          # bad input
         print(f"ecgdiff_fmri: error: {e}", file=sys.stderr); raise SystemExit(2)
     except FloatingPointError as e:                                           # NaN loss: training stopped
         print(f"ecgdiff_fmri: training stopped: {e}", file=sys.stderr); raise SystemExit(1)
     except KeyboardInterrupt:                                     # Ctrl-C: say where the checkpoint is, how to resume
-        if is_rank0(): print(_interrupted(config, mode, checkpoint), file=sys.stderr)
+        if is_rank0(): print(_interrupted(config, mode, checkpoint, quiet), file=sys.stderr)
         raise SystemExit(130)
     if is_rank0(): print(json.dumps(res, indent=1))

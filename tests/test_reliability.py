@@ -12,6 +12,7 @@ Most bad-input cases call the `@call_parse` function in this process with its ar
 import json, os, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -20,7 +21,8 @@ from fastcore.script import anno_parser
 ROOT = Path(__file__).resolve().parents[1]
 MITDB = ROOT.parent/'shared'/'data'/'physionet'/'mitdb'/'100'
 ENV = os.environ | {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
-ENTRIES = {'ecgdiff_train': ('ecgdiff.paired', 'train_main'), 'ecgdiff_sssd_train': ('ecgdiff.sssd', 'ecgdiff_sssd_train')}
+ENTRIES = {'ecgdiff_train': ('ecgdiff.paired', 'train_main'), 'ecgdiff_sssd_train': ('ecgdiff.sssd', 'ecgdiff_sssd_train'),
+           'ecgdiff_fmri': ('ecgdiff.fmri_ldm', 'fmri_cli'), 'ecgdiff_augment': ('ecgdiff.augment', 'augment_cli')}
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -113,6 +115,41 @@ def paired_interrupted(tmp):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     return (tmp/'paired_run', *interrupt_when(p, tmp/'paired_run'/'latest.pth'))
 
+def fmri_config(tmp, name, out, vae_epochs, diffusion_epochs=1):
+    "A tiny ecgdiff_fmri configuration (2 subjects x 200 TRs x 120 voxels) training into `tmp/out`"
+    c = {'out_dir': str(tmp/out), 'evaluate': {'figures': False}, 'sampling': {'n_steps': 5},
+         'data': {'n_blocks': 10, 'synthetic': {'n_subjects': 2, 'n_timepoints': 200, 'n_voxels': 120, 'rank': 4}},
+         'vae': {'hidden': [32], 'n_latent': 4, 'epochs': vae_epochs, 'bs': 32},
+         'diffusion': {'T': 100, 'hidden': 16, 'n_blocks': 1, 't_dim': 8, 'epochs': diffusion_epochs, 'bs': 32}}
+    f = tmp/f'{name}.yaml'; f.write_text(yaml.safe_dump(c)); return f
+
+@pytest.fixture(scope='module')
+def fmri_interrupted(tmp):
+    """ecgdiff_fmri --mode train (a 2000-epoch VAE stage planned) interrupted with SIGINT once its first checkpoint is written.
+    --quiet, as in the other scripts' tests: fastprogress's console bar prints its first line inside a bare `except:` (in
+    its `__init__`), so a SIGINT that lands just then, at the start of the next epoch, is swallowed"""
+    cfg = fmri_config(tmp, 'fmri_ctrl_c', 'fmri_ctrl_c', 2000)
+    p = subprocess.Popen([sys.executable, str(launcher(tmp, 'ecgdiff_fmri')), '--config', str(cfg), '--mode', 'train',
+                          '--quiet'],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    return (tmp/'fmri_ctrl_c', cfg, *interrupt_when(p, tmp/'fmri_ctrl_c'/'vae'/'latest.pth'))
+
+AUGMENT = ['--arch', 'resnet1d_tiny', '--bs', '8', '--device', 'cpu', '--quiet']
+
+@pytest.fixture(scope='module')
+def aug_study(tmp, corpus):
+    "An augmentation study folder after `combine` (the 100-record corpus)"
+    from ecgdiff.augment import combine
+    combine(tmp/'aug_study', corpus, progress=False)
+    return tmp/'aug_study'
+
+@pytest.fixture(scope='module')
+def augment_interrupted(tmp, aug_study):
+    "ecgdiff_augment train (500 epochs planned) interrupted with SIGINT once its first checkpoint is written"
+    p = subprocess.Popen([sys.executable, str(launcher(tmp, 'ecgdiff_augment')), 'train', '--out', str(aug_study),
+                          '--epochs', '500', *AUGMENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    return (aug_study/'baseline', *interrupt_when(p, aug_study/'baseline'/'checkpoints'/'latest.pth'))
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Ctrl-C during training leaves a resumable checkpoint
 
@@ -150,6 +187,53 @@ def test_ctrl_c_paired_train_resumes(paired_interrupted, tmp, capsys):
     assert code == 0, msg
     assert torch.load(out/'latest.pth', weights_only=True)['epoch'] == ck['epoch'] + 1
     no_tmp(out)
+
+def test_ctrl_c_fmri_train_resumes(fmri_interrupted, tmp, capsys):
+    from ecgdiff.fmri_ldm import fmri_cli, load_ldm
+    from ecgdiff.training import load_checkpoint
+    out, cfg, rc, o, e = fmri_interrupted
+    ck = check_interrupted(out, out/'vae'/'latest.pth', rc, e, 'ecgdiff_fmri')
+    assert not (out/'model.pth').exists() and not (out/'diffusion').exists()
+    assert ck['n_epoch'] == 2000 and ck['meta']['stage'] == 'vae' and len(ck['meta']['history']['values']) == ck['epoch'] + 1
+    cmd = e[e.index('resume with: ') + 13:].split()
+    assert cmd == ['ecgdiff_fmri', '--config', str(cfg), '--mode', 'train', '--quiet', '--resume'], cmd
+    # the printed command resumes; the same config with a shorter VAE stage (one more epoch) keeps the test quick
+    fmri_config(tmp, 'fmri_ctrl_c', 'fmri_ctrl_c', ck['epoch'] + 2)
+    code, msg = cli(fmri_cli, *cmd[1:], capsys=capsys)
+    assert code == 0, msg
+    v, d = load_checkpoint(out/'vae'/'latest.pth'), load_checkpoint(out/'diffusion'/'latest.pth')
+    assert v['epoch'] == ck['epoch'] + 1 and d['epoch'] == 0
+    model, _, hist = load_ldm(out/'model.pth')
+    assert len(hist['vae']['values']) == ck['epoch'] + 2 and len(hist['diffusion']['values']) == 1
+    # the interrupted run's epochs come first, as it recorded them: a run that started over, with its new 2-epoch schedule
+    # (another warm-up), would differ already in the first epoch
+    assert hist['vae']['values'][:ck['epoch'] + 1] == ck['meta']['history']['values']
+    assert all(torch.equal(model.vae.state_dict()[k], w) for k, w in v['model'].items())
+    no_tmp(out)
+
+def test_ctrl_c_augment_train_resumes(augment_interrupted, aug_study, capsys):
+    from ecgdiff.augment import augment_cli
+    import pandas as pd
+    out, rc, o, e = augment_interrupted
+    ck = check_interrupted(out, out/'checkpoints'/'latest.pth', rc, e, 'ecgdiff_augment train')
+    assert not (out/'model.pth').exists() and ck['n_epoch'] == 500
+    cmd = e[e.index('resume with: ') + 13:].split()
+    assert cmd[:4] == ['ecgdiff_augment', 'train', '--out', str(aug_study)] and cmd[-1] == '--resume', cmd
+    code, msg = cli(augment_cli, 'train', '--out', aug_study, '--epochs', ck['epoch'] + 2, *AUGMENT, '--resume', capsys=capsys)
+    assert code == 0, msg
+    assert torch.load(out/'checkpoints'/'latest.pth', weights_only=True)['epoch'] == ck['epoch'] + 1
+    info = json.loads((out/'train.json').read_text())
+    assert info['resumed_at_epoch'] == ck['epoch'] + 1 and info['epochs'] == ck['epoch'] + 2
+    h = pd.read_csv(out/'history.csv', index_col=0)
+    assert len(h) == ck['epoch'] + 2
+    # the interrupted run's epochs come first, as it recorded them: a run that started over, with its new one-cycle
+    # schedule, would differ already in the first epoch
+    np.testing.assert_allclose(h.values[:ck['epoch'] + 1], ck['meta']['history']['values'], rtol=1e-12)
+    no_tmp(out)
+    # another batch size is refused, naming it; --resume outside train/retrain is refused
+    bad(augment_cli, 'train', '--out', aug_study, '--epochs', 3, *AUGMENT[:2], '--bs', 4, *AUGMENT[4:], '--resume',
+        capsys=capsys, names="bs: 8 in")
+    bad(augment_cli, 'test', '--out', aug_study, '--resume', capsys=capsys, names='--resume')
 
 # ---------------------------------------------------------------------------------------------------------------------
 # corrupted checkpoints: every script that loads one names the file
@@ -259,27 +343,82 @@ def test_bad_input_exit_status_as_installed(tmp, text_file):
     assert r.returncode == 1 and 'Traceback' not in r.stderr and str(text_file) in r.stderr, r.stderr[-3000:]
 
 # ---------------------------------------------------------------------------------------------------------------------
-# a 2-process launch (gloo on CPU): one checkpoint, one report
+# a 2-process launch (gloo on CPU) of each training script: rank 0 alone writes the checkpoints and reports, and each
+# process trains on its shard of the data
 
-def test_torchrun_two_processes_sssd(tmp, corpus):
+ABORT_AT_EXIT = 'terminate called without an active exception'   # gloo's threads at interpreter shutdown: nbs/01b_distributed
+
+def torchrun(tmp, name, *args):
+    "Launch console script `name ARGS` with `torchrun --nproc_per_node 2` (gloo on CPU)"
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-    out = tmp/'sssd_ddp'
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nnodes', '1', '--nproc_per_node', '2',
-                        '--master_addr', '127.0.0.1', '--master_port', str(port),
-                        str(launcher(tmp, 'ecgdiff_sssd_train')), str(corpus), '--out', str(out), '--epochs', '1',
-                        '--size', 'tiny', '--bs', '8', '--crop', '200', '--lr', '1e-3'],
-                       capture_output=True, text=True, env=ENV, timeout=300)
-    # a rare abort of gloo's threads at interpreter shutdown, after the work (see nbs/01b_distributed), is not a failure
-    abort_at_exit = 'terminate called without an active exception' in r.stderr and (out/'model.pth').exists()
-    assert r.returncode == 0 or abort_at_exit, r.stderr[-3000:]
-    reports = [json.loads(l) for l in r.stdout.splitlines() if l.startswith('{')]
-    assert len(reports) == 1 and reports[0]['processes'] == 2, r.stdout          # rank 0 alone reports
-    assert r.stdout.count('train_loss') == 1, r.stdout                           # one epoch table
-    assert sorted(str(p.relative_to(out)) for p in out.rglob('*')) == \
-        ['checkpoints', 'checkpoints/best.pth', 'checkpoints/latest.pth', 'config.json', 'model.pth']
-    ck = torch.load(out/'checkpoints'/'latest.pth', weights_only=True)
-    assert ck['epoch'] == 0 and not any(k.startswith('module.') for k in ck['model'])   # the plain model, not DDP's
-    # each process trained on its shard (half the records, padded), not on all of them
+    return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nnodes', '1', '--nproc_per_node', '2',
+                           '--master_addr', '127.0.0.1', '--master_port', str(port), str(launcher(tmp, name)),
+                           *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300)
+
+def shard_batches(n, bs, drop_last=True):
+    "Batches per epoch of each of 2 processes: fastai's DistributedDL gives each ceil(n/2) of the n items (padded)"
+    per = -(-n//2)
+    return per//bs if drop_last else -(-per//bs)
+
+def files(folder): return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob('*'))
+
+def ddp_sssd(tmp, corpus, aug_study):
     from ecgdiff.data import load_ptbxl
-    n_train = len(load_ptbxl(corpus, task='all', fs=100, progress=False).split_idx('train'))
-    assert ck['train_iter'] == -(-n_train//2)//8 < n_train//8, (ck['train_iter'], n_train)
+    out = tmp/'sssd_ddp'
+    args = [corpus, '--out', out, '--epochs', 1, '--size', 'tiny', '--bs', 8, '--crop', 200, '--lr', 1e-3]
+    def check(r):
+        reports = [json.loads(l) for l in r.stdout.splitlines() if l.startswith('{')]
+        assert len(reports) == 1 and reports[0]['processes'] == 2, r.stdout          # rank 0 alone reports
+        assert r.stdout.count('train_loss') == 1, r.stdout                           # one epoch table
+        n = len(load_ptbxl(corpus, task='all', fs=100, progress=False).split_idx('train'))
+        return {'checkpoints/latest.pth': shard_batches(n, 8)}, n//8
+    return 'ecgdiff_sssd_train', args, out, out/'model.pth', \
+        ['checkpoints', 'checkpoints/best.pth', 'checkpoints/latest.pth', 'config.json', 'model.pth'], check
+
+def ddp_paired(tmp, corpus, aug_study):
+    if not MITDB.with_suffix('.hea').exists(): pytest.skip('../shared/data/physionet/mitdb/100 not present')
+    cfg = paired_config(tmp, 'paired_ddp', 1)
+    c = yaml.safe_load(cfg.read_text()); c['train']['out_dir'] = str(tmp/'paired_ddp'); cfg.write_text(yaml.safe_dump(c))
+    out, bs = tmp/'paired_ddp', c['train']['bs']
+    def check(r):
+        assert r.stdout.count('checkpoints: ') == 1, r.stdout                         # rank 0 alone reports
+        n = len(list((tmp/'paired_ds'/'images'/'train').glob('*.npy')))               # the dataset rank 0 built
+        return {'latest.pth': shard_batches(n, bs, drop_last=n > bs)}, n//bs
+    return 'ecgdiff_train', ['--config', cfg, '--quiet'], out, out/'latest.pth', ['best.pth', 'latest.pth'], check
+
+def ddp_fmri(tmp, corpus, aug_study):
+    from ecgdiff.fmri_ldm import load_fmri
+    out = tmp/'fmri_ddp'
+    cfg = fmri_config(tmp, 'fmri_ddp', 'fmri_ddp', 1)
+    def check(r):
+        assert r.stdout.count('"mode": "train"') == 1, r.stdout                      # rank 0 alone reports
+        n = len(load_fmri(out/'synthetic_fmri.npz', n_blocks=10).x['train'])          # the data rank 0 wrote
+        return {'vae/latest.pth': shard_batches(n, 32), 'diffusion/latest.pth': shard_batches(n, 32)}, n//32
+    return 'ecgdiff_fmri', ['--config', cfg, '--mode', 'train'], out, out/'model.pth', \
+        ['config.yaml', 'diffusion', 'diffusion/best.pth', 'diffusion/latest.pth', 'model.pth', 'synthetic_fmri.npz',
+         'vae', 'vae/best.pth', 'vae/latest.pth'], check
+
+def ddp_augment(tmp, corpus, aug_study):
+    import pandas as pd
+    out = aug_study/'ddp'
+    def check(r):
+        assert r.stdout.count('"step": "train"') == 1, r.stdout                      # rank 0 alone reports
+        sp = pd.read_csv(aug_study/'splits.csv')
+        n = int((sp.split == 'train').sum())
+        return {'checkpoints/latest.pth': shard_batches(n, 8)}, n//8
+    return 'ecgdiff_augment', ['train', '--out', aug_study, '--name', 'ddp', '--epochs', 1, *AUGMENT], out, \
+        out/'model.pth', ['checkpoints', 'checkpoints/best.pth', 'checkpoints/latest.pth', 'history.csv', 'loss.png',
+                          'model.pth', 'train.json'], check
+
+@pytest.mark.parametrize('case', [ddp_sssd, ddp_paired, ddp_fmri, ddp_augment], ids=lambda f: f.__name__[4:])
+def test_torchrun_two_processes(case, tmp, corpus, aug_study):
+    name, args, out, done, expected, check = case(tmp, corpus, aug_study)
+    r = torchrun(tmp, name, *args)
+    # a rare abort of gloo's threads at interpreter shutdown, after the work (see nbs/01b_distributed), is not a failure
+    assert r.returncode == 0 or (ABORT_AT_EXIT in r.stderr and done.exists()), r.stderr[-3000:]
+    assert files(out) == expected, files(out)                                        # one set of outputs, no temporaries
+    shards, whole = check(r)
+    for f, n_batches in shards.items():                                               # one epoch on each process's shard
+        ck = torch.load(out/f, weights_only=True)
+        assert ck['epoch'] == 0 and not any(k.startswith('module.') for k in ck['model']), f   # the plain model, not DDP's
+        assert ck['train_iter'] == n_batches < whole, (f, ck['train_iter'], n_batches, whole)
