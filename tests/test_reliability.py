@@ -78,6 +78,10 @@ def text_file(tmp):
 
 SSSD = ['--size', 'tiny', '--bs', '16', '--crop', '200', '--lr', '1e-3', '--ema', '0.9', '--quiet']
 
+def sigint_default():
+    "In the child: Ctrl-C raises KeyboardInterrupt even when pytest runs in the background (a shell's `&` ignores SIGINT, and children inherit that)"
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def interrupt_when(proc, file, timeout=120):
     "Send SIGINT to `proc` as soon as `file` exists; (exit code, stdout, stderr)"
     t0 = time.time()
@@ -98,7 +102,7 @@ def interrupt_when(proc, file, timeout=120):
 def sssd_interrupted(tmp, corpus):
     "ecgdiff_sssd_train (50 epochs planned) interrupted with SIGINT once its first checkpoint is written"
     out = tmp/'sssd'
-    p = subprocess.Popen([sys.executable, str(launcher(tmp, 'ecgdiff_sssd_train')), str(corpus), '--out', str(out),
+    p = subprocess.Popen(preexec_fn=sigint_default, args=[sys.executable, str(launcher(tmp, 'ecgdiff_sssd_train')), str(corpus), '--out', str(out),
                           '--epochs', '50', *SSSD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     return (out, *interrupt_when(p, out/'checkpoints'/'latest.pth'))
 
@@ -116,7 +120,7 @@ def paired_interrupted(tmp):
     "ecgdiff_train (200 epochs planned) interrupted with SIGINT once its first checkpoint is written"
     if not MITDB.with_suffix('.hea').exists(): pytest.skip('../shared/data/physionet/mitdb/100 not present')
     cfg = paired_config(tmp, 'paired', 200)
-    p = subprocess.Popen([sys.executable, str(launcher(tmp, 'ecgdiff_train')), '--config', str(cfg), '--quiet'],
+    p = subprocess.Popen(preexec_fn=sigint_default, args=[sys.executable, str(launcher(tmp, 'ecgdiff_train')), '--config', str(cfg), '--quiet'],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     return (tmp/'paired_run', *interrupt_when(p, tmp/'paired_run'/'latest.pth'))
 
@@ -134,7 +138,7 @@ def fmri_interrupted(tmp):
     --quiet, as in the other scripts' tests: fastprogress's console bar prints its first line inside a bare `except:` (in
     its `__init__`), so a SIGINT that lands just then, at the start of the next epoch, is swallowed"""
     cfg = fmri_config(tmp, 'fmri_ctrl_c', 'fmri_ctrl_c', 2000)
-    p = subprocess.Popen([sys.executable, str(launcher(tmp, 'ecgdiff_fmri')), '--config', str(cfg), '--mode', 'train',
+    p = subprocess.Popen(preexec_fn=sigint_default, args=[sys.executable, str(launcher(tmp, 'ecgdiff_fmri')), '--config', str(cfg), '--mode', 'train',
                           '--quiet'],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     return (tmp/'fmri_ctrl_c', cfg, *interrupt_when(p, tmp/'fmri_ctrl_c'/'vae'/'latest.pth'))
@@ -151,7 +155,7 @@ def aug_study(tmp, corpus):
 @pytest.fixture(scope='module')
 def augment_interrupted(tmp, aug_study):
     "ecgdiff_augment train (500 epochs planned) interrupted with SIGINT once its first checkpoint is written"
-    p = subprocess.Popen([sys.executable, str(launcher(tmp, 'ecgdiff_augment')), 'train', '--out', str(aug_study),
+    p = subprocess.Popen(preexec_fn=sigint_default, args=[sys.executable, str(launcher(tmp, 'ecgdiff_augment')), 'train', '--out', str(aug_study),
                           '--epochs', '500', *AUGMENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     return (aug_study/'baseline', *interrupt_when(p, aug_study/'baseline'/'checkpoints'/'latest.pth'))
 
