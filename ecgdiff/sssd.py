@@ -23,7 +23,7 @@ from fastai.learner import Learner
 from .s4 import S4, S4Layer, S4Module
 from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuard, adamw, atomic_path, atomic_save,
                               check_state_dict, fit_cosine, grad_accum, precision_cbs, FlushDenormals,
-                              read_torch_file)
+                              read_torch_file, weights_dir)
 from .ddim import SAMPLERS, CFGModel, DiffusionCallback, alpha_bar, make_betas, sssd_ecg_betas, timesteps
 from .data import (LEADS, TASKS, ECGDataError, PTBXL, ecg_intervals, heart_rate, load_ptbxl, plot_ecg,
                           task_labels, write_wfdb)
@@ -37,8 +37,8 @@ __all__ = ['PHYSIO_STATS', 'SIZES', 'WNConv1d', 'step_embedding', 's4_toeplitz',
            'sssd_learner', 'encode_labels', 'toeplitz_bytes', 'prepare_inference', 'release_inference', 'sample_sssd',
            'save_samples', 'physio_stats', 'physio_by_class', 'compare_physio', 'plot_physio', 'plot_psd',
            'frechet_distance', 'feature_stats', 'ECGClassifier', 'extract_features', 'ecg_fid', 'fit_classifier',
-           'classifier_auc', 'tstr', 'trts', 'build_model', 'save_sssd', 'load_sssd', 'ecgdiff_sssd_train',
-           'ecgdiff_sssd_sample']
+           'classifier_auc', 'tstr', 'trts', 'build_model', 'save_sssd', 'load_sssd', 'load_pretrained',
+           'ship_pretrained', 'ecgdiff_sssd_train', 'ecgdiff_sssd_sample']
 
 # %% ../nbs/04_sssd_dsat.ipynb #49678aea
 class WNConv1d(nn.Module):
@@ -968,10 +968,12 @@ def build_model(variant:str='sssd', # 'sssd' or 'dsat'
 
 def save_sssd(model:SSSD_ECG, # The model (with the weights to keep, e.g. inside `learn.ema.averaged()`)
               path, # Destination file
+              card:dict|None=None, # What the model is: data, license, recipe, measurements (default: `model.card`)
              ):
-    "Save `model`'s variant, configuration, label set, diffusion settings and weights (atomically)."
+    "Save `model`'s variant, configuration, label set, diffusion settings, model card and weights (atomically)."
+    card = card if card is not None else getattr(model, 'card', None)
     return atomic_save(dict(variant=type(model).__name__, config=model.config, state_dict=model.state_dict(),
-                            diffusion=getattr(model, 'diffusion', None)), path)
+                            diffusion=getattr(model, 'diffusion', None), card=card), path)
 
 def load_sssd(path, # `save_sssd` file, ecgdiff training checkpoint, or reference checkpoint
               ema:bool=True, # From a training checkpoint: take the EMA weights
@@ -982,9 +984,10 @@ def load_sssd(path, # `save_sssd` file, ecgdiff training checkpoint, or referenc
     path = Path(path)
     ck = read_torch_file(path, 'model file', map_location)
     if isinstance(ck, dict) and 'variant' in ck and 'config' in ck:
-        variant, cfg, sd, diff = ck['variant'], ck['config'], ck['state_dict'], ck.get('diffusion')
+        variant, cfg, sd, diff, card = ck['variant'], ck['config'], ck['state_dict'], ck.get('diffusion'), ck.get('card')
     elif isinstance(ck, dict) and 'model' in ck and isinstance(ck.get('meta'), dict) and 'config' in ck['meta']:
-        variant, cfg, diff = ck['meta'].get('variant', 'SSSD_ECG'), ck['meta']['config'], ck['meta'].get('diffusion')
+        meta = ck['meta']
+        variant, cfg, diff, card = meta.get('variant', 'SSSD_ECG'), meta['config'], meta.get('diffusion'), meta.get('card')
         sd = ck['ema']['weights'] if ema and ck.get('ema') else ck['model']
     else: return load_reference_checkpoint(path, map_location=map_location, **kwargs)
     if variant not in _VARIANTS: raise CheckpointError(f"{path}: unknown model variant {variant!r}")
@@ -992,7 +995,37 @@ def load_sssd(path, # `save_sssd` file, ecgdiff training checkpoint, or referenc
     check_state_dict(model, sd, str(path))
     model.load_state_dict(sd)
     if diff: model.diffusion = diff
+    model.card = card
     return model.eval()
+
+# %% ../nbs/04_sssd_dsat.ipynb #0ac5a43e
+def _shipped()->dict:
+    "Shipped SSSD-ECG files by name."
+    return {f.stem.removeprefix('sssd_'): f for f in sorted(weights_dir().glob('sssd_*.pth'))}
+
+def load_pretrained(name:str|None=None, # A shipped model (see `load_pretrained()`), e.g. 'ptbxl'
+                    map_location='cpu', # Where the tensors go
+                   ):
+    "A shipped SSSD-ECG by name, in eval mode; without a name, a table of the shipped models and their cards."
+    files = _shipped()
+    if name is None:
+        rows = [dict(name=n, **{k: (read_torch_file(f, 'pretrained model').get('card') or {}).get(k)
+                                for k in ('description', 'data', 'license', 'attribution', 'recipe')}) for n, f in files.items()]
+        return pd.DataFrame(rows, columns=['name', 'description', 'data', 'license', 'attribution', 'recipe']).set_index('name')
+    if name not in files: raise ValueError(f"no pretrained SSSD-ECG named {name!r}; shipped: {', '.join(files) or 'none'}")
+    return load_sssd(files[name], map_location=map_location)
+
+# %% ../nbs/04_sssd_dsat.ipynb #1f430fe4
+def ship_pretrained(src, # A `save_sssd` file or training checkpoint (EMA weights are taken)
+                    name:str, # The name users load it by
+                    card:dict, # description, data, license, attribution, recipe (the command that trains it), ...
+                    dest=None, # Folder (default: `weights_dir()`)
+                   )->Path:
+    "Write `src`'s EMA weights with `card` as the shipped model `name` (`sssd_{name}.pth`)."
+    missing = [k for k in ('description', 'data', 'license', 'attribution', 'recipe') if not card.get(k)]
+    if missing: raise ValueError(f"ship_pretrained: the card of {name!r} lacks {missing}")
+    m = load_sssd(src)
+    return save_sssd(m, Path(dest or weights_dir())/f'sssd_{name}.pth', card={**(m.card or {}), **card, 'name': name})
 
 # %% ../nbs/04_sssd_dsat.ipynb #f36e3216
 def _unused_ok()->dict:
@@ -1011,6 +1044,11 @@ def _interrupted(prog, latest):
                  else "no checkpoint was written yet (nothing to resume)")
         print(f"{prog}: interrupted; {where}", file=sys.stderr)
     raise SystemExit(130)
+
+def _command(prog)->str:
+    "The command line this process runs, with the console script's name (the recipe saved in a model's card)."
+    import sys, shlex
+    return shlex.join([prog, *sys.argv[1:]]) if Path(sys.argv[0]).name == prog else f'{prog} (called from Python)'
 
 def _write_json(path, obj):
     "Write `obj` as JSON to `path` atomically"
@@ -1065,12 +1103,15 @@ def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpu
     except KeyboardInterrupt: _interrupted(prog, latest)
     if getattr(learn, 'nan_stop', None): sys.exit(f"{prog}: {learn.nan_stop}")
     if not is_rank0(): return None
-    with learn.ema.averaged(): save_sssd(learn.model, out/'model.pth')
+    recipe = dict(command=_command(prog), data=str(data), task=task, fs=fs, size=size if size in SIZES else model.config,
+                  epochs=epochs, bs=bs, lr=lr, crop=crop, scale=scale, zero_snr=zero_snr, p_uncond=p_uncond, ema=ema,
+                  seed=seed, steps=learn.train_iter, processes=max(num_distrib(), 1))
+    with learn.ema.averaged(): save_sssd(learn.model, out/'model.pth', card=dict(recipe=recipe))
     print(json.dumps(dict(model=str(out/'model.pth'), checkpoint=str(latest), epochs=epochs, processes=max(num_distrib(), 1),
                           final_loss=float(learn.recorder.losses[-1]) if learn.recorder.losses else None)))
 
 @call_parse
-def ecgdiff_sssd_sample(model:str, # `save_sssd` file, training checkpoint or reference checkpoint
+def ecgdiff_sssd_sample(model:str, # A shipped model's name ('ptbxl', see `load_pretrained()`), a `save_sssd` file, a training or reference checkpoint
                         out:str='sssd_samples', # Output folder
                         codes:str='NORM,SR', # Label sets separated by ';', codes by ',' (e.g. 'NORM,SR;STACH')
                         n:int=8, # Samples per label set
@@ -1090,7 +1131,9 @@ def ecgdiff_sssd_sample(model:str, # `save_sssd` file, training checkpoint or re
     import sys
     from fastai.torch_core import default_device
     try:
-        mdl = load_sssd(model, **({'halfsum': True} if halfsum else {})).to(device or default_device())
+        shipped = model in _shipped() and not Path(model).exists()
+        mdl = load_pretrained(model) if shipped else load_sssd(model, **({'halfsum': True} if halfsum else {}))
+        mdl = mdl.to(device or default_device())
         sets = [s for s in codes.split(';') if s.strip()] if mdl.n_labels else []
         lab = encode_labels([s for s in sets for _ in range(n)], mdl.labels) if mdl.n_labels else None
     except (CheckpointError, ValueError, KeyError) as e: sys.exit(f"ecgdiff_sssd_sample: {e}")

@@ -22,9 +22,9 @@ from fastai.torch_core import get_model, rank_distrib
 
 # %% auto #0
 __all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_path', 'atomic_write', 'atomic_save',
-           'rng_states', 'set_rng_states', 'checkpoint_state', 'save_checkpoint', 'CheckpointError', 'check_state_dict',
-           'read_torch_file', 'load_checkpoint', 'CheckpointCallback', 'resume', 'NanLossWarning', 'NanGuard',
-           'amp_mode', 'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
+           'weights_dir', 'rng_states', 'set_rng_states', 'checkpoint_state', 'save_checkpoint', 'CheckpointError',
+           'check_state_dict', 'read_torch_file', 'load_checkpoint', 'CheckpointCallback', 'resume', 'NanLossWarning',
+           'NanGuard', 'amp_mode', 'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
 
 # %% ../nbs/01a_training.ipynb #08e2e526
 def adamw(wd:float=1e-2,            # Decoupled weight decay
@@ -170,6 +170,12 @@ def atomic_save(obj,     # Anything `torch.save` accepts
                ):
     "`torch.save` `obj` to a temporary file beside `file`, then rename it over `file`"
     return atomic_write(file, partial(torch.save, obj))
+
+# %% ../nbs/01a_training.ipynb #a91c21ee
+def weights_dir()->Path:
+    "The folder of the weights that ship with ecgdiff (`ecgdiff/weights/`, installed as package data)."
+    import importlib.resources
+    return Path(str(importlib.resources.files('ecgdiff')))/'weights'
 
 # %% ../nbs/01a_training.ipynb #529a3372
 def _np_state():
