@@ -1,4 +1,4 @@
-"Checks a notebook cannot hold well: the built wheel and the installed console scripts."
+"Checks a notebook cannot hold well: the built wheel (every module and the shipped weights) and the installed console scripts."
 import configparser, json, re, subprocess, sys, zipfile
 from pathlib import Path
 import pytest
@@ -24,6 +24,8 @@ def test_wheel_contains_every_module(tmp_path):
     on_disk = {str(p.relative_to(ROOT)) for p in (ROOT/'ecgdiff').rglob('*.py')}
     missing = (on_disk | _exported_modules()) - names
     assert not missing, f"the wheel lacks {sorted(missing)}"
+    weights = {str(p.relative_to(ROOT)) for p in (ROOT/'ecgdiff'/'weights').glob('*') if p.is_file()}
+    assert weights <= names, f"the wheel lacks the shipped weights {sorted(weights - names)}"
     ep = next(n for n in names if n.endswith('entry_points.txt'))
     text = zipfile.ZipFile(whl).read(ep).decode()
     for name in SCRIPTS: assert name in text, f"console script {name} not in the wheel's entry points"
