@@ -38,7 +38,7 @@ __all__ = ['PHYSIO_STATS', 'SIZES', 'WNConv1d', 'step_embedding', 's4_toeplitz',
            'save_samples', 'physio_stats', 'physio_by_class', 'compare_physio', 'plot_physio', 'plot_psd',
            'frechet_distance', 'feature_stats', 'ECGClassifier', 'extract_features', 'ecg_fid', 'fit_classifier',
            'classifier_auc', 'tstr', 'trts', 'build_model', 'save_sssd', 'load_sssd', 'load_pretrained',
-           'ship_pretrained', 'ecgdiff_sssd_train', 'ecgdiff_sssd_sample']
+           'ship_pretrained', 'relabel', 'ecgdiff_sssd_train', 'ecgdiff_sssd_sample']
 
 # %% ../nbs/04_sssd_dsat.ipynb #49678aea
 class WNConv1d(nn.Module):
@@ -1026,6 +1026,34 @@ def ship_pretrained(src, # A `save_sssd` file or training checkpoint (EMA weight
     if missing: raise ValueError(f"ship_pretrained: the card of {name!r} lacks {missing}")
     m = load_sssd(src)
     return save_sssd(m, Path(dest or weights_dir())/f'sssd_{name}.pth', card={**(m.card or {}), **card, 'name': name})
+
+# %% ../nbs/04_sssd_dsat.ipynb #a2cc7f29
+def _members(new:list, old:list)->dict:
+    "Statements of `old` under each label of `new`: the label itself, or the statements of that superclass or subclass."
+    from ecgdiff.data import scp_statements
+    scp = scp_statements()
+    out = {}
+    for l in new:
+        if l in old: out[l] = [l]
+        else: out[l] = [c for c in old if c in scp.index and l in (scp.loc[c, 'diagnostic_class'], scp.loc[c, 'diagnostic_subclass'])]
+    return out
+
+def relabel(model:SSSD_ECG, # A (pretrained) SSSD-ECG or DSAT-ECG
+            labels, # The new label set: a task name or a list of codes
+            members:dict|None=None, # New label -> the old labels its embedding starts from (default: by PTB-XL's statements)
+           )->SSSD_ECG:
+    "A copy of `model` for another label set: all weights kept, the new label embedding initialised from member labels."
+    new = build_model(type(model).__name__, {k: v for k, v in model.config.items() if k not in ('labels', 'label_embed_classes')},
+                      labels=labels)
+    members = members or _members(new.labels, model.labels)
+    empty = [l for l in new.labels if not members.get(l)]
+    if empty: raise ValueError(f"relabel: no label of the model's set ({model.n_labels}) to start {empty} from; pass members=...")
+    sd = {k: v for k, v in model.state_dict().items() if k != 'embedding.weight'}
+    E = model.embedding.weight.detach()
+    sd['embedding.weight'] = torch.stack([E[[model.labels.index(m) for m in members[l]]].mean(0) for l in new.labels])
+    new.load_state_dict(sd)
+    new.diffusion, new.card = getattr(model, 'diffusion', None), dict(getattr(model, 'card', None) or {}, relabelled_from=model.labels)
+    return new
 
 # %% ../nbs/04_sssd_dsat.ipynb #f36e3216
 def _unused_ok()->dict:
