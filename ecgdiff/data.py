@@ -339,13 +339,14 @@ def _qrs_lead(x, fs):
     return int(np.argmax(np.percentile(np.abs(np.diff(x, axis=1)), 99, axis=1)))
 
 def detect_qrs(x, fs:int, lead:int|None=1)->np.ndarray:
-    "Sample indices of the QRS complexes in `x` (12, L) or (L,), by `wfdb.processing.xqrs_detect` on `lead` (None: the steepest)."
+    "Sample indices of the QRS complexes in `x` (12, L) or (L,), by `wfdb.processing.gqrs_detect` on `lead` (None: the steepest)."
     sig = np.asarray(x, np.float64)
     if not np.isfinite(sig).all(): raise ECGDataError("detect_qrs: the signal contains NaN or inf")
     if sig.ndim == 2: sig = sig[_qrs_lead(sig, fs) if lead is None else lead]
+    if np.ptp(sig) == 0: return np.zeros(0, int)          # a flat lead: wfdb's ADC conversion divides by its range
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        return np.asarray(wfdb.processing.xqrs_detect(sig, fs=fs, verbose=False), int)
+        return np.asarray(wfdb.processing.gqrs_detect(sig, fs=fs), int)
 
 def heart_rate(x, fs:int, lead:int|None=1)->float:
     "Mean heart rate in bpm from the RR intervals that `detect_qrs` finds on `lead` (NaN with fewer than 2 beats)."
