@@ -19,9 +19,10 @@ from fastprogress.fastprogress import progress_bar
 # %% auto #0
 __all__ = ['LEADS', 'TASKS', 'SIM_CODES', 'DEFAULT_CLASS_MIX', 'DEFAULT_RHYTHM_MIX', 'GRID_COLORS', 'PTBXL_COLUMNS',
            'PTBXL_SIG_NAMES', 'PROVENANCES', 'ECGDataError', 'lead_name', 'limb_leads', 'scp_statements', 'task_labels',
-           'parse_scp_codes', 'codes_to_labels', 'simulate_ecg', 'detect_qrs', 'heart_rate', 'median_beat',
-           'remove_baseline', 'ecg_intervals', 'paper_layout', 'plot_ecg', 'ECGRecord', 'read_record', 'write_wfdb',
-           'write_ptbxl', 'SyntheticInTestError', 'check_test_integrity', 'PTBXL', 'load_ptbxl']
+           'parse_scp_codes', 'codes_to_labels', 'simulate_ecg', 'detect_qrs', 'heart_rate', 'align_peaks',
+           'median_beat', 'remove_baseline', 'knot_baseline', 'ecg_intervals', 'paper_layout', 'plot_ecg', 'ECGRecord',
+           'read_record', 'write_wfdb', 'write_ptbxl', 'SyntheticInTestError', 'check_test_integrity', 'PTBXL',
+           'load_ptbxl']
 
 # %% ../nbs/00_data.ipynb #0a9f7510
 LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
@@ -335,17 +336,19 @@ def _sample_codes(rng, class_mix=None, rhythm_mix=None)->list:
 
 # %% ../nbs/00_data.ipynb #eb584492
 def _qrs_lead(x, fs):
-    "The lead with the steepest QRS complexes (largest 99th percentile of the absolute slope)."
-    return int(np.argmax(np.percentile(np.abs(np.diff(x, axis=1)), 99, axis=1)))
+    "The lead with the largest QRS complexes: largest 99.5th percentile of |x| band-passed to 5-25 Hz (the QRS band)."
+    b = sps.filtfilt(*sps.butter(2, [5/(fs/2), min(25/(fs/2), .99)], 'band'), np.asarray(x, np.float64), axis=1)
+    return int(np.argmax(np.percentile(np.abs(b), 99.5, axis=1)))
 
 def detect_qrs(x, fs:int, lead:int|None=1)->np.ndarray:
-    "Sample indices of the QRS complexes in `x` (12, L) or (L,), by `wfdb.processing.xqrs_detect` on `lead` (None: the steepest)."
+    "Sample indices of the QRS complexes in `x` (12, L) or (L,), by `wfdb.processing.gqrs_detect` on `lead` (None: the largest QRS)."
     sig = np.asarray(x, np.float64)
     if not np.isfinite(sig).all(): raise ECGDataError("detect_qrs: the signal contains NaN or inf")
     if sig.ndim == 2: sig = sig[_qrs_lead(sig, fs) if lead is None else lead]
+    if np.ptp(sig) == 0: return np.zeros(0, int)          # a flat lead: wfdb's ADC conversion divides by its range
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        return np.asarray(wfdb.processing.xqrs_detect(sig, fs=fs, verbose=False), int)
+        return np.asarray(wfdb.processing.gqrs_detect(sig, fs=fs), int)
 
 def heart_rate(x, fs:int, lead:int|None=1)->float:
     "Mean heart rate in bpm from the RR intervals that `detect_qrs` finds on `lead` (NaN with fewer than 2 beats)."
@@ -355,6 +358,13 @@ def heart_rate(x, fs:int, lead:int|None=1)->float:
 # %% ../nbs/00_data.ipynb #84876d91
 _IND = [0, 1, 6, 7, 8, 9, 10, 11]   # the eight independent leads: I, II, V1-V6
 
+def align_peaks(x, fs:int, r_peaks)->np.ndarray:
+    "Each of `r_peaks` moved to the peak of the spatial magnitude of `x` (12, L) (leads I, II, V1-V6) within 40 ms."
+    x, r = np.asarray(x, np.float64), np.asarray(r_peaks, int)
+    mag = np.sqrt((x[_IND]**2).sum(0))
+    w = max(1, int(.04*fs))
+    return np.array([i - w + int(np.argmax(mag[max(i-w, 0):i+w+1])) if i - w >= 0 else i for i in r], int)
+
 def median_beat(x, fs:int, r_peaks=None, pre:float=.5, post:float=.6, adaptive:bool=True):
     "The median beat of `x` (12, L) around its R peaks: (12, n) array and the index of the R peak in it."
     x = np.asarray(x, np.float64)
@@ -363,10 +373,7 @@ def median_beat(x, fs:int, r_peaks=None, pre:float=.5, post:float=.6, adaptive:b
     a, b = int(round(pre*fs)), int(round(post*fs))
     r = r[(r - a >= 0) & (r + b <= x.shape[1])]
     if len(r) == 0: raise ECGDataError("median_beat: no complete beat found")
-    # align each beat on the peak of the spatial magnitude, then take the median
-    mag = np.sqrt((x[_IND]**2).sum(0))
-    w = max(1, int(.04*fs))
-    r = np.array([i - w + np.argmax(mag[max(i-w, 0):i+w+1]) if i - w >= 0 else i for i in r])
+    r = align_peaks(x, fs, r)                        # align each beat on the spatial magnitude, then take the median
     r = r[(r - a >= 0) & (r + b <= x.shape[1])]
     return np.median(np.stack([x[:, i-a:i+b] for i in r]), 0), a
 
@@ -381,6 +388,22 @@ def remove_baseline(x, fs:int):
     base = median_filter(median_filter(lo, size=(1, int(.2*fs2) | 1), mode='nearest'), size=(1, int(.6*fs2) | 1), mode='nearest')
     t2 = (np.arange(n) + .5)*q - .5
     base = np.stack([np.interp(np.arange(x2.shape[1]), t2, b) for b in base])
+    return (x2 - base).reshape(x.shape)
+
+def knot_baseline(x,              # (n_leads, L) or (L,) signal
+                  knots,          # sample indices: the end of each isoelectric window (e.g. 10 ms before a QRS onset)
+                  width:int,      # samples averaged before each knot
+                 ):
+    "`x` minus a baseline through the isoelectric windows before `knots` (monotone cubic between them, flat outside)."
+    from scipy.interpolate import PchipInterpolator
+    x = np.asarray(x, np.float64)
+    x2 = x[None] if x.ndim == 1 else x
+    k = np.asarray([i for i in np.asarray(knots, int) if width <= i <= x2.shape[1]], int)
+    if len(k) == 0: return x - np.median(x, -1, keepdims=True)
+    kt, kv = k - (width + 1)/2, np.stack([x2[:, i - width:i].mean(1) for i in k], 1)
+    n = np.arange(x2.shape[1])
+    base = np.repeat(kv[:, :1], x2.shape[1], 1) if len(k) == 1 else PchipInterpolator(kt, kv, axis=1, extrapolate=False)(n)
+    base = np.where(n < kt[0], kv[:, :1], np.where(n > kt[-1], kv[:, -1:], base))
     return (x2 - base).reshape(x.shape)
 
 def _sustained_below(v, thr, start, stop, step, n):
