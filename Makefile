@@ -48,8 +48,10 @@ test: export-check nbtest pytest
 slow: install
 	MPLBACKEND=Agg $(BIN)/python tests/nbrun.py --flags slow --n_workers 2 --timing
 
+# real PTB-XL beside the project, for the shipped model's section of the report (skipped when absent)
+PTBXL ?= $(wildcard ../shared/data/ptbxl-fold10)
 demo: install
-	$(BIN)/ecgdiff demo --out $(DEMO_OUT)
+	$(BIN)/ecgdiff demo --out $(DEMO_OUT) $(if $(PTBXL),--ptbxl $(PTBXL))
 
 # README.md from nbs/index.ipynb (nbdev_readme needs Quarto, which is not installed here)
 readme: install

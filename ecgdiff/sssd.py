@@ -35,10 +35,10 @@ from fastai.torch_core import num_distrib
 __all__ = ['PHYSIO_STATS', 'SIZES', 'WNConv1d', 'step_embedding', 's4_toeplitz', 'SSSDBlock', 'SSSD_ECG',
            'load_reference_checkpoint', 'SpadeDecoderLayerBase', 'DSATMixer', 'DSAT_ECG', 'sssd_dataloaders',
            'sssd_learner', 'encode_labels', 'toeplitz_bytes', 'prepare_inference', 'release_inference', 'sample_sssd',
-           'save_samples', 'physio_stats', 'physio_by_class', 'compare_physio', 'plot_physio', 'plot_psd',
-           'frechet_distance', 'feature_stats', 'ECGClassifier', 'extract_features', 'ecg_fid', 'fit_classifier',
-           'classifier_auc', 'tstr', 'trts', 'build_model', 'save_sssd', 'load_sssd', 'load_pretrained',
-           'ship_pretrained', 'relabel', 'ecgdiff_sssd_train', 'ecgdiff_sssd_sample']
+           'save_samples', 'spectral_stats', 'physio_stats', 'physio_by_class', 'compare_physio', 'plot_physio',
+           'plot_psd', 'frechet_distance', 'feature_stats', 'ECGClassifier', 'extract_features', 'ecg_fid',
+           'fit_classifier', 'classifier_auc', 'tstr', 'trts', 'build_model', 'save_sssd', 'load_sssd',
+           'load_pretrained', 'ship_pretrained', 'relabel', 'ecgdiff_sssd_train', 'ecgdiff_sssd_sample']
 
 # %% ../nbs/04_sssd_dsat.ipynb #49678aea
 class WNConv1d(nn.Module):
@@ -696,6 +696,17 @@ def _at500(x, fs):
 def _qrs_ms(x, fs): return 1000*ecg_intervals(*_at500(x, fs))['qrs']
 def _hr(x, fs, lead): return heart_rate(*_at500(x, fs), lead)
 
+def spectral_stats(X, # (n, 12, L) standard order or (n, 8, L) model leads, mV
+                   fs:int=100, # Sampling rate
+                  )->pd.DataFrame:
+    "Per ECG, from the mean Welch spectrum over leads: peak and centroid frequency (Hz), share of power above 15 Hz."
+    X = _as12(X)
+    f, P = sps.welch(X - X.mean(-1, keepdims=True), fs=fs, nperseg=min(X.shape[-1], int(2*fs)), axis=-1)
+    P = P.mean(1)                                                     # (n, F): mean over leads
+    band = f >= .5
+    return pd.DataFrame(dict(f_peak=f[band][np.argmax(P[:, band], 1)], f_centroid=(f*P).sum(1)/P.sum(1),
+                             hf_frac=P[:, f > 15].sum(1)/P.sum(1)))
+
 def physio_stats(X, # (n, 12, L) standard order or (n, 8, L) model leads, mV
                  fs:int=100, # Sampling rate
                  lead:int|None=1, # Lead for the heart rate (index in the standard order, 1: II; None: the steepest QRS)
@@ -703,17 +714,13 @@ def physio_stats(X, # (n, 12, L) standard order or (n, 8, L) model leads, mV
                 )->pd.DataFrame:
     "Per-ECG heart rate (bpm), QRS duration (ms), amplitude and RMS (mV), spectral peak and centroid (Hz), HF power fraction."
     X = _as12(X)
-    f, P = sps.welch(X - X.mean(-1, keepdims=True), fs=fs, nperseg=min(X.shape[-1], int(2*fs)), axis=-1)
-    P = P.mean(1)                                                     # (n, F): mean over leads
-    band = f >= .5
+    sp = spectral_stats(X, fs)
     rows = []
     for i in _bar(range(len(X)), progress):
         x = X[i]
-        rows.append(dict(hr=_safe(_hr, x, fs, lead), qrs=_safe(_qrs_ms, x, fs),
-                         amp=float(np.median(np.ptp(x, axis=1))), rms=float(np.sqrt(((x - x.mean(1, keepdims=True))**2).mean())),
-                         f_peak=float(f[band][np.argmax(P[i, band])]), f_centroid=float((f*P[i]).sum()/P[i].sum()),
-                         hf_frac=float(P[i, f > 15].sum()/P[i].sum())))
-    return pd.DataFrame(rows, columns=list(PHYSIO_STATS))
+        rows.append(dict(hr=_safe(_hr, x, fs, lead), qrs=_safe(_qrs_ms, x, fs), amp=float(np.median(np.ptp(x, axis=1))),
+                         rms=float(np.sqrt(((x - x.mean(1, keepdims=True))**2).mean()))))
+    return pd.concat([pd.DataFrame(rows), sp], axis=1)[list(PHYSIO_STATS)]
 
 def physio_by_class(X, # ECGs as for `physio_stats`
                     Y, # (n, n_labels) multi-hot

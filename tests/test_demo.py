@@ -7,6 +7,8 @@ import pytest
 
 BIN = Path(sys.executable).parent
 SCALE = '0.1'
+PTBXL = Path(__file__).resolve().parents[2]/'shared'/'data'/'ptbxl-fold10'     # real PTB-XL, for the shipped model's section
+REAL = ['--ptbxl', str(PTBXL)] if (PTBXL/'ptbxl_database.csv').is_file() else []
 
 def _demo(out, *args, timeout=900):
     return subprocess.run([str(BIN/'ecgdiff'), 'demo', '--out', str(out), *args], capture_output=True, text=True, timeout=timeout)
@@ -14,19 +16,37 @@ def _demo(out, *args, timeout=900):
 @pytest.fixture(scope='module')
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp('demo')/'run'
-    r = _demo(out, '--scale', SCALE, '--seed', '1')
+    r = _demo(out, '--scale', SCALE, '--seed', '1', *REAL)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return out, json.loads((out/'summary.json').read_text()), r
 
 def test_summary_has_every_stage(demo):
     out, s, r = demo
-    for k in ('data', 'sssd', 'generate', 'evaluate', 'paired', 'roundtrip', 'study', 'seconds'): assert k in s, k
+    for k in ('data', 'sssd', 'generate', 'realism', 'pretrained', 'paired', 'roundtrip', 'study', 'seconds'): assert k in s, k
     assert set(s['data']['per_class']) == {'CD', 'HYP', 'MI', 'NORM', 'STTC'}
-    assert all(math.isfinite(v) for v in s['evaluate']['fid'].values())
+    assert all(math.isfinite(v) for v in s['realism']['fid'].values())
     assert 0 < s['study']['baseline_macro_auc'] <= 1 and 0 < s['study']['augmented_macro_auc'] <= 1
     assert math.isfinite(s['roundtrip']['kaggle_score_db'])
     assert s['roundtrip']['real_kaggle_score_db'] > 10, s['roundtrip']    # real records at 100 Hz, 150 dpi: about 15 dB
     assert json.loads(r.stdout[r.stdout.index('{'):])['report'].endswith('report.html')
+
+def test_generated_ecgs_measure_like_the_corpus(demo):
+    "At the scale this test runs: heart rate within 15 bpm per class, power above 15 Hz within 0.05, C2ST <= 0.80."
+    _, s, _ = demo
+    re = s['realism']
+    assert s['sssd']['start'] == 'ptbxl', s['sssd']                          # fine-tuned from the shipped model
+    assert re['max_hr_gap'] <= 15, re['per_class']
+    assert re['max_hf_gap'] <= .05, re['per_class']
+    assert re['c2st'] <= .80, re
+    assert all(re['met'].values()), re['met']
+
+def test_shipped_model_section(demo):
+    "The shipped ptbxl model's samples beside real PTB-XL records (when ../shared is there), its heart rate following the label."
+    _, s, _ = demo
+    pre = s['pretrained']
+    assert pre is not None and pre['card_metrics']
+    if not REAL: pytest.skip('../shared/data/ptbxl-fold10 not present')
+    for c in ('NORM', 'SBRAD', 'STACH'): assert pre[c]['hr_follows_label'] >= .5, pre
 
 def test_outputs_are_complete(demo):
     import wfdb, numpy as np
@@ -43,10 +63,11 @@ def test_report_in_browser(demo, browser):
     out, s, _ = demo
     browser.get((out/'report.html').as_uri())
     text = browser.execute_script("return document.body.innerText")
-    for h in ('1. Data', '2. SSSD-ECG', '3. Generated ECGs', '4. Evaluation', '5. Conditional DDIM', '6. Paper round trip',
-              '7. Augmentation study'): assert h in text, f"report lacks section {h!r}"
+    for h in ('1. Data', '2. SSSD-ECG', '3. Generated ECGs', '4. Realism', '5. The shipped ptbxl model',
+              '6. Conditional DDIM', '7. Paper round trip', '8. Augmentation study'): assert h in text, f"report lacks section {h!r}"
+    assert 'C2ST' in text and 'bpm' in text
     imgs = browser.execute_script("return Array.from(document.images).map(i => [i.complete && i.naturalWidth > 0, i.alt])")
-    assert len(imgs) == s['report']['n_figures'] and len(imgs) >= 7, (len(imgs), s['report'])
+    assert len(imgs) == s['report']['n_figures'] and len(imgs) >= 9, (len(imgs), s['report'])
     bad = [alt for ok, alt in imgs if not ok]
     assert not bad, f"figures that did not load: {bad}"
     assert browser.execute_script("return document.querySelectorAll('table').length") >= 6
@@ -104,7 +125,7 @@ def test_data_summary_folds_and_class_figures(demo):
 def test_same_seed_same_numbers(demo, tmp_path):
     "A second run with the same seed reproduces every number of the summary (all but the timings)."
     out, s, _ = demo
-    r = _demo(tmp_path/'again', '--scale', SCALE, '--seed', '1')
+    r = _demo(tmp_path/'again', '--scale', SCALE, '--seed', '1', *REAL)
     assert r.returncode == 0, r.stderr[-3000:]
     s2 = json.loads((tmp_path/'again'/'summary.json').read_text())
     for k in s:
