@@ -22,7 +22,7 @@ __all__ = ['LEADS', 'TASKS', 'SIM_CODES', 'DEFAULT_CLASS_MIX', 'DEFAULT_RHYTHM_M
            'parse_scp_codes', 'codes_to_labels', 'simulate_ecg', 'detect_qrs', 'heart_rate', 'align_peaks',
            'median_beat', 'remove_baseline', 'knot_baseline', 'ecg_intervals', 'paper_layout', 'plot_ecg', 'ECGRecord',
            'read_record', 'write_wfdb', 'write_ptbxl', 'SyntheticInTestError', 'check_test_integrity', 'PTBXL',
-           'load_ptbxl']
+           'load_ptbxl', 'data_identity', 'TrainedOnTestError', 'trained_on', 'check_not_trained_on']
 
 # %% ../nbs/00_data.ipynb #0a9f7510
 LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
@@ -890,3 +890,39 @@ def load_ptbxl(path,                        # folder of a PTB-XL download or of 
     if not keep.any(): raise ECGDataError(f"{db}: no record carries a label of task {task!r}")
     if not keep.all(): X, Y, meta = X[np.where(keep)[0]], Y[keep], meta[keep]
     return PTBXL(X, Y, labels, meta.copy(), fs, task)
+
+# %% ../nbs/00_data.ipynb #b55f87d4
+def data_identity(path, # a PTB-XL folder (real, or a `write_ptbxl` corpus)
+                 )->str:
+    "'ptbxl' for real PTB-XL (whose ecg_ids are global), 'simulated:<hash>' for a simulated corpus."
+    import hashlib
+    f = Path(path)/'ptbxl_database.csv'
+    if not f.is_file(): raise ECGDataError(f"{f}: not found; expected a PTB-XL folder with ptbxl_database.csv")
+    db = pd.read_csv(f, usecols=lambda c: c in ('ecg_id', 'report'))
+    if 'report' in db and len(db) and db.report.astype(str).str.startswith('simulated: ').all():
+        return 'simulated:' + hashlib.sha1(f.read_bytes()).hexdigest()[:16]
+    return 'ptbxl'
+
+# %% ../nbs/00_data.ipynb #372d7eab
+class TrainedOnTestError(SyntheticInTestError):
+    "A model that trained on records of the folds it would be tested or tuned on."
+
+def trained_on(data, # the PTB-XL folder the records came from
+               ecg_ids, # the ecg_ids of the training records
+              )->dict:
+    "The provenance entry a model records for its training data: the data's identity and the sorted ecg_ids."
+    return dict(data=data_identity(data), ecg_ids=sorted(int(i) for i in ecg_ids))
+
+def check_not_trained_on(provenance:list|None, # the model's entries of `trained_on` (None: unknown)
+                         data, # the PTB-XL folder of the records it must not have seen
+                         ecg_ids, # their ecg_ids (e.g. the validation and test folds)
+                         where:str='model', # named in the error
+                        ):
+    "Raise `TrainedOnTestError` if the model trained on any of these records (or does not say what it trained on)."
+    if provenance is None:
+        raise TrainedOnTestError(f"{where}: does not record its training data, so it may have seen the held-out records "
+                                 "(train it with ecgdiff, which records it, or declare it)")
+    ident, held = data_identity(data), {int(i) for i in ecg_ids}
+    seen = sorted({i for e in provenance if e['data'] == ident for i in e['ecg_ids'] if i in held})
+    if seen: raise TrainedOnTestError(f"{where}: trained on {len(seen)} held-out record(s) of {data} (ecg_ids {seen[:5]}"
+                                      f"{' ...' if len(seen) > 5 else ''}); the held-out folds must stay unseen")
