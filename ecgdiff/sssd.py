@@ -26,7 +26,7 @@ from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuar
                               read_torch_file, weights_dir)
 from .ddim import SAMPLERS, CFGModel, DiffusionCallback, alpha_bar, make_betas, sssd_ecg_betas, timesteps
 from .data import (LEADS, TASKS, ECGDataError, PTBXL, ecg_intervals, heart_rate, load_ptbxl, plot_ecg,
-                          task_labels, write_wfdb)
+                          task_labels, trained_on, write_wfdb)
 from .gans import MODEL_LEADS, REFERENCE_LEADS, to_8_leads, to_12_leads
 from .distributed import distributed_ctx, is_rank0, rank0_first
 from fastai.torch_core import num_distrib
@@ -1141,7 +1141,8 @@ def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpu
     recipe = dict(command=_command(prog), data=str(data), task=task, fs=fs, size=size if size in SIZES else model.config,
                   epochs=epochs, bs=bs, lr=lr, crop=crop, scale=scale, zero_snr=zero_snr, p_uncond=p_uncond, ema=ema,
                   seed=seed, steps=learn.train_iter, processes=max(num_distrib(), 1))
-    with learn.ema.averaged(): save_sssd(learn.model, out/'model.pth', card=dict(recipe=recipe))
+    card = dict(recipe=recipe, trained_on=[trained_on(data, ds.meta.index.values[ds.split_idx('train')])])
+    with learn.ema.averaged(): save_sssd(learn.model, out/'model.pth', card=card)
     print(json.dumps(dict(model=str(out/'model.pth'), checkpoint=str(latest), epochs=epochs, processes=max(num_distrib(), 1),
                           final_loss=float(learn.recorder.losses[-1]) if learn.recorder.losses else None)))
 
