@@ -16,7 +16,8 @@ from fastai.callback.core import Callback
 __all__ = ['SCHEDULES', 'PREDS', 'SAMPLERS', 'linear_betas', 'scaled_linear_betas', 'cosine_betas', 'sssd_ecg_betas',
            'rescale_zero_terminal_snr', 'alpha_bar', 'make_betas', 'ab_at', 'q_sample', 'pred_target', 'to_x0_eps',
            'convert_pred', 'timesteps', 'prev_timesteps', 'ddpm_step', 'ddim_step', 'dpmpp_2m_step', 'sample_ddpm',
-           'sample_ddim', 'sample_dpmpp_2m', 'generate', 'zeros_null', 'CFGModel', 'DiffusionCallback']
+           'sample_ddim', 'sample_dpmpp_2m', 'generate', 'zeros_null', 'CFGModel', 'timestep_embedding',
+           'DiffusionCallback']
 
 # %% ../nbs/02_ddim.ipynb #83eeb286
 def linear_betas(T:int=1000, beta_start:float=1e-4, beta_end:float=2e-2)->Tensor:
@@ -267,6 +268,16 @@ class CFGModel(nn.Module):
         both = [torch.cat([c, self.null_cond(c)]) for c in cond]
         oc, ou = self.model(torch.cat([x, x]), torch.cat([t, t]), *both).chunk(2)
         return ou + self.scale*(oc - ou)
+
+# %% ../nbs/02_ddim.ipynb #f3161262
+def timestep_embedding(t:Tensor, # (bs,) timesteps (integers or floats)
+                       dim:int, # Embedding size (even)
+                       max_period:float=10_000., # The slowest frequency is 1/max_period
+                      )->Tensor:
+    "Sinusoidal embedding (bs, dim): cos of t f_k in the first half, sin in the second, f_k = max_period^(-k/(dim/2))."
+    f = torch.exp(-math.log(max_period)*torch.arange(dim//2, device=t.device, dtype=torch.float32)/(dim//2))
+    a = t.float()[:, None]*f[None]
+    return torch.cat([torch.cos(a), torch.sin(a)], -1)
 
 # %% ../nbs/02_ddim.ipynb #787af60e
 class DiffusionCallback(Callback):

@@ -29,16 +29,16 @@ from fastai.torch_core import set_seed, default_device, get_model
 from .training import adamw, fit_cosine, EMACallback, CheckpointCallback, NanGuard, precision_cbs, resume
 from .training import atomic_path, atomic_save, load_checkpoint, check_state_dict, CheckpointError
 from .ddim import make_betas, alpha_bar, ab_at, q_sample, pred_target, generate, DiffusionCallback
-from .ddim import SAMPLERS, PREDS
+from .ddim import SAMPLERS, PREDS, timestep_embedding
 from .distributed import distributed_ctx, is_rank0, rank0_first
 
 # %% auto #0
 __all__ = ['DEFAULT_CONFIG', 'STAGES', 'FMRIDataError', 'hrf', 'voxel_grid', 'synth_fmri', 'write_fmri_npz', 'read_fmri_npz',
            'time_block_split', 'FMRIData', 'load_fmri', 'rowwise_r', 'voxel_correlations', 'sample_correlations',
            'corr_matrix', 'matched_noise', 'evaluate', 'FMRIVAE', 'kl_normal', 'VAELoss', 'recon_mse', 'kl_div',
-           'vae_learner', 'encode_latents', 'decode_latents', 'reconstruct', 'pca_reconstruct', 'timestep_embedding',
-           'TimeResBlock', 'LatentDenoiser', 'LatentDiffusionModel', 'JointLoss', 'diffusion_mse', 'FMRIConfigError',
-           'load_config', 'build_ldm', 'train_ldm', 'save_ldm', 'load_ldm', 'evaluate_ldm', 'plot_training_curves',
+           'vae_learner', 'encode_latents', 'decode_latents', 'reconstruct', 'pca_reconstruct', 'TimeResBlock',
+           'LatentDenoiser', 'LatentDiffusionModel', 'JointLoss', 'diffusion_mse', 'FMRIConfigError', 'load_config',
+           'build_ldm', 'train_ldm', 'save_ldm', 'load_ldm', 'evaluate_ldm', 'plot_training_curves',
            'plot_reconstructions', 'plot_correlation_breakdown', 'embed_2d', 'plot_latents', 'plot_generated',
            'fmri_data', 'write_figures', 'stage_checkpoints', 'run_fmri', 'fmri_cli']
 
@@ -415,14 +415,6 @@ def pca_reconstruct(train, # volumes to fit the principal components on (n, V)
     return p.inverse_transform(p.transform(x))
 
 # %% ../nbs/06_fmri_ldm.ipynb #388dbe8c
-def timestep_embedding(t, # (bs,) timesteps (integers or floats)
-                       dim:int, # embedding size (even)
-                       max_period:float=10_000.):
-    "Sinusoidal embedding of timesteps, (bs, dim): cos of t * f_k in the first half, sin in the second, f_k geometric."
-    f = torch.exp(-math.log(max_period)*torch.arange(dim//2, device=t.device, dtype=torch.float32)/(dim//2))
-    a = t.float()[:, None]*f[None]
-    return torch.cat([torch.cos(a), torch.sin(a)], -1)
-
 class TimeResBlock(nn.Module):
     "Pre-norm residual MLP block with an additive timestep projection."
     def __init__(self, n:int, t_dim:int, p:float=0.):

@@ -27,7 +27,8 @@ from fastai.torch_core import set_seed
 from .data import read_record, simulate_ecg, remove_baseline, ECGDataError
 from .training import (EMACallback, CheckpointCallback, NanGuard, precision_cbs, adamw, fit_cosine, grad_accum, atomic_path,
                        resume, load_checkpoint, check_state_dict, CheckpointError)
-from .ddim import make_betas, alpha_bar, ab_at, to_x0_eps, generate, DiffusionCallback, PREDS, SAMPLERS
+from .ddim import (make_betas, alpha_bar, ab_at, to_x0_eps, generate, DiffusionCallback, PREDS, SAMPLERS,
+                          timestep_embedding)
 from .distributed import distributed_ctx, is_rank0, rank0_first
 
 # %% auto #0
@@ -35,11 +36,11 @@ __all__ = ['N_FFT', 'HOP', 'FLOOR', 'POOL', 'KINDS', 'SPLITS', 'NDIM', 'stft_mag
            'freq_from_images', 'pool_images', 'band_means', 'window_arrays', 'PairedDataError', 'kind_dir',
            'build_paired_dataset', 'scan_paired', 'check_paired', 'paired_stats', 'normalise', 'denormalise', 'pack',
            'unpack', 'PairedNpyDataset', 'built_here', 'paired_dataloaders', 'DatasetVisualizer', 'ConditionEncoder',
-           'timestep_embedding', 'ResBlock', 'CrossAttention', 'ConditionalUNet', 'PairedDiffusionLoss', 'ConfigError',
-           'DataConfig', 'ModelConfig', 'DiffusionConfig', 'LossConfig', 'TrainConfig', 'SampleConfig', 'PairedConfig',
-           'load_config', 'config_dict', 'ensure_dataset', 'paired_model', 'schedule_of', 'check_compatible',
-           'paired_learner', 'PairedTrainingError', 'train_paired', 'load_paired', 'sample_paired', 'compare_pairs',
-           'plot_pair', 'infer_paired', 'ecgdiff_train', 'ecgdiff_infer', 'ecgdiff_analyze', 'train_main', 'infer_main',
+           'ResBlock', 'CrossAttention', 'ConditionalUNet', 'PairedDiffusionLoss', 'ConfigError', 'DataConfig',
+           'ModelConfig', 'DiffusionConfig', 'LossConfig', 'TrainConfig', 'SampleConfig', 'PairedConfig', 'load_config',
+           'config_dict', 'ensure_dataset', 'paired_model', 'schedule_of', 'check_compatible', 'paired_learner',
+           'PairedTrainingError', 'train_paired', 'load_paired', 'sample_paired', 'compare_pairs', 'plot_pair',
+           'infer_paired', 'ecgdiff_train', 'ecgdiff_infer', 'ecgdiff_analyze', 'train_main', 'infer_main',
            'analyze_main', 'baseline_predictions', 'evaluate_paired', 'best_baseline']
 
 # %% ../nbs/02b_paired.ipynb #da1bb7f2
@@ -435,13 +436,6 @@ class ConditionEncoder(nn.Module):
         return self.fuse(torch.cat([a_map, e_map], 1)), self.tok(torch.cat([ta, te], 1))
 
 # %% ../nbs/02b_paired.ipynb #cc5f1117
-def timestep_embedding(t:Tensor, dim:int, max_period:float=10000.)->Tensor:
-    "Sinusoidal embedding (B,) -> (B, dim): cos and sin of t at geometrically spaced frequencies"
-    half = dim//2
-    freqs = torch.exp(-np.log(max_period)*torch.arange(half, device=t.device, dtype=torch.float32)/half)
-    args = t.float()[:, None]*freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], 1)
-
 class ResBlock(nn.Module):
     "GroupNorm-SiLU-conv twice, the time embedding added in between, 1x1 skip when channels change"
     def __init__(self, n_in, n_out, t_dim, dropout=0.):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_training.ipynb #29ce065f
 from __future__ import annotations
-import contextlib, os, random, tempfile, warnings, zipfile
+import contextlib, json, os, random, tempfile, warnings, zipfile
 from collections import OrderedDict
 from functools import partial
 from pathlib import Path
@@ -22,9 +22,10 @@ from fastai.torch_core import get_model, rank_distrib
 
 # %% auto #0
 __all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_path', 'atomic_write', 'atomic_save',
-           'weights_dir', 'rng_states', 'set_rng_states', 'checkpoint_state', 'save_checkpoint', 'CheckpointError',
-           'check_state_dict', 'read_torch_file', 'load_checkpoint', 'CheckpointCallback', 'resume', 'NanLossWarning',
-           'NanGuard', 'amp_mode', 'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
+           'write_json', 'weights_dir', 'rng_states', 'set_rng_states', 'checkpoint_state', 'save_checkpoint',
+           'CheckpointError', 'check_state_dict', 'read_torch_file', 'load_checkpoint', 'CheckpointCallback', 'resume',
+           'flat_dict', 'check_resumable', 'resume_command', 'interrupted', 'NanLossWarning', 'NanGuard', 'amp_mode',
+           'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
 
 # %% ../nbs/01a_training.ipynb #08e2e526
 def adamw(wd:float=1e-2,            # Decoupled weight decay
@@ -170,6 +171,20 @@ def atomic_save(obj,     # Anything `torch.save` accepts
                ):
     "`torch.save` `obj` to a temporary file beside `file`, then rename it over `file`"
     return atomic_write(file, partial(torch.save, obj))
+
+# %% ../nbs/01a_training.ipynb #495ad426
+def _json_default(o):
+    "numpy scalars and arrays, paths and sets as plain JSON values."
+    if isinstance(o, np.generic): return o.item()
+    if isinstance(o, np.ndarray): return o.tolist()
+    if isinstance(o, (Path, set, frozenset)): return str(o) if isinstance(o, Path) else sorted(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+def write_json(file, # Destination
+               obj, # A JSON-able object (numpy values and paths allowed)
+              )->Path:
+    "Write `obj` as indented JSON to `file` atomically."
+    return atomic_path(file, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=_json_default)))
 
 # %% ../nbs/01a_training.ipynb #a91c21ee
 def weights_dir()->Path:
@@ -368,6 +383,50 @@ def resume(learn,    # The `Learner` to continue (same model and data loaders as
     for cb in [c for c in learn.cbs if isinstance(c, _Restore)]: learn.remove_cb(cb)
     learn.add_cb(_Restore(ck, file))
     return ck['epoch'] + 1
+
+# %% ../nbs/01a_training.ipynb #d987eacc
+def flat_dict(d:dict, at:str='')->dict:
+    "Nested dicts flattened to dotted keys: {'a': {'b': 1}} -> {'a.b': 1}."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict): out.update(flat_dict(v, f'{at}{k}.'))
+        else: out[f'{at}{k}'] = v
+    return out
+
+def check_resumable(saved, # The settings stored in the checkpoint (None: it stores none)
+                    current:dict, # The settings of this run
+                    may_differ=(), # Dotted keys (or prefixes ending in '.') that may change on resume
+                    where:str='checkpoint', # Named in the error
+                   ):
+    "Raise `CheckpointError` naming each setting where `saved` and `current` differ (but `may_differ`)."
+    if not isinstance(saved, dict): raise CheckpointError(f"{where} stores no settings of its run; it cannot be resumed")
+    a, b = flat_dict(saved), flat_dict(current)
+    free = lambda k: any(k == m or (m.endswith('.') and k.startswith(m)) for m in may_differ)
+    diff = [f"{k}: {a.get(k)!r} in {where}, {b.get(k)!r} now" for k in dict.fromkeys([*b, *a]) if not free(k) and a.get(k) != b.get(k)]
+    if diff: raise CheckpointError(f"{where} was written by a run with other settings; cannot resume:\n  " + '\n  '.join(diff))
+
+# %% ../nbs/01a_training.ipynb #9bf89427
+def resume_command(prog:str, # The console script's name
+                   argv:list|None=None, # Its arguments (default: `sys.argv[1:]`)
+                   flag:str='--resume', # The option that continues a run
+                  )->str:
+    "The command line that continues this run: the same arguments, `flag` added once."
+    import sys, shlex
+    argv = sys.argv[1:] if argv is None else argv
+    return shlex.join([prog, *[str(a) for a in argv if a != flag], flag])
+
+def interrupted(prog:str, # The console script's name
+                latest=None, # The last checkpoint written (None, or a missing file: there is nothing to resume)
+                argv:list|None=None, # The arguments to repeat (default: `sys.argv[1:]`)
+               ):
+    "After Ctrl-C: print where the last checkpoint is and how to resume (rank 0), then exit with status 130."
+    import sys
+    if rank_distrib() == 0:
+        if latest is not None and Path(latest).is_file():
+            msg = f"{prog}: interrupted; the last checkpoint is {latest}; resume with: {resume_command(prog, argv)}"
+        else: msg = f"{prog}: interrupted before the first checkpoint (nothing to resume)"
+        print(msg, file=sys.stderr)
+    raise SystemExit(130)
 
 # %% ../nbs/01a_training.ipynb #a63419a4
 class NanLossWarning(RuntimeWarning):
