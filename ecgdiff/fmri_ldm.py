@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_fmri_ldm.ipynb #2dab3226
 from __future__ import annotations
-import contextlib, hashlib, json, math, shlex, warnings, zipfile
+import contextlib, hashlib, json, math, warnings, zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from fastai.layers import LinBnDrop
 from fastai.callback.core import Callback
 from fastai.torch_core import set_seed, default_device, get_model
 from .training import adamw, fit_cosine, EMACallback, CheckpointCallback, NanGuard, precision_cbs, resume
-from .training import atomic_path, atomic_save, load_checkpoint, check_state_dict, CheckpointError
+from .training import atomic_path, atomic_save, load_checkpoint, check_state_dict, CheckpointError, check_resumable, interrupted
 from .ddim import make_betas, alpha_bar, ab_at, q_sample, pred_target, generate, DiffusionCallback
 from .ddim import SAMPLERS, PREDS, timestep_embedding
 from .distributed import distributed_ctx, is_rank0, rank0_first
@@ -643,17 +643,9 @@ def _history(learn):
 STAGES = ('vae', 'diffusion', 'joint')   # the per-stage checkpoint folders in `out_dir`
 _ANY_EPOCHS = ('out_dir', 'vae.epochs', 'diffusion.epochs', 'training.joint_epochs')   # may change on resume
 
-def _flat(d, at=''):
-    return {k: v for kk, vv in d.items() for k, v in (_flat(vv, f'{at}{kk}.').items() if isinstance(vv, dict)
-                                                          else [(f'{at}{kk}', vv)])}
-
 def _check_resumable(ck_cfg:dict, cfg:dict, where:str):
     "Raise `CheckpointError` naming the training keys (all but `_ANY_EPOCHS`, sampling, evaluate) where they differ."
-    if not isinstance(ck_cfg, dict): raise CheckpointError(f"{where} stores no configuration; it cannot be resumed")
-    a, b = _flat(ck_cfg), _flat(cfg)
-    diff = [f'{k}: {a.get(k)!r} in {where}, {v!r} in the configuration' for k, v in b.items()
-            if k not in _ANY_EPOCHS and not k.startswith(('sampling.', 'evaluate.')) and a.get(k) != v]
-    if diff: raise CheckpointError(f"{where} was written with another configuration; cannot resume:\n  " + '\n  '.join(diff))
+    check_resumable(ck_cfg, cfg, (*_ANY_EPOCHS, 'sampling.', 'evaluate.'), where)
 
 def _fingerprint(module)->str:
     "SHA-1 of a module's weights and buffers (names and bytes): which VAE a diffusion stage was trained on."
@@ -964,14 +956,11 @@ def run_fmri(config=None,        # YAML file (None: `DEFAULT_CONFIG`)
         res |= summ
     return res
 
-def _interrupted(config, mode, checkpoint, quiet=False)->str:
-    "The message after Ctrl-C: the newest stage checkpoint and the command that continues from it."
+def _last_checkpoint(config, mode):
+    "The newest stage checkpoint of a training run (None for `evaluate` or before the first one)."
     try: ck = stage_checkpoints(load_config(config)['out_dir'])
     except (FMRIConfigError, OSError): ck = []
-    if mode == 'evaluate' or not ck: return "ecgdiff_fmri: interrupted before the first checkpoint (nothing to resume)"
-    args = ['ecgdiff_fmri', *(['--config', str(config)] if config else []), '--mode', mode,
-            *(['--checkpoint', str(checkpoint)] if checkpoint else []), *(['--quiet'] if quiet else []), '--resume']
-    return f"ecgdiff_fmri: interrupted; the last checkpoint is {ck[-1]}; resume with: {shlex.join(args)}"
+    return ck[-1] if ck and mode != 'evaluate' else None
 
 @call_parse
 def fmri_cli(config:str=None,     # YAML configuration (default: the embedded default, as in configs/fmri/default.yaml)
@@ -987,7 +976,5 @@ def fmri_cli(config:str=None,     # YAML configuration (default: the embedded de
         print(f"ecgdiff_fmri: error: {e}", file=sys.stderr); raise SystemExit(2)
     except FloatingPointError as e:                                           # NaN loss: training stopped
         print(f"ecgdiff_fmri: training stopped: {e}", file=sys.stderr); raise SystemExit(1)
-    except KeyboardInterrupt:                                     # Ctrl-C: say where the checkpoint is, how to resume
-        if is_rank0(): print(_interrupted(config, mode, checkpoint, quiet), file=sys.stderr)
-        raise SystemExit(130)
+    except KeyboardInterrupt: interrupted('ecgdiff_fmri', _last_checkpoint(config, mode))   # where it is, how to resume
     if is_rank0(): print(json.dumps(res, indent=1))

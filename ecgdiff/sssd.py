@@ -23,7 +23,7 @@ from fastai.learner import Learner
 from .s4 import S4, S4Layer, S4Module
 from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuard, adamw, atomic_path, atomic_save,
                               check_state_dict, fit_cosine, grad_accum, precision_cbs, FlushDenormals,
-                              read_torch_file, weights_dir)
+                              read_torch_file, weights_dir, write_json, interrupted)
 from .ddim import SAMPLERS, CFGModel, DiffusionCallback, alpha_bar, make_betas, sssd_ecg_betas, timesteps
 from .data import (LEADS, TASKS, ECGDataError, PTBXL, ecg_intervals, heart_rate, load_ptbxl, plot_ecg,
                           task_labels, trained_on, write_wfdb)
@@ -1069,25 +1069,10 @@ def _unused_ok()->dict:
     from accelerate.utils import DistributedDataParallelKwargs
     return dict(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
-def _interrupted(prog, latest):
-    "Exit 130 after Ctrl-C with where the last checkpoint is and the command that resumes from it"
-    import sys, shlex
-    if is_rank0():
-        argv = [a for a in sys.argv[1:] if a != '--resume']
-        cmd = shlex.join([prog, *argv, '--resume'])
-        where = (f"the last checkpoint is {latest}; resume with: {cmd}" if Path(latest).is_file()
-                 else "no checkpoint was written yet (nothing to resume)")
-        print(f"{prog}: interrupted; {where}", file=sys.stderr)
-    raise SystemExit(130)
-
 def _command(prog)->str:
     "The command line this process runs, with the console script's name (the recipe saved in a model's card)."
     import sys, shlex
     return shlex.join([prog, *sys.argv[1:]]) if Path(sys.argv[0]).name == prog else f'{prog} (called from Python)'
-
-def _write_json(path, obj):
-    "Write `obj` as JSON to `path` atomically"
-    atomic_path(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1)))
 
 @call_parse
 def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpus)
@@ -1128,14 +1113,14 @@ def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpu
         start = _resume(learn, latest) if resume else 0
         if is_rank0():                                   # the run folder appears once the data and model are good
             out.mkdir(parents=True, exist_ok=True)
-            _write_json(out/'config.json', dict(variant=type(model).__name__, config=model.config, data=str(data), fs=fs,
+            write_json(out/'config.json', dict(variant=type(model).__name__, config=model.config, data=str(data), fs=fs,
                                                 epochs=epochs, bs=bs, lr=lr, n_acc=n_acc, p_uncond=p_uncond))
     except (ECGDataError, CheckpointError, ValueError, FileNotFoundError) as e: sys.exit(f"{prog}: {e}")
     try:
         with distributed_ctx(learn, **_unused_ok()), contextlib.ExitStack() as st:
             if quiet: st.enter_context(learn.no_bar()); st.enter_context(learn.no_logging())
             fit_cosine(learn, epochs, lr=lr, start_epoch=start)
-    except KeyboardInterrupt: _interrupted(prog, latest)
+    except KeyboardInterrupt: interrupted(prog, latest)
     if getattr(learn, 'nan_stop', None): sys.exit(f"{prog}: {learn.nan_stop}")
     if not is_rank0(): return None
     recipe = dict(command=_command(prog), data=str(data), task=task, fs=fs, size=size if size in SIZES else model.config,
