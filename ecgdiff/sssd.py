@@ -32,13 +32,14 @@ from .distributed import distributed_ctx, is_rank0, rank0_first
 from fastai.torch_core import num_distrib
 
 # %% auto #0
-__all__ = ['PHYSIO_STATS', 'SIZES', 'WNConv1d', 'step_embedding', 's4_toeplitz', 'SSSDBlock', 'SSSD_ECG',
+__all__ = ['PHYSIO_STATS', 'HR_RULES', 'SIZES', 'WNConv1d', 'step_embedding', 's4_toeplitz', 'SSSDBlock', 'SSSD_ECG',
            'load_reference_checkpoint', 'SpadeDecoderLayerBase', 'DSATMixer', 'DSAT_ECG', 'sssd_dataloaders',
            'sssd_learner', 'encode_labels', 'toeplitz_bytes', 'prepare_inference', 'release_inference', 'sample_sssd',
            'save_samples', 'spectral_stats', 'physio_stats', 'physio_by_class', 'compare_physio', 'plot_physio',
            'plot_psd', 'frechet_distance', 'feature_stats', 'ECGClassifier', 'extract_features', 'ecg_fid',
-           'fit_classifier', 'classifier_auc', 'tstr', 'trts', 'build_model', 'save_sssd', 'load_sssd',
-           'load_pretrained', 'ship_pretrained', 'relabel', 'ecgdiff_sssd_train', 'ecgdiff_sssd_sample']
+           'label_matched', 'realism_table', 'plot_label_matched', 'fit_classifier', 'classifier_auc', 'tstr', 'trts',
+           'build_model', 'save_sssd', 'load_sssd', 'load_pretrained', 'ship_pretrained', 'relabel',
+           'ecgdiff_sssd_train', 'ecgdiff_sssd_sample']
 
 # %% ../nbs/04_sssd_dsat.ipynb #49678aea
 class WNConv1d(nn.Module):
@@ -879,6 +880,70 @@ def ecg_fid(real, # Real ECGs (n, leads, L)
     "Fréchet distance between the classifier features of real and generated ECGs (lower is closer)."
     return frechet_distance(*feature_stats(extract_features(extractor, real, **kwargs)),
                             *feature_stats(extract_features(extractor, fake, **kwargs)))
+
+# %% ../nbs/04_sssd_dsat.ipynb #0d90530b
+HR_RULES = {'NORM': (50, 100), 'SBRAD': (0, 60), 'STACH': (100, 1000)}   # bpm: the heart rate each label implies
+
+def label_matched(sample, # Label vectors (m, n_labels) -> (m, 12, L) ECGs in mV
+                  data:PTBXL, # Real records (their labels must be the generator's)
+                  folds=(9, 10), # The real records' folds (held out from the generator's training)
+                  classes=('NORM', 'SBRAD', 'STACH'), # Classes to compare
+                  n_max:int|None=None, # At most this many records per class
+                 )->dict:
+    "Per class: the `ecg_features` of the real records of `folds` and of generated ECGs for their label vectors."
+    from ecgdiff.evaluation import ecg_features
+    out = {}
+    for c in classes:
+        idx = np.flatnonzero(np.isin(data.folds, folds) & (data.Y[:, data.labels.index(c)] == 1))[:n_max]
+        if not len(idx): continue
+        X = np.asarray(sample(np.asarray(data.Y[idx], np.float32)), np.float32)
+        out[c] = (ecg_features(np.asarray(data.X[idx]), data.fs), ecg_features(X, data.fs), X)
+    return out
+
+# %% ../nbs/04_sssd_dsat.ipynb #c0234322
+def realism_table(feats:dict, # From `label_matched`
+                  c2st_min:int=10, # The C2ST needs at least this many records per side
+                 )->pd.DataFrame:
+    "Per class: records, heart rate (median and share following the label), QRS width, amplitudes, C2ST, real vs generated."
+    from ecgdiff.evaluation import ecg_c2st
+    rows = []
+    for c, (Fr, Fg, _) in feats.items():
+        r = dict(label=c, n=len(Fr), hr_real=np.nanmedian(Fr.hr), hr_gen=np.nanmedian(Fg.hr),
+                 qrs_ms_real=1000*np.nanmedian(Fr.qrs), qrs_ms_gen=1000*np.nanmedian(Fg.qrs))
+        if c in HR_RULES:
+            lo, hi = HR_RULES[c]
+            r['hr_follows_label'] = float(((Fg.hr >= lo) & (Fg.hr <= hi)).mean())
+            r['hr_follows_label_real'] = float(((Fr.hr >= lo) & (Fr.hr <= hi)).mean())
+        for l in ('II', 'V2'): r[f'p2p_{l}_real'], r[f'p2p_{l}_gen'] = [10**np.nanmedian(F[f'{l}_p2p']) for F in (Fr, Fg)]
+        if len(Fr) >= c2st_min:
+            t = ecg_c2st(Fr, Fg)
+            r['c2st'], r['c2st_std'] = t.auc, t.std
+        rows.append(r)
+    return pd.DataFrame(rows).set_index('label')
+
+# %% ../nbs/04_sssd_dsat.ipynb #33c4c820
+def plot_label_matched(feats:dict, # From `label_matched`
+                       stats=('hr', 'qrs', 'II_p2p', 'V2_p2p'), # Feature columns, one panel each
+                      ):
+    "Box plots per class of real (grey) and generated (red) features; returns the figure."
+    import matplotlib.pyplot as plt
+    names = dict(hr='heart rate (bpm)', qrs='QRS width (s)', II_p2p='log10 p2p II (mV)', V2_p2p='log10 p2p V2 (mV)')
+    classes = list(feats)
+    fig, axs = plt.subplots(1, len(stats), figsize=(3.2*len(stats), 3), squeeze=False)
+    for ax, s in zip(axs[0], stats):
+        pos = np.arange(len(classes))*3.
+        for k, (off, col) in enumerate(((0., '#999999'), (1., '#d62728'))):
+            vals = [feats[c][k][s].dropna().values for c in classes]
+            bp = ax.boxplot([v if len(v) else [np.nan] for v in vals], positions=pos + off, widths=.8, patch_artist=True,
+                            showfliers=False)
+            for b in bp['boxes']: b.set_facecolor(col)
+        ax.set_xticks(pos + .5)
+        ax.set_xticklabels(classes, fontsize=8)
+        ax.set_title(names.get(s, s), fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, fc=c) for c in ('#999999', '#d62728')]
+    axs[0, 0].legend(handles, ['real', 'generated'], fontsize=8)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/04_sssd_dsat.ipynb #6b80e437
 class _Standardize(nn.Module):
