@@ -16,6 +16,7 @@ import wfdb
 import yaml
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage as ndi
+from scipy.signal import find_peaks
 from fastcore.script import call_parse, store_true
 from fastprogress.fastprogress import progress_bar
 from fastai.layers import ConvLayer, ResBlock, AdaptiveConcatPool2d, Flatten
@@ -31,11 +32,11 @@ from .training import CheckpointError, atomic_path
 # %% auto #0
 __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'PageTruth', 'warp_tensor', 'render_page',
            'fit_homography', 'distort', 'record_signals', 'random_page', 'lead_powers', 'snr_cinc', 'snr_kaggle',
-           'kaggle_score', 'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'Digitization', 'column_runs',
-           'follow_trace', 'centreline', 'einthoven', 'digitize_classical', 'load_config', 'ResNetD', 'UNet',
-           'letterbox', 'StageData', 'DigitizerLoss', 'HeadAccuracy', 'CornerError', 'Dice', 'build_model',
-           'train_stage', 'Digitizer', 'write_record', 'kaggle_rows', 'overlay', 'digitize_files', 'digitize_cli',
-           'quality', 'decoder_ceiling']
+           'kaggle_score', 'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'ink_mask', 'Digitization',
+           'column_runs', 'follow_trace', 'centreline', 'follow_dp', 'einthoven', 'find_rows', 'digitize_classical',
+           'load_config', 'ResNetD', 'UNet', 'letterbox', 'StageData', 'DigitizerLoss', 'HeadAccuracy', 'CornerError',
+           'Dice', 'build_model', 'train_stage', 'Digitizer', 'write_record', 'kaggle_rows', 'overlay',
+           'digitize_files', 'digitize_cli', 'quality', 'decoder_ceiling']
 
 # %% ../nbs/05_digitizer.ipynb #c4d02720
 def _rgb(c)->np.ndarray:
@@ -655,37 +656,40 @@ def _rectify(img, gs, px, py):
     return warp(img, M, shape), M
 
 # %% ../nbs/05_digitizer.ipynb #4ed9f95e
-_LAYOUT_BY_ROWS = {4: '3x4+II', 3: '3x4', 6: '6x2', 12: '12x1'}
-
 def _snap(v, choices, tol=.12):
     "The nearest of `choices` if within `tol` (relative), else `v`."
     c = min(choices, key=lambda c: abs(v - c))
     return float(c) if abs(v - c) <= tol*c else float(v)
 
-def _find_pulses(ink, hlim:tuple, wlim:tuple)->list:
-    "Calibration pulses: thin, n-shaped ink components `hlim` px tall and `wlim` px wide; per pulse (x_rise, x_fall, y_base, y_top, x_stop, pen) px."
-    lab, n = ndi.label(ink, structure=np.ones((3, 3)))
-    out = []
-    for i, sl in enumerate(ndi.find_objects(lab)):
-        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
-        if not (hlim[0] <= h <= hlim[1] and wlim[0] <= w <= wlim[1]): continue
-        m = lab[sl] == i + 1
-        tall = np.flatnonzero(m.sum(0) > .7*h)                # columns that are mostly ink: the two edges
-        if len(tall) < 2: continue
-        gaps = np.flatnonzero(np.diff(tall) > 1)
-        if len(gaps) != 1: continue
-        left, right = tall[:gaps[0] + 1], tall[gaps[0] + 1:]
-        if right[0] - left[-1] < .25*w or left[0] > .4*w or right[-1] < .6*w: continue
-        top = m[:h//2, left[-1] + 1:right[0]]
-        if not top.any(0).mean() > .9: continue                 # a flat top joins them
-        tail = m[:, :max(left[0] - 1, 1)]
-        if not tail.any(): continue
-        r = np.arange(m.shape[0])[:, None]
-        y_base = sl[0].start + (r*tail).sum()/tail.sum() + .5
-        y_top = sl[0].start + (r[:h//2]*top).sum()/top.sum() + .5
-        pen = tail.sum(0).mean()
-        out.append((sl[1].start + left.mean() + .5, sl[1].start + right.mean() + .5, y_base, y_top, sl[1].stop, pen))
+# %% ../nbs/05_digitizer.ipynb #20e880f7
+def _otsu(x, bins:int=128)->float:
+    "Otsu's threshold of values `x` in [0, 1]: the split maximising the between-class variance."
+    h, e = np.histogram(x, bins, range=(0, 1)); c = (e[:-1] + e[1:])/2
+    w0 = np.cumsum(h); w1 = w0[-1] - w0
+    m0, m1 = np.cumsum(h*c)/np.maximum(w0, 1), (np.sum(h*c) - np.cumsum(h*c))/np.maximum(w1, 1)
+    return float(c[np.argmax(w0*w1*(m0 - m1)**2)])
+
+def _remove_lines(ink, nb:int=4)->np.ndarray:
+    "Ink without straight lines: page borders, and grid lines dark enough to pass as ink (then only what is thicker than them stays)."
+    h, w = ink.shape
+    out = ink.copy()
+    if (ink.mean(0) > .25).sum() >= 60 and (ink.mean(1) > .25).sum() >= 60:     # many columns and rows of ink: a dark grid
+        out = ndi.binary_opening(ink, np.ones((3, 3), bool))
+    for k in range(nb):                                  # in blocks, so that a slightly bent line still counts
+        a, b = k*h//nb, (k + 1)*h//nb
+        out[a:b, np.flatnonzero(out[a:b].mean(0) > .5)] = False
+        a, b = k*w//nb, (k + 1)*w//nb
+        out[np.flatnonzero(out[:, a:b].mean(1) > .7), a:b] = False
     return out
+
+def ink_mask(img)->tuple:
+    "Trace ink (h, w) bool of an RGB page: darker than the local paper by Otsu's threshold of the dark pixels, straight lines removed; and the threshold."
+    c = [img[..., k] for k in range(3)]
+    v = np.maximum(np.maximum(c[0], c[1]), c[2]).astype(np.float32)/255     # coloured grid lines stay bright
+    d = 1 - np.minimum(v/np.maximum(_background(v), .05), 1)
+    dk = d[d > .1]
+    thr = float(np.clip(_otsu(dk), .25, .55)) if len(dk) > 100 else .5
+    return _remove_lines(d > thr), thr
 
 # %% ../nbs/05_digitizer.ipynb #145d54fc
 @dataclass
@@ -756,7 +760,7 @@ def centreline(top, bot, pen:float)->np.ndarray:
     "The centre line of a followed trace drawn with a square pen `pen` px wide, from its per-column ink `top` and `bot`."
     ok = np.isfinite(top)
     if ok.sum() < 3: return np.where(ok, (top + bot)/2, np.nan)
-    hw, k = pen/2, max(int(round(pen/2)), 0)
+    hw, k = pen/2, max(int(pen/2), 0)                  # a flat top is `pen` columns wide: the opening must not span more
     i = np.flatnonzero(ok); c = np.arange(len(top))
     U, D = np.interp(c, i, top[ok]) + hw, np.interp(c, i, bot[ok]) - hw    # min and max of the line over +-k columns
     if k: U, D = ndi.maximum_filter1d(U, 2*k + 1), ndi.minimum_filter1d(D, 2*k + 1)   # opening, closing: its extent per column
@@ -769,6 +773,39 @@ def centreline(top, bot, pen:float)->np.ndarray:
     y[up], y[dn] = U[up], D[dn]
     y[~ok] = np.nan
     return y
+
+# %% ../nbs/05_digitizer.ipynb #5f4288c0
+def follow_dp(M, y0:float, reach:float, K:int=12, skip:float=2., w_base:float=.01, w_mid:float=.005, slack:float=2.)->tuple:
+    "Trace following by dynamic programming over the vertical runs of `M` (rows, cols) from the baseline row `y0`: per column the top and bottom (exclusive) of the chosen run (NaN: none)."
+    h, n = M.shape
+    cs, rs, re = column_runs(M)
+    ptr = np.searchsorted(cs, np.arange(n + 1))
+    ps, pe, pc, pa = np.array([y0 - 1.]), np.array([y0 + 1.]), np.array([0.]), np.array([0.])   # states: run, cost, age
+    hist = []
+    for c in range(n):
+        s, e = rs[ptr[c]:ptr[c + 1]].astype(float), re[ptr[c]:ptr[c + 1]].astype(float)
+        if len(s):
+            gap = np.maximum(s[None] - pe[:, None], 0) + np.maximum(ps[:, None] - e[None], 0)      # (P, C) px apart
+            gap = np.maximum(gap - slack*pa[:, None], 0)                 # a trace unseen for `age` columns may have moved
+            tot = pc[:, None] + gap + w_mid*np.abs((s + e)[None] - (ps + pe)[:, None])/2
+            b = tot.argmin(0)
+            near = np.minimum(np.abs(s - y0), np.abs(e - y0))*((s > y0) | (e < y0))          # 0 if the run crosses y0
+            cost = tot[b, np.arange(len(s))] + w_base*np.maximum(near - reach, 0)
+        else: s = e = cost = np.zeros(0); b = np.zeros(0, int)
+        S, E, C = np.r_[s, ps], np.r_[e, pe], np.r_[cost, pc + skip]                  # each state may also skip the column
+        B, O, A = np.r_[b, np.arange(len(ps))], np.r_[np.ones(len(s), bool), np.zeros(len(ps), bool)], np.r_[np.zeros(len(s)), pa + 1]
+        if len(C) > K:                                                   # a beam of the K cheapest
+            keep = np.argpartition(C, K)[:K]
+            S, E, C, B, O, A = S[keep], E[keep], C[keep], B[keep], O[keep], A[keep]
+        hist.append((S, E, B, O))
+        ps, pe, pc, pa = S, E, C - C.min(), A
+    top, bot = np.full(n, np.nan), np.full(n, np.nan)
+    j = int(np.argmin(pc))
+    for c in range(n - 1, -1, -1):                                       # back along the cheapest path
+        S, E, B, O = hist[c]
+        if O[j]: top[c], bot[c] = S[j], E[j]
+        j = B[j]
+    return top, bot
 
 # %% ../nbs/05_digitizer.ipynb #32bf8b0a
 def _fill_gaps(v, max_gap:int):
@@ -870,66 +907,192 @@ def _deskew(img, ang:float):
     M = np.array([[c, -s, cx - c*cx + s*cy], [s, c, cy - s*cx - c*cy], [0, 0, 1.]])
     return warp(img, M, (h, w), fill=255), M
 
+# %% ../nbs/05_digitizer.ipynb #2b7d50ae
+def find_rows(ink, ppmm:float=None, min_cov:float=.25)->np.ndarray:
+    "Baselines (px) of the trace rows of an ink mask: the peaks of how much of the page's width has ink within 1 mm of each row."
+    h, w = ink.shape
+    k = max(int(round(ppmm if ppmm else h/250)), 1)
+    D = ndi.maximum_filter1d(ink, 2*k + 1, axis=0)
+    cols = np.flatnonzero(ink.any(0))
+    cov = ndi.uniform_filter1d(D[:, cols[0]:cols[-1] + 1].mean(1) if len(cols) else D.mean(1), 2*k + 1)
+    if cov.max() <= 0: return np.zeros(0, int)
+    return find_peaks(cov, distance=max(8*ppmm if ppmm else h/30, 3), height=min_cov*cov.max())[0]
+
+def _pulse(top, ppmm:float, side:str):
+    "A calibration pulse at the `side` ('start' or 'end') of a followed row (its per-column ink `top`): (first, last column of its flat top, height px) or None."
+    idx = np.flatnonzero(np.isfinite(top))
+    if len(idx) < 10: return None
+    n = len(top)
+    span = int(18*ppmm) if ppmm else int(.08*n)
+    a, b = (idx[0], min(idx[0] + span, n)) if side == 'start' else (max(idx[-1] - span, 0), idx[-1] + 1)
+    t, base = top[a:b], np.nanmedian(top[idx])
+    cand = np.flatnonzero(base - t > (6*ppmm if ppmm else 6))            # high above the baseline
+    if len(cand) < 3: return None
+    level = np.median(t[cand])
+    flat = np.flatnonzero(np.abs(t - level) <= max(1.5, .08*(base - level)))
+    if len(flat) < 3: return None
+    r = max(np.split(flat, np.flatnonzero(np.diff(flat) > 2) + 1), key=len)    # the longest flat stretch
+    width, height = r[-1] - r[0] + 1, base - level
+    if ppmm and not (2.5*ppmm <= width <= 12*ppmm and 4*ppmm <= height <= 22*ppmm): return None
+    if not ppmm and not (.25 <= width/height <= 1.2): return None
+    return a + r[0], a + r[-1], height
+
+# %% ../nbs/05_digitizer.ipynb #4c67860f
+_COLS = {'3x4': [['I', 'II', 'III'], ['aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3'], ['V4', 'V5', 'V6']],
+         '6x2': [['I', 'II', 'III', 'aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3', 'V4', 'V5', 'V6']],
+         '6x1': [['I', 'II', 'III', 'aVR', 'aVL', 'aVF']], '12x1': [list(LEADS)]}
+_RHYTHM = {1: ['II'], 2: ['II', 'V1'], 3: ['V1', 'II', 'V5']}     # the usual rhythm strips, when none matches a panel
+
+def _corr(a, b)->float:
+    "Pearson correlation of `a` and `b` on their shared finite samples (NaN with fewer than 20)."
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 20: return np.nan
+    a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
+    return float((a*b).sum()/np.sqrt((a*a).sum()*(b*b).sum() + 1e-12))
+
+def _win(v, k:int, n:int)->np.ndarray:
+    "`v` with NaN outside its `k`-th of `n` equal windows."
+    L = len(v); a, b = int(k*L/n), int((k + 1)*L/n)
+    out = np.full(L, np.nan); out[a:b] = v[a:b]
+    return out
+
+def _layout(V:list, D:float, where:str)->tuple:
+    "The layout of a page from its rows' signals `V` (each (L,) over the page's `D` s): its name and panels [(lead, row, t0, t1)]."
+    n = len(V)
+    def grid(name, nrow):
+        cols = _COLS[name]; seg = D/len(cols)
+        return [(col[i], i, j*seg, (j + 1)*seg) for j, col in enumerate(cols) for i in range(nrow)]
+    def rhythm(first, k):
+        "Rhythm rows `first`... : the lead each shows, the panel whose samples it repeats (equal up to an offset)."
+        out = []
+        for m in range(k):
+            best = (.25, _RHYTHM[k][m] if k in _RHYTHM else 'II', False)
+            for lead, i, t0, t1 in grid('3x4', 3):
+                q = int(round(t0/(D/4)))
+                a, b = _win(V[first + m], q, 4), _win(V[i], q, 4)
+                ok = np.isfinite(a) & np.isfinite(b)
+                if ok.sum() < 20: continue
+                e = np.std(a[ok] - b[ok])/(np.std(b[ok]) + 1e-6)
+                if e < best[0]: best = (e, lead, True)
+            out.append((best[1], first + m, 0., D, best[2]))
+        return out
+    def gold(q):
+        "Goldberger's aVR, aVL, aVF from rows 0-2 taken as I, II, III, on window `q` of 4: mean correlation with rows 3-5."
+        I, II, III, a, b, c = [_win(v, q, 4) for v in V[:6]]
+        return np.nanmean([_corr(a, -(I + II)/2), _corr(b, (I - III)/2), _corr(c, (II + III)/2)])
+    if n == 3: return '3x4', grid('3x4', 3)
+    if n in (4, 5, 6):
+        p = rhythm(3, n - 3)
+        if n == 6 and not any(q[4] for q in p) and gold(0) > .7:   # no row repeats a panel, and Goldberger holds
+            return ('6x1', grid('6x1', 6)) if gold(3) > .7 else ('6x2', grid('6x2', 6))
+        p = [q[:4] for q in p]
+        return '+'.join(['3x4'] + [q[0] for q in p]), grid('3x4', 3) + p
+    if n == 7: return '6x2+II', grid('6x2', 6) + [('II', 6, 0., D)]
+    if n == 12: return '12x1', grid('12x1', 12)
+    if n == 13: return '12x1+II', grid('12x1', 12) + [('II', 12, 0., D)]
+    raise DigitizeError(f"{where}: layout: {n} trace row(s) found; expected 3 to 7, 12 or 13 (3x4 with 0-3 rhythm strips, 6x2, 6x2+1, 6x1, 12x1)")
+
+# %% ../nbs/05_digitizer.ipynb #f4877463
 def digitize_classical(img,                   # image file, PIL image or (h, w, 3) array
                        fs:float=500,          # output sampling rate, Hz
-                       duration:float=None,   # seconds on the page (default: measured, to 0.5 s)
                        correct:bool=True,     # Einthoven post-correction of the limb leads
                        where:str=None,        # name for messages
                       )->Digitization:
-    "Digitize an ECG page without learning: ink threshold, deskew and grid spacing from the spectrum, calibration pulses, column-wise trace following."
+    "Digitize an ECG page without learning: ink, deskew and perspective from the grid, grid spacing from the spectrum, rows from the ink, dynamic-programming trace following, layout from the rows."
     src = load_image(img, where=where)
     where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
     notes = []
-    ink, gs = ink_and_grid(src)
+    _, gs = ink_and_grid(src); ink = ink_mask(src)[0]
     M, work = np.eye(3), src
-    ang = _skew(gs, ink)
+    ang = _skew(gs, ink, 15.)
     if abs(ang) > .05:
         work, M = _deskew(src, ang)
-        ink, gs = ink_and_grid(work)
+        _, gs = ink_and_grid(work); ink = ink_mask(work)[0]
     px, py = grid_spacing(gs)
     if px is not None and (r := _rectify(work, gs, px, py)) is not None:
         work, M2 = r; M = M2 @ M
-        ink, gs = ink_and_grid(work); px, py = grid_spacing(gs)
-    grid = px is not None and py is not None
+        _, gs = ink_and_grid(work); ink = ink_mask(work)[0]; px, py = grid_spacing(gs)
+    grid = px is not None
+    ppmm = (px + py)/2 if grid else None
     h, w = ink.shape
-    if grid: pu = _find_pulses(ink, (3*py, 23*py), (3.5*px, 14*px))
-    else:
-        notes.append(f"{where}: no ECG grid detected; time and voltage scales from the calibration pulses and the trace length")
-        pu = _find_pulses(ink, (.01*h, .2*h), (.004*w, .08*w))
-    if not pu: raise DigitizeError(f"{where}: no calibration pulse found ({'with' if grid else 'and no'} grid); expected the 1 mV, 0.2 s pulse at the start of each row")
-    P = np.array(pu); ph = P[:, 2] - P[:, 3]
-    near = ((np.abs(P[:, None, 0] - P[None, :, 0]) < .02*w) & (np.abs(ph[:, None] - ph[None]) < .2*ph[:, None])
-            & ((np.abs(P[:, None, 2] - P[None, :, 2]) > .5*ph[:, None]) | np.eye(len(P), dtype=bool)))
-    grp = near[np.argmax(near.sum(1) + 1e-6*ph)]                  # pulses of one size, stacked in a column: the largest group
-    pu = sorted([p for p, g in zip(pu, grp) if g], key=lambda p: p[2])
-    n = len(pu)
-    if n not in _LAYOUT_BY_ROWS: raise DigitizeError(f"{where}: {n} rows of calibration pulses; expected 3, 4, 6 or 12 (layouts {list(_LAYOUT_BY_ROWS.values())})")
-    layout = _LAYOUT_BY_ROWS[n]
-    P = np.array(pu)
-    base, pmv, wp, pen = P[:, 2], np.median(P[:, 2] - P[:, 3]), np.median(P[:, 1] - P[:, 0]), np.median(P[:, 5])
-    sp = np.median(np.diff(base)) if n > 1 else .2*h
-    # the traces' horizontal extent, per row, right of the pulses
-    xs_l, xe_l = [], []
-    for p in pu:
-        r0, r1 = int(max(p[2] - .15*sp, 0)), int(min(p[2] + .15*sp, h))
-        cols = np.flatnonzero(ink[r0:r1, int(p[4] + 1):].any(0))
-        if len(cols): xs_l.append(p[4] + 1 + cols[0]); xe_l.append(p[4] + 1 + cols[-1] + 1)
-    if not xs_l: raise DigitizeError(f"{where}: calibration pulses but no traces beside them")
-    xs, xe = np.median(xs_l) + pen/2, np.max(xe_l) - pen/2
-    if grid:
-        speed, gain = _snap(wp/px/.2, (12.5, 25., 50.)), _snap(pmv/py, (2.5, 5., 10., 20., 40.))
-        pxs, pxmv = speed*px, gain*py
-        dur = duration or max(round((xe - xs)/pxs*2)/2, .5)
-    else:
-        dur = duration or max(round(.2*(xe - xs)/wp*2)/2, .5)
-        pxs, pxmv, speed, gain = (xe - xs)/dur, pmv, 25., 10.
-        px, py = pxs/speed, pxmv/gain
-    geom = paper_layout(layout, dur, speed, gain)
-    frame = dict(xs=xs, pxs=pxs, pxmv=pxmv, base=base, sp=sp, pen=pen, max_jump=2*py, max_gap=px)
-    est, traces = _decode_panels(lambda lead: ink, geom, frame, fs, int(round(dur*fs)))
-    x = _merge(einthoven(est) if correct else est, int(round(dur*fs)))
+    rows = find_rows(ink, ppmm)
+    if not len(rows): raise DigitizeError(f"{where}: rows: no trace rows found in the ink ({'with' if grid else 'no'} grid)")
+    sp = np.median(np.diff(rows)) if len(rows) > 1 else .25*h
+    R = []
+    for i, y0 in enumerate(rows):                    # 1. follow every row across the page
+        up, dn = rows[i] - rows[i - 1] if i else sp, rows[i + 1] - rows[i] if i + 1 < len(rows) else sp
+        r0, r1 = int(max(y0 - 1.6*up, 0)), int(min(y0 + 1.6*dn, h))
+        top, bot = follow_dp(ink[r0:r1], y0 - r0, reach=.45*min(up, dn))
+        R.append(dict(y0=y0, top=top + r0, bot=bot + r0))
+    pen = _thin_runs(np.concatenate([(r['bot'] - r['top'])[np.isfinite(r['top'])] for r in R]))
+    mm = ppmm or w/250
+    for r in R:                                      # 2. its extent: the longest stretch with gaps under 6 mm
+        ok = np.flatnonzero(np.isfinite(r['top']))
+        if not len(ok): r['c0'] = r['c1'] = 0; r['keep'] = False; continue
+        br = np.flatnonzero(np.diff(ok) > 6*mm)
+        st, en = np.r_[ok[0], ok[br + 1]], np.r_[ok[br], ok[-1]] + 1
+        k = int(np.argmax(en - st)); r['c0'], r['c1'] = int(st[k]), int(en[k])
+        y = r['top'][r['c0']:r['c1']]; y = y[np.isfinite(y)]
+        r['exc'] = (np.percentile(y, 99.5) - np.percentile(y, .5))/mm
+    Wmax = max(r['c1'] - r['c0'] for r in R)
+    g = ndi.uniform_filter1d(gs.mean(1), max(int(5*mm), 1)) if grid else None
+    for r in R:                                      # 3. traces are long (text lines are not) and lie on the grid
+        n = r['c1'] - r['c0']
+        r['keep'] = n >= .6*Wmax or (n >= .25*Wmax and r['exc'] > 5)
+        if grid: r['keep'] &= bool(g[int(r['y0'])] > .3*np.percentile(g, 90))
+    R = [r for r in R if r['keep']]
+    pulses, widths = [], []
+    for r in R:                                      # 4. calibration pulses, cut off the traces
+        ok = np.flatnonzero(np.isfinite(r['top']))
+        for side in ('start', 'end'):
+            p = _pulse(np.where((np.arange(len(r['top'])) >= r['c0']) & (np.arange(len(r['top'])) < r['c1']), r['top'], np.nan), ppmm, side)
+            if p is None: continue
+            pulses.append(p[2]); widths.append(p[1] - p[0] + 1); r['pulse_' + side] = p
+            if side == 'start':                      # the trace starts after the fall (and a gap, if the renderer leaves one)
+                after = ok[(ok > p[1]) & (ok < p[1] + 3*mm)]
+                gap = np.flatnonzero(np.diff(after) > 1)
+                r['c0'] = int(after[gap[0] + 1]) if len(gap) else int(p[1] + 1)
+            else:
+                before = ok[(ok < p[0]) & (ok > p[0] - 3*mm)]
+                gap = np.flatnonzero(np.diff(before) > 1)
+                r['c1'] = int(before[gap[-1]] + 1) if len(gap) else int(p[0])
+    ext = np.array([r['c1'] - r['c0'] for r in R], float)
+    if not grid:                                     # 5. scale: grid, else pulses that agree with a 10 s page, else 10 s
+        pl, pp = ext.max()/250, np.median(pulses)/10 if pulses else None
+        ppmm = pp if pp is not None and abs(pp/pl - 1) < .25 else pl
+        notes.append(f"{where}: no grid detected; scale from the " + ("calibration pulses" if ppmm == pp else "trace length (10 s at 25 mm/s assumed)"))
+    gain = _snap(np.median(pulses)/ppmm, (5., 10., 20.), .2) if pulses else 10.
+    if gain not in (5., 10., 20.): gain = 10.
+    speed = 50. if widths and abs(np.median(widths)/ppmm/10 - 1) < .25 else 25.   # the 0.2 s pulse: 10 mm wide at 50 mm/s
+    pxs, pxmv = speed*ppmm, gain*ppmm
+    full = ext >= .8*ext.max()
+    xs, Lfull = float(np.median([r['c0'] for r, f in zip(R, full) if f])), float(np.median(ext[full]))
+    D = Lfull/pxs
+    D = 10. if abs(D - 10) < .8 else 5. if speed == 50 and abs(D - 5) < .4 else max(round(D*4)/4, .5)
+    L, ts = int(round(D*fs)), np.arange(int(round(D*fs)))/fs
+    for r in R:                                      # 6. each row as a signal on the page's time axis
+        r['yc'] = y = centreline(r['top'], r['bot'], pen)
+        c = np.arange(len(y)); ok = np.isfinite(y) & (c >= r['c0']) & (c < r['c1'])
+        own = 'pulse_start' in r and abs(r['c1'] - r['c0'] - Lfull) < .04*Lfull and abs(r['c0'] - xs) < 15*ppmm
+        r['xs'] = (r['c0'] if own else xs) + pen/2  # a row with its own pulse keeps its own start (rotation, perspective)
+        r['pxs'] = (r['c1'] - r['c0'] - pen)/D if own and not grid else pxs
+        r['v'] = np.interp(ts, (c[ok] + .5 - r['xs'])/r['pxs'], (r['y0'] - y[ok])/pxmv, left=np.nan, right=np.nan) if ok.sum() > 3 else np.full(L, np.nan)
+    layout, panels = _layout([r['v'] for r in R], D, where)
+    est, traces = [], []
+    for lead, i, t0, t1 in panels:                   # 7. panels: offset removed, gaps inside bridged
+        r, (a, b) = R[i], (int(round(t0*fs)), min(int(round(t1*fs)), L))
+        v, seg = np.full(L, np.nan, np.float32), r['v'][a:b]
+        if np.isfinite(seg).sum() > .3*(b - a):
+            v[a:b] = _fill_gaps(seg - np.nanmedian(seg), b - a)
+            c0, c1 = int(r['xs'] + t0*r['pxs']), int(r['xs'] + t1*r['pxs'])
+            yy = r['yc'][c0:c1]; ok = np.isfinite(yy)
+            traces.append((lead, np.stack([np.arange(c0, c0 + len(yy))[ok] + .5, yy[ok]], 1)))
+        est.append((lead, v))
+    x = _merge(einthoven(est) if correct else est, L)
     traces = [(l, _homog(np.linalg.inv(M), t)) for l, t in traces]
-    return Digitization(x, fs, layout, speed, gain, (px, py), traces, notes, 'classical', dict(M=M, **frame))
+    info = dict(M=M, rows=[float(r['y0']) for r in R], xs=[float(r['xs']) for r in R], pxs=pxs, pxmv=pxmv, pen=pen,
+                angle=ang, grid=grid, n_pulses=len(pulses))
+    return Digitization(x, fs, layout, speed, gain, (ppmm, ppmm), traces, notes, 'classical', info)
 
 # %% ../nbs/05_digitizer.ipynb #4137c1d3
 def _merge_cfg(a:dict, b:dict, where:str, path:str='')->dict:
