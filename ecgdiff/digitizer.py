@@ -656,12 +656,14 @@ def _rectify(img, gs, px, py):
     return warp(img, M, shape), M
 
 # %% ../nbs/05_digitizer.ipynb #4ed9f95e
+_LAYOUT_BY_ROWS = {4: '3x4+II', 3: '3x4', 6: '6x2', 12: '12x1'}
+
 def _snap(v, choices, tol=.12):
     "The nearest of `choices` if within `tol` (relative), else `v`."
     c = min(choices, key=lambda c: abs(v - c))
     return float(c) if abs(v - c) <= tol*c else float(v)
 
-# %% ../nbs/05_digitizer.ipynb #20e880f7
+# %% ../nbs/05_digitizer.ipynb #0540f473
 def _otsu(x, bins:int=128)->float:
     "Otsu's threshold of values `x` in [0, 1]: the split maximising the between-class variance."
     h, e = np.histogram(x, bins, range=(0, 1)); c = (e[:-1] + e[1:])/2
@@ -760,7 +762,7 @@ def centreline(top, bot, pen:float)->np.ndarray:
     "The centre line of a followed trace drawn with a square pen `pen` px wide, from its per-column ink `top` and `bot`."
     ok = np.isfinite(top)
     if ok.sum() < 3: return np.where(ok, (top + bot)/2, np.nan)
-    hw, k = pen/2, max(int(pen/2), 0)                  # a flat top is `pen` columns wide: the opening must not span more
+    hw, k = pen/2, max(int(round(pen/2)), 0)
     i = np.flatnonzero(ok); c = np.arange(len(top))
     U, D = np.interp(c, i, top[ok]) + hw, np.interp(c, i, bot[ok]) - hw    # min and max of the line over +-k columns
     if k: U, D = ndi.maximum_filter1d(U, 2*k + 1), ndi.minimum_filter1d(D, 2*k + 1)   # opening, closing: its extent per column
@@ -774,7 +776,7 @@ def centreline(top, bot, pen:float)->np.ndarray:
     y[~ok] = np.nan
     return y
 
-# %% ../nbs/05_digitizer.ipynb #5f4288c0
+# %% ../nbs/05_digitizer.ipynb #b380182f
 def follow_dp(M, y0:float, reach:float, K:int=12, skip:float=2., w_base:float=.01, w_mid:float=.005, slack:float=2.)->tuple:
     "Trace following by dynamic programming over the vertical runs of `M` (rows, cols) from the baseline row `y0`: per column the top and bottom (exclusive) of the chosen run (NaN: none)."
     h, n = M.shape
@@ -907,7 +909,7 @@ def _deskew(img, ang:float):
     M = np.array([[c, -s, cx - c*cx + s*cy], [s, c, cy - s*cx - c*cy], [0, 0, 1.]])
     return warp(img, M, (h, w), fill=255), M
 
-# %% ../nbs/05_digitizer.ipynb #2b7d50ae
+# %% ../nbs/05_digitizer.ipynb #998cbb56
 def find_rows(ink, ppmm:float=None, min_cov:float=.25)->np.ndarray:
     "Baselines (px) of the trace rows of an ink mask: the peaks of how much of the page's width has ink within 1 mm of each row."
     h, w = ink.shape
@@ -937,7 +939,7 @@ def _pulse(top, ppmm:float, side:str):
     if not ppmm and not (.25 <= width/height <= 1.2): return None
     return a + r[0], a + r[-1], height
 
-# %% ../nbs/05_digitizer.ipynb #4c67860f
+# %% ../nbs/05_digitizer.ipynb #da0a0d70
 _COLS = {'3x4': [['I', 'II', 'III'], ['aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3'], ['V4', 'V5', 'V6']],
          '6x2': [['I', 'II', 'III', 'aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3', 'V4', 'V5', 'V6']],
          '6x1': [['I', 'II', 'III', 'aVR', 'aVL', 'aVF']], '12x1': [list(LEADS)]}
@@ -992,13 +994,13 @@ def _layout(V:list, D:float, where:str)->tuple:
     if n == 13: return '12x1+II', grid('12x1', 12) + [('II', 12, 0., D)]
     raise DigitizeError(f"{where}: layout: {n} trace row(s) found; expected 3 to 7, 12 or 13 (3x4 with 0-3 rhythm strips, 6x2, 6x2+1, 6x1, 12x1)")
 
-# %% ../nbs/05_digitizer.ipynb #f4877463
-def digitize_classical(img,                   # image file, PIL image or (h, w, 3) array
-                       fs:float=500,          # output sampling rate, Hz
-                       correct:bool=True,     # Einthoven post-correction of the limb leads
-                       where:str=None,        # name for messages
-                      )->Digitization:
-    "Digitize an ECG page without learning: ink, deskew and perspective from the grid, grid spacing from the spectrum, rows from the ink, dynamic-programming trace following, layout from the rows."
+# %% ../nbs/05_digitizer.ipynb #16047604
+def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) array
+                   fs:float=500,          # output sampling rate, Hz
+                   correct:bool=True,     # Einthoven post-correction of the limb leads
+                   where:str=None,        # name for messages
+                  )->Digitization:
+    "The row-based reading of a page: ink, deskew and perspective from the grid, grid spacing from the spectrum, rows from the ink, dynamic-programming trace following, layout from the rows."
     src = load_image(img, where=where)
     where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
     notes = []
@@ -1071,7 +1073,7 @@ def digitize_classical(img,                   # image file, PIL image or (h, w, 
     D = 10. if abs(D - 10) < .8 else 5. if speed == 50 and abs(D - 5) < .4 else max(round(D*4)/4, .5)
     L, ts = int(round(D*fs)), np.arange(int(round(D*fs)))/fs
     for r in R:                                      # 6. each row as a signal on the page's time axis
-        r['yc'] = y = centreline(r['top'], r['bot'], pen)
+        r['yc'] = y = centreline(r['top'], r['bot'], 2*int(pen/2))   # an opening no wider than the pen's flat top
         c = np.arange(len(y)); ok = np.isfinite(y) & (c >= r['c0']) & (c < r['c1'])
         own = 'pulse_start' in r and abs(r['c1'] - r['c0'] - Lfull) < .04*Lfull and abs(r['c0'] - xs) < 15*ppmm
         r['xs'] = (r['c0'] if own else xs) + pen/2  # a row with its own pulse keeps its own start (rotation, perspective)
@@ -1093,6 +1095,120 @@ def digitize_classical(img,                   # image file, PIL image or (h, w, 
     info = dict(M=M, rows=[float(r['y0']) for r in R], xs=[float(r['xs']) for r in R], pxs=pxs, pxmv=pxmv, pen=pen,
                 angle=ang, grid=grid, n_pulses=len(pulses))
     return Digitization(x, fs, layout, speed, gain, (ppmm, ppmm), traces, notes, 'classical', info)
+
+# %% ../nbs/05_digitizer.ipynb #44b87ce5
+def _find_pulses(ink, hlim:tuple, wlim:tuple)->list:
+    "Calibration pulses: thin, n-shaped ink components `hlim` px tall and `wlim` px wide; per pulse (x_rise, x_fall, y_base, y_top, x_stop, pen) px."
+    lab, n = ndi.label(ink, structure=np.ones((3, 3)))
+    out = []
+    for i, sl in enumerate(ndi.find_objects(lab)):
+        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+        if not (hlim[0] <= h <= hlim[1] and wlim[0] <= w <= wlim[1]): continue
+        m = lab[sl] == i + 1
+        tall = np.flatnonzero(m.sum(0) > .7*h)                # columns that are mostly ink: the two edges
+        if len(tall) < 2: continue
+        gaps = np.flatnonzero(np.diff(tall) > 1)
+        if len(gaps) != 1: continue
+        left, right = tall[:gaps[0] + 1], tall[gaps[0] + 1:]
+        if right[0] - left[-1] < .25*w or left[0] > .4*w or right[-1] < .6*w: continue
+        top = m[:h//2, left[-1] + 1:right[0]]
+        if not top.any(0).mean() > .9: continue                 # a flat top joins them
+        tail = m[:, :max(left[0] - 1, 1)]
+        if not tail.any(): continue
+        r = np.arange(m.shape[0])[:, None]
+        y_base = sl[0].start + (r*tail).sum()/tail.sum() + .5
+        y_top = sl[0].start + (r[:h//2]*top).sum()/top.sum() + .5
+        pen = tail.sum(0).mean()
+        out.append((sl[1].start + left.mean() + .5, sl[1].start + right.mean() + .5, y_base, y_top, sl[1].stop, pen))
+    return out
+
+def _digitize_pulses(img,                   # image file, PIL image or (h, w, 3) array
+                       fs:float=500,          # output sampling rate, Hz
+                       duration:float=None,   # seconds on the page (default: measured, to 0.5 s)
+                       correct:bool=True,     # Einthoven post-correction of the limb leads
+                       where:str=None,        # name for messages
+                      )->Digitization:
+    "The pulse-based reading of a page (a pulse at the start of every row sets rows, gain and speed; then trace following per panel)."
+    src = load_image(img, where=where)
+    where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
+    notes = []
+    ink, gs = ink_and_grid(src)
+    M, work = np.eye(3), src
+    ang = _skew(gs, ink)
+    if abs(ang) > .05:
+        work, M = _deskew(src, ang)
+        ink, gs = ink_and_grid(work)
+    px, py = grid_spacing(gs)
+    if px is not None and (r := _rectify(work, gs, px, py)) is not None:
+        work, M2 = r; M = M2 @ M
+        ink, gs = ink_and_grid(work); px, py = grid_spacing(gs)
+    grid = px is not None and py is not None
+    h, w = ink.shape
+    if grid: pu = _find_pulses(ink, (3*py, 23*py), (3.5*px, 14*px))
+    else:
+        notes.append(f"{where}: no ECG grid detected; time and voltage scales from the calibration pulses and the trace length")
+        pu = _find_pulses(ink, (.01*h, .2*h), (.004*w, .08*w))
+    if not pu: raise DigitizeError(f"{where}: no calibration pulse found ({'with' if grid else 'and no'} grid); expected the 1 mV, 0.2 s pulse at the start of each row")
+    P = np.array(pu); ph = P[:, 2] - P[:, 3]
+    near = ((np.abs(P[:, None, 0] - P[None, :, 0]) < .02*w) & (np.abs(ph[:, None] - ph[None]) < .2*ph[:, None])
+            & ((np.abs(P[:, None, 2] - P[None, :, 2]) > .5*ph[:, None]) | np.eye(len(P), dtype=bool)))
+    grp = near[np.argmax(near.sum(1) + 1e-6*ph)]                  # pulses of one size, stacked in a column: the largest group
+    pu = sorted([p for p, g in zip(pu, grp) if g], key=lambda p: p[2])
+    n = len(pu)
+    if n not in _LAYOUT_BY_ROWS: raise DigitizeError(f"{where}: {n} rows of calibration pulses; expected 3, 4, 6 or 12 (layouts {list(_LAYOUT_BY_ROWS.values())})")
+    layout = _LAYOUT_BY_ROWS[n]
+    P = np.array(pu)
+    base, pmv, wp, pen = P[:, 2], np.median(P[:, 2] - P[:, 3]), np.median(P[:, 1] - P[:, 0]), np.median(P[:, 5])
+    sp = np.median(np.diff(base)) if n > 1 else .2*h
+    # the traces' horizontal extent, per row, right of the pulses
+    xs_l, xe_l = [], []
+    for p in pu:
+        r0, r1 = int(max(p[2] - .15*sp, 0)), int(min(p[2] + .15*sp, h))
+        cols = np.flatnonzero(ink[r0:r1, int(p[4] + 1):].any(0))
+        if len(cols): xs_l.append(p[4] + 1 + cols[0]); xe_l.append(p[4] + 1 + cols[-1] + 1)
+    if not xs_l: raise DigitizeError(f"{where}: calibration pulses but no traces beside them")
+    xs, xe = np.median(xs_l) + pen/2, np.max(xe_l) - pen/2
+    if grid:
+        speed, gain = _snap(wp/px/.2, (12.5, 25., 50.)), _snap(pmv/py, (2.5, 5., 10., 20., 40.))
+        pxs, pxmv = speed*px, gain*py
+        dur = duration or max(round((xe - xs)/pxs*2)/2, .5)
+    else:
+        dur = duration or max(round(.2*(xe - xs)/wp*2)/2, .5)
+        pxs, pxmv, speed, gain = (xe - xs)/dur, pmv, 25., 10.
+        px, py = pxs/speed, pxmv/gain
+    geom = paper_layout(layout, dur, speed, gain)
+    frame = dict(xs=xs, pxs=pxs, pxmv=pxmv, base=base, sp=sp, pen=pen, max_jump=2*py, max_gap=px)
+    est, traces = _decode_panels(lambda lead: ink, geom, frame, fs, int(round(dur*fs)))
+    x = _merge(einthoven(est) if correct else est, int(round(dur*fs)))
+    traces = [(l, _homog(np.linalg.inv(M), t)) for l, t in traces]
+    return Digitization(x, fs, layout, speed, gain, (px, py), traces, notes, 'classical', dict(M=M, **frame))
+
+# %% ../nbs/05_digitizer.ipynb #04078f8c
+def _einthoven_corr(x)->float:
+    "corr(II, I + III) of a (12, L) digitization on the columns where all three are read (NaN if fewer than 50)."
+    m = np.isfinite(x[0]) & np.isfinite(x[1]) & np.isfinite(x[2])
+    return float(np.corrcoef(x[1][m], (x[0] + x[2])[m])[0, 1]) if m.sum() >= 50 else np.nan
+
+def digitize_classical(img,                   # image file, PIL image or (h, w, 3) array
+                       fs:float=500,          # output sampling rate, Hz
+                       correct:bool=True,     # Einthoven post-correction of the limb leads
+                       where:str=None,        # name for messages
+                      )->Digitization:
+    "Digitize an ECG page without learning: the row-based reading, or the pulse-based one where it reads the limb leads more consistently (Einthoven)."
+    src = load_image(img, where=where)
+    where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
+    out, errs = [], []
+    for f in (_digitize_rows, _digitize_pulses):
+        try: d = f(src, fs=fs, correct=False, where=where)
+        except DigitizeError as e: errs.append(str(e)); continue
+        n = int((np.isfinite(d.x).sum(1) >= 2*fs).sum())                  # leads of at least 2 s
+        out.append((n, np.nan_to_num(_einthoven_corr(d.x), nan=-1), d, f))
+    if not out: raise DigitizeError(errs[0])
+    n, e, d, f = out[0]
+    if len(out) > 1 and (out[1][0] > n or (out[1][0] == n and out[1][1] > e + .02)): n, e, d, f = out[1]
+    if correct: d = f(src, fs=fs, correct=True, where=where)
+    d.info['einthoven_raw'] = e
+    return d
 
 # %% ../nbs/05_digitizer.ipynb #4137c1d3
 def _merge_cfg(a:dict, b:dict, where:str, path:str='')->dict:
