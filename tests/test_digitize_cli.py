@@ -67,7 +67,7 @@ def test_batch_continues_and_lists_failures(classical):
     tail = r.stdout[r.stdout.index('4 file(s) failed:'):]                               # the failures come last
     assert 'digitized 5 of 9 file(s)' in r.stdout
     for name, why in (('notes.png', 'not a readable image'), ('cut.png', 'not a readable image'),
-                      ('dot.png', 'too small'), ('blank.png', 'no calibration pulse')):
+                      ('dot.png', 'too small'), ('blank.png', 'rows: no trace rows')):
         assert re.search(rf"{re.escape(name)}: .*{why}", tail), (name, tail)
     assert '100.00%' in r.stdout + r.stderr                                              # a progress bar over the folder
 
