@@ -663,7 +663,7 @@ def _snap(v, choices, tol=.12):
     c = min(choices, key=lambda c: abs(v - c))
     return float(c) if abs(v - c) <= tol*c else float(v)
 
-# %% ../nbs/05_digitizer.ipynb #0540f473
+# %% ../nbs/05_digitizer.ipynb #ca550da4
 def _otsu(x, bins:int=128)->float:
     "Otsu's threshold of values `x` in [0, 1]: the split maximising the between-class variance."
     h, e = np.histogram(x, bins, range=(0, 1)); c = (e[:-1] + e[1:])/2
@@ -776,7 +776,7 @@ def centreline(top, bot, pen:float)->np.ndarray:
     y[~ok] = np.nan
     return y
 
-# %% ../nbs/05_digitizer.ipynb #b380182f
+# %% ../nbs/05_digitizer.ipynb #3a3a9373
 def follow_dp(M, y0:float, reach:float, K:int=12, skip:float=2., w_base:float=.01, w_mid:float=.005, slack:float=2.)->tuple:
     "Trace following by dynamic programming over the vertical runs of `M` (rows, cols) from the baseline row `y0`: per column the top and bottom (exclusive) of the chosen run (NaN: none)."
     h, n = M.shape
@@ -909,7 +909,7 @@ def _deskew(img, ang:float):
     M = np.array([[c, -s, cx - c*cx + s*cy], [s, c, cy - s*cx - c*cy], [0, 0, 1.]])
     return warp(img, M, (h, w), fill=255), M
 
-# %% ../nbs/05_digitizer.ipynb #998cbb56
+# %% ../nbs/05_digitizer.ipynb #7ea39fef
 def find_rows(ink, ppmm:float=None, min_cov:float=.25)->np.ndarray:
     "Baselines (px) of the trace rows of an ink mask: the peaks of how much of the page's width has ink within 1 mm of each row."
     h, w = ink.shape
@@ -939,7 +939,7 @@ def _pulse(top, ppmm:float, side:str):
     if not ppmm and not (.25 <= width/height <= 1.2): return None
     return a + r[0], a + r[-1], height
 
-# %% ../nbs/05_digitizer.ipynb #da0a0d70
+# %% ../nbs/05_digitizer.ipynb #acc6bcad
 _COLS = {'3x4': [['I', 'II', 'III'], ['aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3'], ['V4', 'V5', 'V6']],
          '6x2': [['I', 'II', 'III', 'aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3', 'V4', 'V5', 'V6']],
          '6x1': [['I', 'II', 'III', 'aVR', 'aVL', 'aVF']], '12x1': [list(LEADS)]}
@@ -994,7 +994,7 @@ def _layout(V:list, D:float, where:str)->tuple:
     if n == 13: return '12x1+II', grid('12x1', 12) + [('II', 12, 0., D)]
     raise DigitizeError(f"{where}: layout: {n} trace row(s) found; expected 3 to 7, 12 or 13 (3x4 with 0-3 rhythm strips, 6x2, 6x2+1, 6x1, 12x1)")
 
-# %% ../nbs/05_digitizer.ipynb #16047604
+# %% ../nbs/05_digitizer.ipynb #8bd4a0f3
 def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) array
                    fs:float=500,          # output sampling rate, Hz
                    correct:bool=True,     # Einthoven post-correction of the limb leads
@@ -1096,7 +1096,7 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
                 angle=ang, grid=grid, n_pulses=len(pulses))
     return Digitization(x, fs, layout, speed, gain, (ppmm, ppmm), traces, notes, 'classical', info)
 
-# %% ../nbs/05_digitizer.ipynb #44b87ce5
+# %% ../nbs/05_digitizer.ipynb #80dca079
 def _find_pulses(ink, hlim:tuple, wlim:tuple)->list:
     "Calibration pulses: thin, n-shaped ink components `hlim` px tall and `wlim` px wide; per pulse (x_rise, x_fall, y_base, y_top, x_stop, pen) px."
     lab, n = ndi.label(ink, structure=np.ones((3, 3)))
@@ -1183,7 +1183,7 @@ def _digitize_pulses(img,                   # image file, PIL image or (h, w, 3)
     traces = [(l, _homog(np.linalg.inv(M), t)) for l, t in traces]
     return Digitization(x, fs, layout, speed, gain, (px, py), traces, notes, 'classical', dict(M=M, **frame))
 
-# %% ../nbs/05_digitizer.ipynb #04078f8c
+# %% ../nbs/05_digitizer.ipynb #d9d38138
 def _einthoven_corr(x)->float:
     "corr(II, I + III) of a (12, L) digitization on the columns where all three are read (NaN if fewer than 50)."
     m = np.isfinite(x[0]) & np.isfinite(x[1]) & np.isfinite(x[2])
