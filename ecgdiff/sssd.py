@@ -193,7 +193,8 @@ class _ResidualGroup(nn.Module):
         self.residual_blocks = nn.ModuleList(blocks)
 
     def forward(self, x, t, label_emb):
-        e = F.silu(self.fc_t2(F.silu(self.fc_t1(step_embedding(t, self.t_in)))))
+        e = step_embedding(t, self.t_in).to(self.fc_t1.weight.dtype)        # float32, as the reference; float64 twins cast
+        e = F.silu(self.fc_t2(F.silu(self.fc_t1(e))))
         skip = 0
         for blk in self.residual_blocks:
             x, s = blk(x, e, label_emb)

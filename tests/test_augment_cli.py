@@ -1,7 +1,7 @@
 """The `ecgdiff_augment` console script, step by step and as a pipeline, on a tiny simulated corpus (CPU, about a minute),
 on the embedded default (no --data, no --arch), and on a mini corpus in PTB-XL's own layout built from the real rows
 and the real record in ../shared (skipped when ../shared is absent)."""
-import ast, json, os, shutil, subprocess, sys, tempfile
+import ast, json, os, shutil, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -10,23 +10,27 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ecgdiff.augment import augment_cli
 from ecgdiff.data import LEADS, load_ptbxl, task_labels, write_ptbxl
+from clirun import run_cli
 
 BIN = Path(sys.executable).parent
-ENV = os.environ | {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}   # the CI's 2 cores are shared
 LABELS = task_labels('superdiagnostic')
 TINY = ['--arch', 'resnet1d_tiny', '--epochs', '4', '--bs', '32', '--n_boot', '200', '--device', 'cpu', '--quiet']
 
 SHARED = Path(__file__).resolve().parents[2]/'shared'/'data'/'physionet'    # ../shared from the repository
 
-LAUNCHER = Path(tempfile.mkdtemp())/'ecgdiff_augment'     # what pip writes for a console script, until it is registered
-LAUNCHER.write_text('import sys\nfrom ecgdiff.augment import augment_cli\nif __name__ == "__main__": sys.exit(augment_cli())\n')
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    "The CI's 2 cores are shared by two test workers."
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 def cli(*args, check=True):
-    "Run `ecgdiff_augment ARGS`: the installed console script, or the same entry point through a launcher file."
-    exe = BIN/'ecgdiff_augment'
-    cmd = [str(exe)] if exe.exists() else [sys.executable, str(LAUNCHER)]
-    r = subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=600, env=ENV)
+    "Run `ecgdiff_augment ARGS` in this process (tests/clirun.py; `test_installed_script` runs the installed one)."
+    r = run_cli(augment_cli, *args, prog='ecgdiff_augment')
     if check: assert r.returncode == 0, f"{args[0]} failed:\n{r.stderr[-3000:]}"
     return r
 
@@ -53,6 +57,15 @@ def baseline(corpus, tmp_path_factory):
 
 def copy_study(src, dst):
     shutil.copytree(src, dst); return dst
+
+def test_installed_script(tmp_path):
+    "The installed console script, as a new process: --help, and an unknown step fails with the list of steps."
+    env = os.environ | {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
+    r = subprocess.run([str(BIN/'ecgdiff_augment'), '--help'], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0 and 'usage' in r.stdout.lower()
+    r = subprocess.run([str(BIN/'ecgdiff_augment'), 'trian', '--out', str(tmp_path)], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode != 0 and "unknown step 'trian'" in r.stderr and 'Traceback' not in r.stderr
 
 def test_help():
     r = cli('--help')

@@ -1,18 +1,36 @@
-"The console scripts of the paired-npy conditional DDIM (ecgdiff.paired), run as separate processes."
+"""The console scripts of the paired-npy conditional DDIM (ecgdiff.paired), run in this process as installed
+(tests/clirun.py); `test_unknown_config_key_lists_valid` runs one in a new process."""
 import subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from clirun import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 MITDB = ROOT.parent/'shared'/'data'/'physionet'/'mitdb'/'100'
 pytestmark = pytest.mark.skipif(not MITDB.with_suffix('.hea').exists(), reason='../shared/data/physionet/mitdb/100 not present')
 
-def run(entry, *args, cwd=None):
-    "Run a console entry point of ecgdiff.paired in a new process (as the installed script would)"
+@pytest.fixture(autouse=True, scope='module')
+def one_thread():
+    "The CI's 2 cores are shared by two test workers."
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def run(entry, *args):
+    "Run a console entry point of ecgdiff.paired as the installed script would (in this process)."
+    import ecgdiff.paired
+    r = run_cli(getattr(ecgdiff.paired, entry), *args, prog={'train_main': 'ecgdiff_train', 'infer_main': 'ecgdiff_infer',
+                                                            'analyze_main': 'ecgdiff_analyze'}[entry])
+    return r.returncode, r.stdout + r.stderr
+
+def run_process(entry, *args):
+    "The same entry point in a new process."
     code = f'import torch; torch.set_num_threads(1); from ecgdiff.paired import {entry}; {entry}()'
-    r = subprocess.run([sys.executable, '-c', code, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd)
+    r = subprocess.run([sys.executable, '-c', code, *map(str, args)], capture_output=True, text=True, timeout=600)
     return r.returncode, r.stdout + r.stderr
 
 def tiny_config(tmp, out='run', **over):
@@ -53,7 +71,7 @@ def test_resume_incompatible_names_keys(trained):
 
 def test_unknown_config_key_lists_valid(tmp_path):
     f = tmp_path/'bad.yaml'; f.write_text(yaml.safe_dump({'train': {'epoch': 3}}))
-    rc, out = run('train_main', '--config', f)
+    rc, out = run_process('train_main', '--config', f)
     assert rc != 0 and "unknown key(s) ['train.epoch']" in out and "'epochs'" in out, out
 
 def test_infer_writes_arrays_pngs_and_comparison(trained):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from clirun import run_cli
 
 from ecgdiff.fmri_ldm import DEFAULT_CONFIG, fmri_cli, load_ldm, synth_fmri, write_fmri_npz
 
@@ -66,9 +67,14 @@ def test_help_lists_the_options(tmp_path):
         assert r2.returncode == 0 and '--checkpoint' in r2.stdout
 
 
+def _run_here(*args):
+    "`ecgdiff_fmri ARGS` as installed, in this process (tests/clirun.py)."
+    return run_cli(fmri_cli, *args, prog='ecgdiff_fmri', env={'MPLBACKEND': 'Agg'})
+
+
 def test_train_then_evaluate(tmp_path):
     cfg = _config(tmp_path)
-    r = _run(tmp_path, '--config', cfg, '--mode', 'train')
+    r = _run_here('--config', cfg, '--mode', 'train')
     assert r.returncode == 0, r.stderr
     run = tmp_path/'run'
     assert (run/'model.pth').is_file() and (run/'synthetic_fmri.npz').is_file()
@@ -78,7 +84,7 @@ def test_train_then_evaluate(tmp_path):
     res = _json(r.stdout)
     assert res['mode'] == 'train' and 'vae_r' not in res
 
-    r = _run(tmp_path, '--config', cfg, '--mode', 'evaluate', '--checkpoint', run/'model.pth')
+    r = _run_here('--config', cfg, '--mode', 'evaluate', '--checkpoint', run/'model.pth')
     assert r.returncode == 0, r.stderr
     res = _json(r.stdout)
     saved = json.loads((run/'metrics.json').read_text())
