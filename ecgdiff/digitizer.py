@@ -34,9 +34,9 @@ __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'Pag
            'fit_homography', 'distort', 'record_signals', 'random_page', 'lead_powers', 'snr_cinc', 'snr_kaggle',
            'kaggle_score', 'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'ink_mask', 'Digitization',
            'column_runs', 'follow_trace', 'centreline', 'follow_dp', 'einthoven', 'find_rows', 'digitize_classical',
-           'load_config', 'ResNetD', 'UNet', 'letterbox', 'StageData', 'DigitizerLoss', 'HeadAccuracy', 'CornerError',
-           'Dice', 'build_model', 'train_stage', 'Digitizer', 'write_record', 'kaggle_rows', 'overlay',
-           'digitize_files', 'digitize_cli', 'quality', 'decoder_ceiling']
+           'page_heart_rate', 'load_config', 'ResNetD', 'UNet', 'letterbox', 'StageData', 'DigitizerLoss',
+           'HeadAccuracy', 'CornerError', 'Dice', 'build_model', 'train_stage', 'Digitizer', 'write_record',
+           'kaggle_rows', 'overlay', 'digitize_files', 'digitize_cli', 'quality', 'decoder_ceiling']
 
 # %% ../nbs/05_digitizer.ipynb #c4d02720
 def _rgb(c)->np.ndarray:
@@ -671,27 +671,36 @@ def _otsu(x, bins:int=128)->float:
     m0, m1 = np.cumsum(h*c)/np.maximum(w0, 1), (np.sum(h*c) - np.cumsum(h*c))/np.maximum(w1, 1)
     return float(c[np.argmax(w0*w1*(m0 - m1)**2)])
 
-def _remove_lines(ink, nb:int=4)->np.ndarray:
-    "Ink without straight lines: page borders, and grid lines dark enough to pass as ink (then only what is thicker than them stays)."
+def _remove_lines(ink, nb:int=4)->tuple:
+    "Ink without straight lines (page borders, and grid lines dark enough to pass as ink: then only what is thicker than them stays); and the horizontal lines removed."
     h, w = ink.shape
     out = ink.copy()
     if (ink.mean(0) > .25).sum() >= 60 and (ink.mean(1) > .25).sum() >= 60:     # many columns and rows of ink: a dark grid
         out = ndi.binary_opening(ink, np.ones((3, 3), bool))
-    for k in range(nb):                                  # in blocks, so that a slightly bent line still counts
+    hl = np.zeros_like(out)
+    vb = np.stack([out[k*h//nb:(k + 1)*h//nb].mean(0) > .5 for k in range(nb)])      # (nb, w) in blocks, so that a
+    vb &= ndi.maximum_filter1d(vb, 3, axis=1).sum(0) >= nb - 1       # bent line counts; a tall QRS spans one or two
+    for k in range(nb):
         a, b = k*h//nb, (k + 1)*h//nb
-        out[a:b, np.flatnonzero(out[a:b].mean(0) > .5)] = False
+        out[a:b, np.flatnonzero(vb[k])] = False
         a, b = k*w//nb, (k + 1)*w//nb
-        out[np.flatnonzero(out[:, a:b].mean(1) > .7), a:b] = False
-    return out
+        r = np.flatnonzero(out[:, a:b].mean(1) > .7)
+        hl[r, a:b] = out[r, a:b]; out[r, a:b] = False
+    return out, hl
 
-def ink_mask(img)->tuple:
-    "Trace ink (h, w) bool of an RGB page: darker than the local paper by Otsu's threshold of the dark pixels, straight lines removed; and the threshold."
+def _ink(img)->tuple:
+    "Trace ink (h, w) bool without straight lines, the darkness threshold, and the horizontal lines removed (a flat trace is one too)."
     c = [img[..., k] for k in range(3)]
     v = np.maximum(np.maximum(c[0], c[1]), c[2]).astype(np.float32)/255     # coloured grid lines stay bright
     d = 1 - np.minimum(v/np.maximum(_background(v), .05), 1)
     dk = d[d > .1]
     thr = float(np.clip(_otsu(dk), .25, .55)) if len(dk) > 100 else .5
-    return _remove_lines(d > thr), thr
+    return *_remove_lines(d > thr), thr
+
+def ink_mask(img)->tuple:
+    "Trace ink (h, w) bool of an RGB page: darker than the local paper by Otsu's threshold of the dark pixels, straight lines removed; and the threshold."
+    ink, _, thr = _ink(img)
+    return ink, thr
 
 # %% ../nbs/05_digitizer.ipynb #145d54fc
 @dataclass
@@ -928,14 +937,14 @@ def _pulse(top, ppmm:float, side:str):
     span = int(18*ppmm) if ppmm else int(.08*n)
     a, b = (idx[0], min(idx[0] + span, n)) if side == 'start' else (max(idx[-1] - span, 0), idx[-1] + 1)
     t, base = top[a:b], np.nanmedian(top[idx])
-    cand = np.flatnonzero(base - t > (6*ppmm if ppmm else 6))            # high above the baseline
+    cand = np.flatnonzero(base - t > (3.5*ppmm if ppmm else 6))          # high above the baseline (5 mm at 5 mm/mV)
     if len(cand) < 3: return None
     level = np.median(t[cand])
     flat = np.flatnonzero(np.abs(t - level) <= max(1.5, .08*(base - level)))
     if len(flat) < 3: return None
     r = max(np.split(flat, np.flatnonzero(np.diff(flat) > 2) + 1), key=len)    # the longest flat stretch
     width, height = r[-1] - r[0] + 1, base - level
-    if ppmm and not (2.5*ppmm <= width <= 12*ppmm and 4*ppmm <= height <= 22*ppmm): return None
+    if ppmm and not (2.5*ppmm <= width <= 12*ppmm and 3.5*ppmm <= height <= 22*ppmm): return None
     if not ppmm and not (.25 <= width/height <= 1.2): return None
     return a + r[0], a + r[-1], height
 
@@ -985,7 +994,7 @@ def _layout(V:list, D:float, where:str)->tuple:
     if n == 3: return '3x4', grid('3x4', 3)
     if n in (4, 5, 6):
         p = rhythm(3, n - 3)
-        if n == 6 and not any(q[4] for q in p) and gold(0) > .7:   # no row repeats a panel, and Goldberger holds
+        if n == 6 and (min(gold(0), gold(1)) > .6 or not any(q[4] for q in p) and gold(0) > .7):   # Goldberger holds over 5 s
             return ('6x1', grid('6x1', 6)) if gold(3) > .7 else ('6x2', grid('6x2', 6))
         p = [q[:4] for q in p]
         return '+'.join(['3x4'] + [q[0] for q in p]), grid('3x4', 3) + p
@@ -995,6 +1004,21 @@ def _layout(V:list, D:float, where:str)->tuple:
     raise DigitizeError(f"{where}: layout: {n} trace row(s) found; expected 3 to 7, 12 or 13 (3x4 with 0-3 rhythm strips, 6x2, 6x2+1, 6x1, 12x1)")
 
 # %% ../nbs/05_digitizer.ipynb #8bd4a0f3
+def _flat_pen(R:list)->float:
+    "The pen's width (px) from followed rows (dicts with per-column ink `top`, `bot`): the median ink height where the trace is flat."
+    L, S = [], []
+    for r in R:
+        c, n = (r['top'] + r['bot'])/2, r['bot'] - r['top']
+        L.append(n[1:-1]); S.append(np.abs(c[2:] - c[:-2])/2)     # slope, px per column
+    L, S = np.concatenate(L), np.concatenate(S)
+    ok = np.isfinite(L) & (S < .3)
+    return float(np.median(L[ok])) if ok.sum() >= 50 else _thin_runs(L[np.isfinite(L)])
+
+def _on_time(ts, cx, y, r:dict, pxmv:float)->np.ndarray:
+    "A followed trace's centre `y` (px) at columns `cx` (px) as mV at times `ts` (s) of a row `r` starting at `r['xs']` px, `r['pxs']` px per s (NaN outside)."
+    if len(cx) <= 3: return np.full(len(ts), np.nan)
+    return np.interp(ts, (cx - r['xs'])/r['pxs'], (r['y0'] - y)/pxmv, left=np.nan, right=np.nan)
+
 def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) array
                    fs:float=500,          # output sampling rate, Hz
                    correct:bool=True,     # Einthoven post-correction of the limb leads
@@ -1016,6 +1040,7 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         _, gs = ink_and_grid(work); ink = ink_mask(work)[0]; px, py = grid_spacing(gs)
     grid = px is not None
     ppmm = (px + py)/2 if grid else None
+    ink, hl, _ = _ink(work)
     h, w = ink.shape
     rows = find_rows(ink, ppmm)
     if not len(rows): raise DigitizeError(f"{where}: rows: no trace rows found in the ink ({'with' if grid else 'no'} grid)")
@@ -1024,9 +1049,11 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
     for i, y0 in enumerate(rows):                    # 1. follow every row across the page
         up, dn = rows[i] - rows[i - 1] if i else sp, rows[i + 1] - rows[i] if i + 1 < len(rows) else sp
         r0, r1 = int(max(y0 - 1.6*up, 0)), int(min(y0 + 1.6*dn, h))
-        top, bot = follow_dp(ink[r0:r1], y0 - r0, reach=.45*min(up, dn))
-        R.append(dict(y0=y0, top=top + r0, bot=bot + r0))
-    pen = _thin_runs(np.concatenate([(r['bot'] - r['top'])[np.isfinite(r['top'])] for r in R]))
+        near = np.abs(np.arange(r0, r1) - y0) <= .45*min(up, dn)             # a straight line on the baseline is a flat trace
+        Mr = ink[r0:r1] | (hl[r0:r1] & near[:, None])
+        top, bot = follow_dp(Mr, y0 - r0, reach=.45*min(up, dn))
+        R.append(dict(y0=y0, top=top + r0, bot=bot + r0, M=Mr, r0=r0, reach=.45*min(up, dn)))
+    pen = _flat_pen(R)
     mm = ppmm or w/250
     for r in R:                                      # 2. its extent: the longest stretch with gaps under 6 mm
         ok = np.flatnonzero(np.isfinite(r['top']))
@@ -1043,13 +1070,14 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         r['keep'] = n >= .6*Wmax or (n >= .25*Wmax and r['exc'] > 5)
         if grid: r['keep'] &= bool(g[int(r['y0'])] > .3*np.percentile(g, 90))
     R = [r for r in R if r['keep']]
-    pulses, widths = [], []
+    pulses, widths, pens = [], [], []
     for r in R:                                      # 4. calibration pulses, cut off the traces
         ok = np.flatnonzero(np.isfinite(r['top']))
         for side in ('start', 'end'):
             p = _pulse(np.where((np.arange(len(r['top'])) >= r['c0']) & (np.arange(len(r['top'])) < r['c1']), r['top'], np.nan), ppmm, side)
             if p is None: continue
             pulses.append(p[2]); widths.append(p[1] - p[0] + 1); r['pulse_' + side] = p
+            pens.append((r['bot'] - r['top'])[p[0] + 1:p[1]])   # its flat top: the pen's width
             if side == 'start':                      # the trace starts after the fall (and a gap, if the renderer leaves one)
                 after = ok[(ok > p[1]) & (ok < p[1] + 3*mm)]
                 gap = np.flatnonzero(np.diff(after) > 1)
@@ -1058,6 +1086,7 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
                 before = ok[(ok < p[0]) & (ok > p[0] - 3*mm)]
                 gap = np.flatnonzero(np.diff(before) > 1)
                 r['c1'] = int(before[gap[-1]] + 1) if len(gap) else int(p[0])
+    if pens and np.isfinite(np.concatenate(pens)).sum() >= 5: pen = float(np.nanmedian(np.concatenate(pens)))
     ext = np.array([r['c1'] - r['c0'] for r in R], float)
     if not grid:                                     # 5. scale: grid, else pulses that agree with a 10 s page, else 10 s
         pl, pp = ext.max()/250, np.median(pulses)/10 if pulses else None
@@ -1073,27 +1102,37 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
     D = 10. if abs(D - 10) < .8 else 5. if speed == 50 and abs(D - 5) < .4 else max(round(D*4)/4, .5)
     L, ts = int(round(D*fs)), np.arange(int(round(D*fs)))/fs
     for r in R:                                      # 6. each row as a signal on the page's time axis
-        r['yc'] = y = centreline(r['top'], r['bot'], 2*int(pen/2))   # an opening no wider than the pen's flat top
+        r['yc'] = y = centreline(r['top'], r['bot'], max(2*int(pen/2), 2))   # an opening no wider than the pen's flat top
         c = np.arange(len(y)); ok = np.isfinite(y) & (c >= r['c0']) & (c < r['c1'])
-        own = 'pulse_start' in r and abs(r['c1'] - r['c0'] - Lfull) < .04*Lfull and abs(r['c0'] - xs) < 15*ppmm
-        r['xs'] = (r['c0'] if own else xs) + pen/2  # a row with its own pulse keeps its own start (rotation, perspective)
+        own = not grid and 'pulse_start' in r and abs(r['c1'] - r['c0'] - Lfull) < .04*Lfull and abs(r['c0'] - xs) < 15*ppmm
+        r['xs'] = (r['c0'] if own else xs) + pen/2  # on a straightened grid rows start together; else a row with a pulse keeps its own start
         r['pxs'] = (r['c1'] - r['c0'] - pen)/D if own and not grid else pxs
-        r['v'] = np.interp(ts, (c[ok] + .5 - r['xs'])/r['pxs'], (r['y0'] - y[ok])/pxmv, left=np.nan, right=np.nan) if ok.sum() > 3 else np.full(L, np.nan)
+        r['v'] = _on_time(ts, c[ok] + .5, y[ok], r, pxmv)
     layout, panels = _layout([r['v'] for r in R], D, where)
     est, traces = [], []
     for lead, i, t0, t1 in panels:                   # 7. panels: offset removed, gaps inside bridged
         r, (a, b) = R[i], (int(round(t0*fs)), min(int(round(t1*fs)), L))
-        v, seg = np.full(L, np.nan, np.float32), r['v'][a:b]
+        v, seg = np.full(L, np.nan, np.float32), r['v'][a:b].copy()
+        c0, c1 = int(r['xs'] + t0*r['pxs']), int(r['xs'] + t1*r['pxs'])
+        yy = r['yc'][c0:c1]
+        if t0 > 0 or t1 < D - 1/fs:                  # the row's path jumps where panels meet: follow the panel alone
+            ca, cb = max(int(r['xs'] + t0*r['pxs'] - pen/2), 0), min(int(np.ceil(r['xs'] + t1*r['pxs'] + pen/2)), w)
+            top, bot = follow_dp(r['M'][:, ca:cb], r['y0'] - r['r0'], reach=r['reach'])
+            yp = centreline(top, bot, max(2*int(pen/2), 2)) + r['r0']
+            cc = np.arange(ca, cb); okp = np.isfinite(yp) & (t0 == 0 or cc + .5 >= r['xs'] + t0*r['pxs'] + 1)   # past the joint
+            seg = _on_time(ts[a:b], cc[okp] + .5, yp[okp], r, pxmv)
+            yy = yp[c0 - ca:c1 - ca] if c0 >= ca else yy
         if np.isfinite(seg).sum() > .3*(b - a):
+            ok = np.flatnonzero(np.isfinite(seg))
+            seg[:ok[0]], seg[ok[-1] + 1:] = seg[ok[0]], seg[ok[-1]]     # the edges held flat
             v[a:b] = _fill_gaps(seg - np.nanmedian(seg), b - a)
-            c0, c1 = int(r['xs'] + t0*r['pxs']), int(r['xs'] + t1*r['pxs'])
-            yy = r['yc'][c0:c1]; ok = np.isfinite(yy)
+            ok = np.isfinite(yy)
             traces.append((lead, np.stack([np.arange(c0, c0 + len(yy))[ok] + .5, yy[ok]], 1)))
         est.append((lead, v))
     x = _merge(einthoven(est) if correct else est, L)
     traces = [(l, _homog(np.linalg.inv(M), t)) for l, t in traces]
     info = dict(M=M, rows=[float(r['y0']) for r in R], xs=[float(r['xs']) for r in R], pxs=pxs, pxmv=pxmv, pen=pen,
-                angle=ang, grid=grid, n_pulses=len(pulses))
+                angle=ang, grid=grid, n_pulses=len(pulses), est=est)
     return Digitization(x, fs, layout, speed, gain, (ppmm, ppmm), traces, notes, 'classical', info)
 
 # %% ../nbs/05_digitizer.ipynb #80dca079
@@ -1181,7 +1220,7 @@ def _digitize_pulses(img,                   # image file, PIL image or (h, w, 3)
     est, traces = _decode_panels(lambda lead: ink, geom, frame, fs, int(round(dur*fs)))
     x = _merge(einthoven(est) if correct else est, int(round(dur*fs)))
     traces = [(l, _homog(np.linalg.inv(M), t)) for l, t in traces]
-    return Digitization(x, fs, layout, speed, gain, (px, py), traces, notes, 'classical', dict(M=M, **frame))
+    return Digitization(x, fs, layout, speed, gain, (px, py), traces, notes, 'classical', dict(M=M, **frame, est=est))
 
 # %% ../nbs/05_digitizer.ipynb #d9d38138
 def _einthoven_corr(x)->float:
@@ -1206,9 +1245,29 @@ def digitize_classical(img,                   # image file, PIL image or (h, w, 
     if not out: raise DigitizeError(errs[0])
     n, e, d, f = out[0]
     if len(out) > 1 and (out[1][0] > n or (out[1][0] == n and out[1][1] > e + .02)): n, e, d, f = out[1]
-    if correct: d = f(src, fs=fs, correct=True, where=where)
+    if correct: d.x = _merge(einthoven(d.info['est']), d.x.shape[1])
     d.info['einthoven_raw'] = e
     return d
+
+# %% ../nbs/05_digitizer.ipynb #cbe7ce6f
+def page_heart_rate(x,                    # (12, L) digitized leads in mV, NaN where a lead is not on the page
+                    fs:float,             # sampling rate, Hz
+                   )->float:
+    "Heart rate (bpm) of a digitized page from the QRS slopes of all its leads together (the same beats in every lead)."
+    x = np.asarray(x, np.float64)
+    d = np.diff(x, axis=1)**2
+    with warnings.catch_warnings():                          # every lead sees the same beats: its slope, scaled by its
+        warnings.simplefilter('ignore', RuntimeWarning)      # own steepest, averaged where leads are drawn
+        d = d/np.nanpercentile(d, 99, axis=1, keepdims=True)
+        e = np.nanmean(d, 0)
+    ok = np.isfinite(e)
+    if ok.sum() < 2*fs: return np.nan
+    e = ndi.uniform_filter1d(np.where(ok, e, 0), max(int(.04*fs), 1))
+    pk = find_peaks(e, distance=int(.27*fs), height=.4*np.percentile(e[ok], 99))[0]
+    rr = np.diff(pk)/fs
+    rr = rr[(rr > .27) & (rr < 2.2)]
+    return float(60/np.median(rr)) if len(rr) else np.nan
+
 
 # %% ../nbs/05_digitizer.ipynb #4137c1d3
 def _merge_cfg(a:dict, b:dict, where:str, path:str='')->dict:
