@@ -790,26 +790,33 @@ def follow_dp(M, y0:float, reach:float, K:int=12, skip:float=2., w_base:float=.0
     "Trace following by dynamic programming over the vertical runs of `M` (rows, cols) from the baseline row `y0`: per column the top and bottom (exclusive) of the chosen run (NaN: none)."
     h, n = M.shape
     cs, rs, re = column_runs(M)
-    ptr = np.searchsorted(cs, np.arange(n + 1))
-    ps, pe, pc, pa = np.array([y0 - 1.]), np.array([y0 + 1.]), np.array([0.]), np.array([0.])   # states: run, cost, age
+    rs, re = rs.astype(float), re.astype(float)
+    ptr = np.searchsorted(cs, np.arange(n + 1)).tolist()
+    st = np.array([[y0 - 1.], [y0 + 1.], [0.], [0.]])        # (4, P) states: top and bottom of a run, cost, age
+    step = np.array([[0.], [0.], [skip], [1.]])               # what skipping a column does to a state
     hist = []
     for c in range(n):
-        s, e = rs[ptr[c]:ptr[c + 1]].astype(float), re[ptr[c]:ptr[c + 1]].astype(float)
-        if len(s):
+        s, e = rs[ptr[c]:ptr[c + 1]], re[ptr[c]:ptr[c + 1]]
+        ps, pe, pc, pa = st
+        nr, P = len(s), st.shape[1]
+        if nr:
             gap = np.maximum(s[None] - pe[:, None], 0) + np.maximum(ps[:, None] - e[None], 0)      # (P, C) px apart
             gap = np.maximum(gap - slack*pa[:, None], 0)                 # a trace unseen for `age` columns may have moved
             tot = pc[:, None] + gap + w_mid*np.abs((s + e)[None] - (ps + pe)[:, None])/2
             b = tot.argmin(0)
             near = np.minimum(np.abs(s - y0), np.abs(e - y0))*((s > y0) | (e < y0))          # 0 if the run crosses y0
-            cost = tot[b, np.arange(len(s))] + w_base*np.maximum(near - reach, 0)
-        else: s = e = cost = np.zeros(0); b = np.zeros(0, int)
-        S, E, C = np.r_[s, ps], np.r_[e, pe], np.r_[cost, pc + skip]                  # each state may also skip the column
-        B, O, A = np.r_[b, np.arange(len(ps))], np.r_[np.ones(len(s), bool), np.zeros(len(ps), bool)], np.r_[np.zeros(len(s)), pa + 1]
-        if len(C) > K:                                                   # a beam of the K cheapest
-            keep = np.argpartition(C, K)[:K]
-            S, E, C, B, O, A = S[keep], E[keep], C[keep], B[keep], O[keep], A[keep]
-        hist.append((S, E, B, O))
-        ps, pe, pc, pa = S, E, C - C.min(), A
+            cost = tot[b, np.arange(nr)] + w_base*np.maximum(near - reach, 0)
+            new = np.concatenate([np.stack([s, e, cost, np.zeros(nr)]), st + step], 1)    # each state may also skip
+            B = np.concatenate([b, np.arange(P)])
+        else: new, B = st + step, np.arange(P)
+        idx = None
+        if new.shape[1] > K:                                             # a beam of the K cheapest
+            idx = np.argpartition(new[2], K)[:K]
+            new, B = new[:, idx], B[idx]
+        hist.append((new[0], new[1], B, (idx if idx is not None else np.arange(new.shape[1])) < nr))
+        new[2] -= new[2].min()
+        st = new
+    pc = st[2]
     top, bot = np.full(n, np.nan), np.full(n, np.nan)
     j = int(np.argmin(pc))
     for c in range(n - 1, -1, -1):                                       # back along the cheapest path
@@ -1014,6 +1021,20 @@ def _flat_pen(R:list)->float:
     ok = np.isfinite(L) & (S < .3)
     return float(np.median(L[ok])) if ok.sum() >= 50 else _thin_runs(L[np.isfinite(L)])
 
+def _straighten(src, max_deg:float=15.)->dict:
+    "A page deskewed (up to \`max_deg\`) and, where perspective bends its grid, rectified: the image, the homography input -> it, its grid signal, grid spacing (px per mm or None) and the angle."
+    _, gs = ink_and_grid(src); ink = ink_mask(src)[0]
+    M, work = np.eye(3), src
+    ang = _skew(gs, ink, max_deg)
+    if abs(ang) > .05:
+        work, M = _deskew(src, ang)
+        _, gs = ink_and_grid(work)
+    px, py = grid_spacing(gs)
+    if px is not None and (r := _rectify(work, gs, px, py)) is not None:
+        work, M2 = r; M = M2 @ M
+        _, gs = ink_and_grid(work); px, py = grid_spacing(gs)
+    return dict(work=work, M=M, gs=gs, px=px, py=py, angle=ang)
+
 def _on_time(ts, cx, y, r:dict, pxmv:float)->np.ndarray:
     "A followed trace's centre `y` (px) at columns `cx` (px) as mV at times `ts` (s) of a row `r` starting at `r['xs']` px, `r['pxs']` px per s (NaN outside)."
     if len(cx) <= 3: return np.full(len(ts), np.nan)
@@ -1023,21 +1044,14 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
                    fs:float=500,          # output sampling rate, Hz
                    correct:bool=True,     # Einthoven post-correction of the limb leads
                    where:str=None,        # name for messages
+                   prep:dict=None,        # \`_straighten\`'s result, if already known
                   )->Digitization:
     "The row-based reading of a page: ink, deskew and perspective from the grid, grid spacing from the spectrum, rows from the ink, dynamic-programming trace following, layout from the rows."
     src = load_image(img, where=where)
     where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
     notes = []
-    _, gs = ink_and_grid(src); ink = ink_mask(src)[0]
-    M, work = np.eye(3), src
-    ang = _skew(gs, ink, 15.)
-    if abs(ang) > .05:
-        work, M = _deskew(src, ang)
-        _, gs = ink_and_grid(work); ink = ink_mask(work)[0]
-    px, py = grid_spacing(gs)
-    if px is not None and (r := _rectify(work, gs, px, py)) is not None:
-        work, M2 = r; M = M2 @ M
-        _, gs = ink_and_grid(work); ink = ink_mask(work)[0]; px, py = grid_spacing(gs)
+    st = prep or _straighten(src)
+    work, M, gs, px, py, ang = (st[k] for k in ('work', 'M', 'gs', 'px', 'py', 'angle'))
     grid = px is not None
     ppmm = (px + py)/2 if grid else None
     ink, hl, _ = _ink(work)
@@ -1071,11 +1085,14 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         if grid: r['keep'] &= bool(g[int(r['y0'])] > .3*np.percentile(g, 90))
     R = [r for r in R if r['keep']]
     pulses, widths, pens = [], [], []
-    for r in R:                                      # 4. calibration pulses, cut off the traces
-        ok = np.flatnonzero(np.isfinite(r['top']))
-        for side in ('start', 'end'):
-            p = _pulse(np.where((np.arange(len(r['top'])) >= r['c0']) & (np.arange(len(r['top'])) < r['c1']), r['top'], np.nan), ppmm, side)
+    for side in ('start', 'end'):                    # 4. calibration pulses, cut off the traces
+        for r in R:
+            ok = np.flatnonzero(np.isfinite(r['top']))
+            c = np.arange(len(r['top']))
+            p = _pulse(np.where((c >= r['c0']) & (c < r['c1']), r['top'], np.nan), ppmm, side)
             if p is None: continue
+            if side == 'end' and pulses and not (abs(p[2]/np.median(pulses) - 1) < .2 and abs((p[1] - p[0] + 1)/np.median(widths) - 1) < .3):
+                continue                             # where rows start with pulses, one at the end must look the same
             pulses.append(p[2]); widths.append(p[1] - p[0] + 1); r['pulse_' + side] = p
             pens.append((r['bot'] - r['top'])[p[0] + 1:p[1]])   # its flat top: the pen's width
             if side == 'start':                      # the trace starts after the fall (and a gap, if the renderer leaves one)
@@ -1088,14 +1105,18 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
                 r['c1'] = int(before[gap[-1]] + 1) if len(gap) else int(p[0])
     if pens and np.isfinite(np.concatenate(pens)).sum() >= 5: pen = float(np.nanmedian(np.concatenate(pens)))
     ext = np.array([r['c1'] - r['c0'] for r in R], float)
-    if not grid:                                     # 5. scale: grid, else pulses that agree with a 10 s page, else 10 s
-        pl, pp = ext.max()/250, np.median(pulses)/10 if pulses else None
-        ppmm = pp if pp is not None and abs(pp/pl - 1) < .25 else pl
-        notes.append(f"{where}: no grid detected; scale from the " + ("calibration pulses" if ppmm == pp else "trace length (10 s at 25 mm/s assumed)"))
-    gain = _snap(np.median(pulses)/ppmm, (5., 10., 20.), .2) if pulses else 10.
-    if gain not in (5., 10., 20.): gain = 10.
-    speed = 50. if widths and abs(np.median(widths)/ppmm/10 - 1) < .25 else 25.   # the 0.2 s pulse: 10 mm wide at 50 mm/s
-    pxs, pxmv = speed*ppmm, gain*ppmm
+    if not grid:                                     # 5. scale: the grid; else time from the trace length (10 s at
+        ppmm = np.median(ext[ext >= .8*ext.max()])/250    # 25 mm/s), voltage from pulses that agree with it (1 mV), else 10 mm/mV
+        pp = np.median(pulses) if pulses and abs(np.median(pulses)/10/ppmm - 1) < .25 else None
+        notes.append(f"{where}: no grid detected; time from the trace length (10 s at 25 mm/s assumed), voltage from the "
+                     + ("calibration pulses" if pp else "same scale (10 mm/mV assumed)"))
+        gain, speed = 10., 25.
+        pxs, pxmv = speed*ppmm, pp or 10*ppmm
+    else:
+        gain = _snap(np.median(pulses)/ppmm, (5., 10., 20.), .2) if pulses else 10.
+        if gain not in (5., 10., 20.): gain = 10.
+        speed = 50. if widths and abs(np.median(widths)/ppmm/10 - 1) < .25 else 25.   # the 0.2 s pulse: 10 mm wide at 50 mm/s
+        pxs, pxmv = speed*ppmm, gain*ppmm
     full = ext >= .8*ext.max()
     xs, Lfull = float(np.median([r['c0'] for r, f in zip(R, full) if f])), float(np.median(ext[full]))
     D = Lfull/pxs
@@ -1166,21 +1187,15 @@ def _digitize_pulses(img,                   # image file, PIL image or (h, w, 3)
                        duration:float=None,   # seconds on the page (default: measured, to 0.5 s)
                        correct:bool=True,     # Einthoven post-correction of the limb leads
                        where:str=None,        # name for messages
+                       prep:dict=None,        # \`_straighten\`'s result, if already known
                       )->Digitization:
     "The pulse-based reading of a page (a pulse at the start of every row sets rows, gain and speed; then trace following per panel)."
     src = load_image(img, where=where)
     where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
     notes = []
-    ink, gs = ink_and_grid(src)
-    M, work = np.eye(3), src
-    ang = _skew(gs, ink)
-    if abs(ang) > .05:
-        work, M = _deskew(src, ang)
-        ink, gs = ink_and_grid(work)
-    px, py = grid_spacing(gs)
-    if px is not None and (r := _rectify(work, gs, px, py)) is not None:
-        work, M2 = r; M = M2 @ M
-        ink, gs = ink_and_grid(work); px, py = grid_spacing(gs)
+    st = prep or _straighten(src)
+    work, M, px, py = (st[k] for k in ('work', 'M', 'px', 'py'))
+    ink, gs = ink_and_grid(work)
     grid = px is not None and py is not None
     h, w = ink.shape
     if grid: pu = _find_pulses(ink, (3*py, 23*py), (3.5*px, 14*px))
@@ -1236,9 +1251,10 @@ def digitize_classical(img,                   # image file, PIL image or (h, w, 
     "Digitize an ECG page without learning: the row-based reading, or the pulse-based one where it reads the limb leads more consistently (Einthoven)."
     src = load_image(img, where=where)
     where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
-    out, errs = [], []
+    out, errs, prep = [], [], _straighten(src)
     for f in (_digitize_rows, _digitize_pulses):
-        try: d = f(src, fs=fs, correct=False, where=where)
+        if f is _digitize_pulses and out and out[0][2].info['n_pulses'] < 3: break   # it needs a pulse on every row
+        try: d = f(src, fs=fs, correct=False, where=where, prep=prep)
         except DigitizeError as e: errs.append(str(e)); continue
         n = int((np.isfinite(d.x).sum(1) >= 2*fs).sum())                  # leads of at least 2 s
         out.append((n, np.nan_to_num(_einthoven_corr(d.x), nan=-1), d, f))
