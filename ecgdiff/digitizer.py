@@ -36,7 +36,7 @@ __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'Pag
            'column_runs', 'follow_trace', 'centreline', 'follow_dp', 'einthoven', 'find_rows', 'digitize_classical',
            'page_heart_rate', 'load_config', 'ResNetD', 'UNet', 'letterbox', 'StageData', 'DigitizerLoss',
            'HeadAccuracy', 'CornerError', 'Dice', 'build_model', 'train_stage', 'Digitizer', 'write_record',
-           'kaggle_rows', 'overlay', 'digitize_files', 'digitize_cli', 'quality', 'decoder_ceiling']
+           'kaggle_rows', 'overlay', 'page_report', 'digitize_files', 'digitize_cli', 'quality', 'decoder_ceiling']
 
 # %% ../nbs/05_digitizer.ipynb #c4d02720
 def _rgb(c)->np.ndarray:
@@ -1261,8 +1261,8 @@ def digitize_classical(img,                   # image file, PIL image or (h, w, 
     if not out: raise DigitizeError(errs[0])
     n, e, d, f = out[0]
     if len(out) > 1 and (out[1][0] > n or (out[1][0] == n and out[1][1] > e + .02)): n, e, d, f = out[1]
+    d.info['einthoven_raw'] = _einthoven_corr(d.x)                       # before the correction makes it 1
     if correct: d.x = _merge(einthoven(d.info['est']), d.x.shape[1])
-    d.info['einthoven_raw'] = e
     return d
 
 # %% ../nbs/05_digitizer.ipynb #cbe7ce6f
@@ -1837,6 +1837,13 @@ def _digitize_one(f:Path, out:Path, mode:str, dg, fs:float, max_px:int)->tuple:
     atomic_path(out/f"{name}_overlay.png", lambda t: overlay(img, d).save(t, format='PNG'))
     return d, notes + d.notes
 
+def page_report(d:Digitization)->dict:
+    "What can be checked on a digitized page without its truth: layout, the leads read for at least 2 s, heart rate, corr(II, I + III) before the Einthoven correction, method and notes."
+    e = d.info.get('einthoven_raw', _einthoven_corr(d.x))
+    return dict(layout=d.layout, leads=[l for l, v in zip(LEADS, d.x) if np.isfinite(v).sum() >= 2*d.fs],
+                hr=round(page_heart_rate(d.x, d.fs), 1), einthoven=None if not np.isfinite(e) else round(float(e), 3),
+                method=d.method, notes=list(d.notes))
+
 def digitize_files(inputs,                 # an image file, a folder of images, or a list of files
                    output,                 # output folder
                    mode:str='pipeline',    # pipeline, classical, stage0, stage1 or stage2
@@ -1846,21 +1853,24 @@ def digitize_files(inputs,                 # an image file, a folder of images, 
                    progress:bool=True,
                    csv_name:str='digitized.csv',
                   )->dict:
-    "Digitize images to WFDB records, overlays and one Kaggle-format CSV; per-file failures are collected, not raised."
+    "Digitize images to WFDB records, overlays, one Kaggle-format CSV and a per-file `report.json`; per-file failures are collected, not raised."
     out = Path(output); out.mkdir(parents=True, exist_ok=True)
     if isinstance(inputs, (list, tuple)): files = [Path(f) for f in inputs]
-    elif Path(inputs).is_dir(): files = sorted(p for p in Path(inputs).iterdir() if p.is_file() and not p.name.startswith('.') and p.suffix.lower() != '.json')
+    elif Path(inputs).is_dir():                 # the images of a folder (by extension: not its README, sidecars or licences)
+        files = sorted(p for p in Path(inputs).iterdir() if p.is_file() and not p.name.startswith('.') and p.suffix.lower() in Image.registered_extensions())
     elif Path(inputs).exists(): files = [Path(inputs)]
     else: raise FileNotFoundError(f"{inputs}: no such file or folder")
     dg = Digitizer(checkpoints) if mode != 'classical' else None
-    ok, failed, notes, rows = [], [], [], []
+    ok, failed, notes, rows, report = [], [], [], [], []
     for f in (progress_bar(files, leave=False) if progress and len(files) > 1 else files):
         try:
             d, n = _digitize_one(f, out, mode, dg, fs, max_px)
             ok.append(str(f)); notes += n
-            if d is not None: rows += kaggle_rows(f.stem.removesuffix('_stage1'), d)
+            if d is not None: rows += kaggle_rows(f.stem.removesuffix('_stage1'), d); report.append(dict(file=f.name, **page_report(d)))
         except Exception as e:
             failed.append((str(f), str(e) if isinstance(e, (DigitizeError, ECGDataError, FileNotFoundError)) else f"{type(e).__name__}: {e}"))
+            report.append(dict(file=f.name, error=failed[-1][1]))
+    atomic_path(out/'report.json', lambda t: Path(t).write_text(json.dumps(report, indent=1)))
     if rows:
         def _w(t):
             with open(t, 'w') as fh:
