@@ -1,57 +1,44 @@
-"""The classical digitizer on the real photos (ecg-photos) and on another renderer's pages (ecg-renders clean/distorted):
-per file layout, leads of >= 2 s, heart rate of the longest lead, corr(II, I+III) (before the Einthoven correction),
-and the Kaggle 2025 score against ecg-renders' ground truth. Prints one line per file and the scores.
+"""The classical digitizer on the real photos (ecg-photos) and on another renderer's pages (ecg-renders clean/distorted),
+through `digitize_files` (what `ecgdiff_digitize` runs): per file the layout, leads read for >= 2 s, heart rate
+(`page_heart_rate`), corr(II, I+III) before the Einthoven correction; the photo floors of issue 19; and the Kaggle 2025
+score and median CinC SNR of the renders against their truth. Prints one JSON object.
 
-    python bench/digitizer_real.py [photos] [clean] [distorted]     (DIGITIZER_OVERLAYS=DIR writes overlays)
+    python bench/digitizer_real.py [--out DIR]      (DIR keeps the records, overlays and report.json of each set)
 """
-import sys, glob, json, time, numpy as np, wfdb, warnings
-from ecgdiff.digitizer import *
-from ecgdiff.digitizer import load_image
+import argparse, json, tempfile, time
+from pathlib import Path
+import numpy as np
+import wfdb
 from ecgdiff.data import LEADS
-digitize_new = digitize_classical
-from ecgdiff.digitizer import snr_kaggle, kaggle_score, snr_cinc, overlay
-from ecgdiff.data import heart_rate, detect_qrs
-S = str(__import__('pathlib').Path(__file__).resolve().parents[2]/'shared'/'data')
-OUT = __import__('os').environ.get('DIGITIZER_OVERLAYS')
-def checks(d):
-    dur = {l: float(np.isfinite(v).sum()/d.fs) for l, v in zip(LEADS, d.x)}
-    leads = [l for l in LEADS if dur[l] >= 2]
-    k = int(np.argmax([np.isfinite(v).sum() for v in d.x])); v = d.x[k]; ok = np.isfinite(v)
-    try: hr = heart_rate(np.nan_to_num(v[ok]) if ok.sum() > d.fs else np.zeros(10), int(d.fs), None)
-    except Exception: hr = float('nan')
-    e = np.nan
-    I, II, III = d.x[0], d.x[1], d.x[2]
-    m = np.isfinite(I) & np.isfinite(II) & np.isfinite(III)
-    if m.sum() > 50: e = float(np.corrcoef(II[m], (I + III)[m])[0, 1])
-    return dict(layout=d.layout, n_leads=len(leads), hr=round(float(hr), 1), einthoven=round(e, 3), longest=LEADS[k])
-def kit_truth(js):
-    d = json.load(open(js)); rec = wfdb.rdrecord(f"{S}/ecg-renders/records/{js.split('/')[-1].split('-')[0]}")
-    g = np.full((12, rec.sig_len), np.nan, np.float32)
-    names = [n.upper() for n in rec.sig_name]
-    for p in d['leads']:
-        l = p['lead_name']; a, b = int(p['start_sample']), int(p['end_sample'])
-        g[LEADS.index(l), a:b] = rec.p_signal[a:b, names.index(l.upper())]
+from ecgdiff.digitizer import digitize_files, kaggle_score, snr_cinc
+
+S = Path(__file__).resolve().parents[2]/'shared'/'data'
+p = argparse.ArgumentParser(); p.add_argument('--out', default=None); a = p.parse_args()
+out = Path(a.out or tempfile.mkdtemp())
+
+def truth(js:Path)->np.ndarray:
+    d = json.loads(js.read_text()); rec = wfdb.rdrecord(str(S/'ecg-renders'/'records'/js.name.split('-')[0]))
+    g = np.full((12, rec.sig_len), np.nan, np.float32); names = [n.upper() for n in rec.sig_name]
+    for q in d['leads']:
+        i, j = int(q['start_sample']), int(q['end_sample'])
+        g[LEADS.index(q['lead_name']), i:j] = rec.p_signal[i:j, names.index(q['lead_name'].upper())]
     return g
-which = sys.argv[1:] or ['photos', 'clean', 'distorted']
-for w in which:
-    if w == 'photos':
-        files = [f for f in sorted(glob.glob(f'{S}/ecg-photos/*.*')) if not f.endswith('.md') and 'LICENSE' not in f]
-    else: files = sorted(glob.glob(f'{S}/ecg-renders/{w}/*.png') + glob.glob(f'{S}/ecg-renders/{w}/*.jpg'))
-    gs_, ps_ = [], []
-    for f in files:
-        t = time.time(); name = f.split('/')[-1]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                d = digitize_new(f, correct=False)
-        except Exception as e:
-            print(name, 'FAIL', type(e).__name__, e); 
-            if w != 'photos': g = kit_truth(f.rsplit('.', 1)[0] + '.json'); gs_.append(g); ps_.append(np.full_like(g, np.nan))
-            continue
-        c = checks(d)
-        if OUT: overlay(load_image(f), d).save(f'{OUT}/ov_{w}_{name.split(".")[0]}.png')
-        if w != 'photos':
-            g = kit_truth(f.rsplit('.', 1)[0] + '.json'); p = np.full_like(g, np.nan); L = min(g.shape[1], d.x.shape[1]); p[:, :L] = d.x[:, :L]
-            c['kaggle'] = round(snr_kaggle(g, p, 500), 2); gs_.append(g); ps_.append(p)
-        print(name, c, '%.1fs' % (time.time() - t), d.notes[-1:] if d.notes else '')
-    if w != 'photos': print(w, 'KAGGLE', kaggle_score(gs_, ps_, 500))
+
+res = {}
+t = time.time(); digitize_files(S/'ecg-photos', out/'photos', mode='classical', progress=False)
+rep = json.loads((out/'photos'/'report.json').read_text())
+ok8 = sum(len(r.get('leads', [])) >= 8 for r in rep)
+okhr = sum(r.get('hr') is not None and 30 <= r['hr'] <= 220 and (r.get('einthoven') or 0) >= .7 for r in rep)
+res['photos'] = dict(files=rep, leads8=ok8, hr_einthoven=okhr, n=len(rep), floors=dict(leads8=11, hr_einthoven=10), s=round(time.time() - t, 1))
+for kind in ('clean', 'distorted'):
+    t = time.time(); r = digitize_files(S/'ecg-renders'/kind, out/kind, mode='classical', progress=False)
+    pages = sorted(q for q in (S/'ecg-renders'/kind).iterdir() if q.suffix in ('.png', '.jpg'))
+    gs, ps = [truth(q.with_suffix('.json')) for q in pages], []
+    for q, g in zip(pages, gs):
+        x = np.full_like(g, np.nan)
+        if (out/kind/f'{q.stem}.hea').exists():
+            y = wfdb.rdrecord(str(out/kind/q.stem)).p_signal.T; L = min(g.shape[1], y.shape[1]); x[:, :L] = y[:, :L]
+        ps.append(x)
+    res[kind] = dict(digitized=len(r['ok']), n=len(pages), kaggle=round(kaggle_score(gs, ps, 500), 2),
+                     median_cinc=round(float(np.median([snr_cinc(g, x, 500) for g, x in zip(gs, ps)])), 2), s=round(time.time() - t, 1))
+print(json.dumps(res, indent=1))
