@@ -1022,7 +1022,7 @@ def _flat_pen(R:list)->float:
     return float(np.median(L[ok])) if ok.sum() >= 50 else _thin_runs(L[np.isfinite(L)])
 
 def _straighten(src, max_deg:float=15.)->dict:
-    "A page deskewed (up to \`max_deg\`) and, where perspective bends its grid, rectified: the image, the homography input -> it, its grid signal, grid spacing (px per mm or None) and the angle."
+    "A page deskewed (up to `max_deg`) and, where perspective bends its grid, rectified: the image, the homography input -> it, its grid signal, grid spacing (px per mm or None) and the angle."
     _, gs = ink_and_grid(src); ink = ink_mask(src)[0]
     M, work = np.eye(3), src
     ang = _skew(gs, ink, max_deg)
@@ -1044,7 +1044,7 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
                    fs:float=500,          # output sampling rate, Hz
                    correct:bool=True,     # Einthoven post-correction of the limb leads
                    where:str=None,        # name for messages
-                   prep:dict=None,        # \`_straighten\`'s result, if already known
+                   prep:dict=None,        # `_straighten`'s result, if already known
                   )->Digitization:
     "The row-based reading of a page: ink, deskew and perspective from the grid, grid spacing from the spectrum, rows from the ink, dynamic-programming trace following, layout from the rows."
     src = load_image(img, where=where)
@@ -1187,7 +1187,7 @@ def _digitize_pulses(img,                   # image file, PIL image or (h, w, 3)
                        duration:float=None,   # seconds on the page (default: measured, to 0.5 s)
                        correct:bool=True,     # Einthoven post-correction of the limb leads
                        where:str=None,        # name for messages
-                       prep:dict=None,        # \`_straighten\`'s result, if already known
+                       prep:dict=None,        # `_straighten`'s result, if already known
                       )->Digitization:
     "The pulse-based reading of a page (a pulse at the start of every row sets rows, gain and speed; then trace following per panel)."
     src = load_image(img, where=where)
@@ -1260,7 +1260,8 @@ def digitize_classical(img,                   # image file, PIL image or (h, w, 
         out.append((n, np.nan_to_num(_einthoven_corr(d.x), nan=-1), d, f))
     if not out: raise DigitizeError(errs[0])
     n, e, d, f = out[0]
-    if len(out) > 1 and (out[1][0] > n or (out[1][0] == n and out[1][1] > e + .02)): n, e, d, f = out[1]
+    if len(out) > 1 and (out[1][0] > n or (out[1][0] == n and (out[1][1] > e + .02 or 1 - out[1][1] < .5*(1 - e)))):
+        n, e, d, f = out[1]                                              # more leads, or half the Einthoven error
     d.info['einthoven_raw'] = _einthoven_corr(d.x)                       # before the correction makes it 1
     if correct: d.x = _merge(einthoven(d.info['est']), d.x.shape[1])
     return d
