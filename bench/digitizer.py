@@ -60,11 +60,22 @@ nc = a.n_classical or min(a.n, 8)
 sync(); t = time.perf_counter()
 for im in imgs[:nc]: digitize_classical(im)
 tc = time.perf_counter() - t
+from ecgdiff.digitizer import _straighten, _digitize_rows, _digitize_pulses   # the classical path's stages
+cs = {}
+for name, f in (('straighten', lambda im, p: _straighten(im)), ('rows', lambda im, p: _digitize_rows(im, prep=p)),
+                ('pulses', lambda im, p: _digitize_pulses(im, prep=p))):
+    preps = [_straighten(im) for im in imgs[:nc]] if name != 'straighten' else [None]*nc
+    t = time.perf_counter()
+    for im, pr in zip(imgs[:nc], preps):
+        try: f(im, pr)
+        except Exception: pass
+    cs[name] = nc/(time.perf_counter() - t)
 
 res = dict(device=torch.cuda.get_device_name(dev) if cuda else 'cpu', torch=torch.__version__, threads=torch.get_num_threads(),
            n=a.n, bs=a.bs, dpi=a.dpi, image_px=int(np.mean([im.shape[0]*im.shape[1] for im in imgs])),
            weights='trained' if trained else 'random', pipeline_kind='Digitizer.__call__' if trained else 'stages chained on true geometry',
            encoders={k: dg.cfgs[k]['model']['encoder'] + f"/w{dg.cfgs[k]['model']['width']}" for k in range(3)},
+           classical_stages_images_per_s=cs,
            images_per_s=dict(classical=nc/tc, stage0=a.n/t0, stage1=a.n/t1, stage2=a.n/t2, pipeline=a.n/tp),
            s_per_image=dict(classical=tc/nc, stage0=t0/a.n, stage1=t1/a.n, stage2=t2/a.n, pipeline=tp/a.n),
            stage2_decode_s_per_image_perfect_masks=td, stage2_ppmm=s2)

@@ -16,6 +16,7 @@ import wfdb
 import yaml
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage as ndi
+from scipy.signal import find_peaks
 from fastcore.script import call_parse, store_true
 from fastprogress.fastprogress import progress_bar
 from fastai.layers import ConvLayer, ResBlock, AdaptiveConcatPool2d, Flatten
@@ -31,11 +32,11 @@ from .training import CheckpointError, atomic_path
 # %% auto #0
 __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'PageTruth', 'warp_tensor', 'render_page',
            'fit_homography', 'distort', 'record_signals', 'random_page', 'lead_powers', 'snr_cinc', 'snr_kaggle',
-           'kaggle_score', 'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'Digitization', 'column_runs',
-           'follow_trace', 'centreline', 'einthoven', 'digitize_classical', 'load_config', 'ResNetD', 'UNet',
-           'letterbox', 'StageData', 'DigitizerLoss', 'HeadAccuracy', 'CornerError', 'Dice', 'build_model',
-           'train_stage', 'Digitizer', 'write_record', 'kaggle_rows', 'overlay', 'digitize_files', 'digitize_cli',
-           'quality', 'decoder_ceiling']
+           'kaggle_score', 'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'ink_mask', 'Digitization',
+           'column_runs', 'follow_trace', 'centreline', 'follow_dp', 'einthoven', 'find_rows', 'digitize_classical',
+           'page_heart_rate', 'load_config', 'ResNetD', 'UNet', 'letterbox', 'StageData', 'DigitizerLoss',
+           'HeadAccuracy', 'CornerError', 'Dice', 'build_model', 'train_stage', 'Digitizer', 'write_record',
+           'kaggle_rows', 'overlay', 'page_report', 'digitize_files', 'digitize_cli', 'quality', 'decoder_ceiling']
 
 # %% ../nbs/05_digitizer.ipynb #c4d02720
 def _rgb(c)->np.ndarray:
@@ -662,30 +663,44 @@ def _snap(v, choices, tol=.12):
     c = min(choices, key=lambda c: abs(v - c))
     return float(c) if abs(v - c) <= tol*c else float(v)
 
-def _find_pulses(ink, hlim:tuple, wlim:tuple)->list:
-    "Calibration pulses: thin, n-shaped ink components `hlim` px tall and `wlim` px wide; per pulse (x_rise, x_fall, y_base, y_top, x_stop, pen) px."
-    lab, n = ndi.label(ink, structure=np.ones((3, 3)))
-    out = []
-    for i, sl in enumerate(ndi.find_objects(lab)):
-        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
-        if not (hlim[0] <= h <= hlim[1] and wlim[0] <= w <= wlim[1]): continue
-        m = lab[sl] == i + 1
-        tall = np.flatnonzero(m.sum(0) > .7*h)                # columns that are mostly ink: the two edges
-        if len(tall) < 2: continue
-        gaps = np.flatnonzero(np.diff(tall) > 1)
-        if len(gaps) != 1: continue
-        left, right = tall[:gaps[0] + 1], tall[gaps[0] + 1:]
-        if right[0] - left[-1] < .25*w or left[0] > .4*w or right[-1] < .6*w: continue
-        top = m[:h//2, left[-1] + 1:right[0]]
-        if not top.any(0).mean() > .9: continue                 # a flat top joins them
-        tail = m[:, :max(left[0] - 1, 1)]
-        if not tail.any(): continue
-        r = np.arange(m.shape[0])[:, None]
-        y_base = sl[0].start + (r*tail).sum()/tail.sum() + .5
-        y_top = sl[0].start + (r[:h//2]*top).sum()/top.sum() + .5
-        pen = tail.sum(0).mean()
-        out.append((sl[1].start + left.mean() + .5, sl[1].start + right.mean() + .5, y_base, y_top, sl[1].stop, pen))
-    return out
+# %% ../nbs/05_digitizer.ipynb #ca550da4
+def _otsu(x, bins:int=128)->float:
+    "Otsu's threshold of values `x` in [0, 1]: the split maximising the between-class variance."
+    h, e = np.histogram(x, bins, range=(0, 1)); c = (e[:-1] + e[1:])/2
+    w0 = np.cumsum(h); w1 = w0[-1] - w0
+    m0, m1 = np.cumsum(h*c)/np.maximum(w0, 1), (np.sum(h*c) - np.cumsum(h*c))/np.maximum(w1, 1)
+    return float(c[np.argmax(w0*w1*(m0 - m1)**2)])
+
+def _remove_lines(ink, nb:int=4)->tuple:
+    "Ink without straight lines (page borders, and grid lines dark enough to pass as ink: then only what is thicker than them stays); and the horizontal lines removed."
+    h, w = ink.shape
+    out = ink.copy()
+    if (ink.mean(0) > .25).sum() >= 60 and (ink.mean(1) > .25).sum() >= 60:     # many columns and rows of ink: a dark grid
+        out = ndi.binary_opening(ink, np.ones((3, 3), bool))
+    hl = np.zeros_like(out)
+    vb = np.stack([out[k*h//nb:(k + 1)*h//nb].mean(0) > .5 for k in range(nb)])      # (nb, w) in blocks, so that a
+    vb &= ndi.maximum_filter1d(vb, 3, axis=1).sum(0) >= nb - 1       # bent line counts; a tall QRS spans one or two
+    for k in range(nb):
+        a, b = k*h//nb, (k + 1)*h//nb
+        out[a:b, np.flatnonzero(vb[k])] = False
+        a, b = k*w//nb, (k + 1)*w//nb
+        r = np.flatnonzero(out[:, a:b].mean(1) > .7)
+        hl[r, a:b] = out[r, a:b]; out[r, a:b] = False
+    return out, hl
+
+def _ink(img)->tuple:
+    "Trace ink (h, w) bool without straight lines, the darkness threshold, and the horizontal lines removed (a flat trace is one too)."
+    c = [img[..., k] for k in range(3)]
+    v = np.maximum(np.maximum(c[0], c[1]), c[2]).astype(np.float32)/255     # coloured grid lines stay bright
+    d = 1 - np.minimum(v/np.maximum(_background(v), .05), 1)
+    dk = d[d > .1]
+    thr = float(np.clip(_otsu(dk), .25, .55)) if len(dk) > 100 else .5
+    return *_remove_lines(d > thr), thr
+
+def ink_mask(img)->tuple:
+    "Trace ink (h, w) bool of an RGB page: darker than the local paper by Otsu's threshold of the dark pixels, straight lines removed; and the threshold."
+    ink, _, thr = _ink(img)
+    return ink, thr
 
 # %% ../nbs/05_digitizer.ipynb #145d54fc
 @dataclass
@@ -769,6 +784,46 @@ def centreline(top, bot, pen:float)->np.ndarray:
     y[up], y[dn] = U[up], D[dn]
     y[~ok] = np.nan
     return y
+
+# %% ../nbs/05_digitizer.ipynb #3a3a9373
+def follow_dp(M, y0:float, reach:float, K:int=12, skip:float=2., w_base:float=.01, w_mid:float=.005, slack:float=2.)->tuple:
+    "Trace following by dynamic programming over the vertical runs of `M` (rows, cols) from the baseline row `y0`: per column the top and bottom (exclusive) of the chosen run (NaN: none)."
+    h, n = M.shape
+    cs, rs, re = column_runs(M)
+    rs, re = rs.astype(float), re.astype(float)
+    ptr = np.searchsorted(cs, np.arange(n + 1)).tolist()
+    st = np.array([[y0 - 1.], [y0 + 1.], [0.], [0.]])        # (4, P) states: top and bottom of a run, cost, age
+    step = np.array([[0.], [0.], [skip], [1.]])               # what skipping a column does to a state
+    hist = []
+    for c in range(n):
+        s, e = rs[ptr[c]:ptr[c + 1]], re[ptr[c]:ptr[c + 1]]
+        ps, pe, pc, pa = st
+        nr, P = len(s), st.shape[1]
+        if nr:
+            gap = np.maximum(s[None] - pe[:, None], 0) + np.maximum(ps[:, None] - e[None], 0)      # (P, C) px apart
+            gap = np.maximum(gap - slack*pa[:, None], 0)                 # a trace unseen for `age` columns may have moved
+            tot = pc[:, None] + gap + w_mid*np.abs((s + e)[None] - (ps + pe)[:, None])/2
+            b = tot.argmin(0)
+            near = np.minimum(np.abs(s - y0), np.abs(e - y0))*((s > y0) | (e < y0))          # 0 if the run crosses y0
+            cost = tot[b, np.arange(nr)] + w_base*np.maximum(near - reach, 0)
+            new = np.concatenate([np.stack([s, e, cost, np.zeros(nr)]), st + step], 1)    # each state may also skip
+            B = np.concatenate([b, np.arange(P)])
+        else: new, B = st + step, np.arange(P)
+        idx = None
+        if new.shape[1] > K:                                             # a beam of the K cheapest
+            idx = np.argpartition(new[2], K)[:K]
+            new, B = new[:, idx], B[idx]
+        hist.append((new[0], new[1], B, (idx if idx is not None else np.arange(new.shape[1])) < nr))
+        new[2] -= new[2].min()
+        st = new
+    pc = st[2]
+    top, bot = np.full(n, np.nan), np.full(n, np.nan)
+    j = int(np.argmin(pc))
+    for c in range(n - 1, -1, -1):                                       # back along the cheapest path
+        S, E, B, O = hist[c]
+        if O[j]: top[c], bot[c] = S[j], E[j]
+        j = B[j]
+    return top, bot
 
 # %% ../nbs/05_digitizer.ipynb #32bf8b0a
 def _fill_gaps(v, max_gap:int):
@@ -870,26 +925,277 @@ def _deskew(img, ang:float):
     M = np.array([[c, -s, cx - c*cx + s*cy], [s, c, cy - s*cx - c*cy], [0, 0, 1.]])
     return warp(img, M, (h, w), fill=255), M
 
-def digitize_classical(img,                   # image file, PIL image or (h, w, 3) array
+# %% ../nbs/05_digitizer.ipynb #7ea39fef
+def find_rows(ink, ppmm:float=None, min_cov:float=.25)->np.ndarray:
+    "Baselines (px) of the trace rows of an ink mask: the peaks of how much of the page's width has ink within 1 mm of each row."
+    h, w = ink.shape
+    k = max(int(round(ppmm if ppmm else h/250)), 1)
+    D = ndi.maximum_filter1d(ink, 2*k + 1, axis=0)
+    cols = np.flatnonzero(ink.any(0))
+    cov = ndi.uniform_filter1d(D[:, cols[0]:cols[-1] + 1].mean(1) if len(cols) else D.mean(1), 2*k + 1)
+    if cov.max() <= 0: return np.zeros(0, int)
+    return find_peaks(cov, distance=max(8*ppmm if ppmm else h/30, 3), height=min_cov*cov.max())[0]
+
+def _pulse(top, ppmm:float, side:str):
+    "A calibration pulse at the `side` ('start' or 'end') of a followed row (its per-column ink `top`): (first, last column of its flat top, height px) or None."
+    idx = np.flatnonzero(np.isfinite(top))
+    if len(idx) < 10: return None
+    n = len(top)
+    span = int(18*ppmm) if ppmm else int(.08*n)
+    a, b = (idx[0], min(idx[0] + span, n)) if side == 'start' else (max(idx[-1] - span, 0), idx[-1] + 1)
+    t, base = top[a:b], np.nanmedian(top[idx])
+    cand = np.flatnonzero(base - t > (3.5*ppmm if ppmm else 6))          # high above the baseline (5 mm at 5 mm/mV)
+    if len(cand) < 3: return None
+    level = np.median(t[cand])
+    flat = np.flatnonzero(np.abs(t - level) <= max(1.5, .08*(base - level)))
+    if len(flat) < 3: return None
+    r = max(np.split(flat, np.flatnonzero(np.diff(flat) > 2) + 1), key=len)    # the longest flat stretch
+    width, height = r[-1] - r[0] + 1, base - level
+    if ppmm and not (2.5*ppmm <= width <= 12*ppmm and 3.5*ppmm <= height <= 22*ppmm): return None
+    if not ppmm and not (.25 <= width/height <= 1.2): return None
+    return a + r[0], a + r[-1], height
+
+# %% ../nbs/05_digitizer.ipynb #acc6bcad
+_COLS = {'3x4': [['I', 'II', 'III'], ['aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3'], ['V4', 'V5', 'V6']],
+         '6x2': [['I', 'II', 'III', 'aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3', 'V4', 'V5', 'V6']],
+         '6x1': [['I', 'II', 'III', 'aVR', 'aVL', 'aVF']], '12x1': [list(LEADS)]}
+_RHYTHM = {1: ['II'], 2: ['II', 'V1'], 3: ['V1', 'II', 'V5']}     # the usual rhythm strips, when none matches a panel
+
+def _corr(a, b)->float:
+    "Pearson correlation of `a` and `b` on their shared finite samples (NaN with fewer than 20)."
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 20: return np.nan
+    a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
+    return float((a*b).sum()/np.sqrt((a*a).sum()*(b*b).sum() + 1e-12))
+
+def _win(v, k:int, n:int)->np.ndarray:
+    "`v` with NaN outside its `k`-th of `n` equal windows."
+    L = len(v); a, b = int(k*L/n), int((k + 1)*L/n)
+    out = np.full(L, np.nan); out[a:b] = v[a:b]
+    return out
+
+def _layout(V:list, D:float, where:str)->tuple:
+    "The layout of a page from its rows' signals `V` (each (L,) over the page's `D` s): its name and panels [(lead, row, t0, t1)]."
+    n = len(V)
+    def grid(name, nrow):
+        cols = _COLS[name]; seg = D/len(cols)
+        return [(col[i], i, j*seg, (j + 1)*seg) for j, col in enumerate(cols) for i in range(nrow)]
+    def rhythm(first, k):
+        "Rhythm rows `first`... : the lead each shows, the panel whose samples it repeats (equal up to an offset)."
+        out = []
+        for m in range(k):
+            best = (.25, _RHYTHM[k][m] if k in _RHYTHM else 'II', False)
+            for lead, i, t0, t1 in grid('3x4', 3):
+                q = int(round(t0/(D/4)))
+                a, b = _win(V[first + m], q, 4), _win(V[i], q, 4)
+                ok = np.isfinite(a) & np.isfinite(b)
+                if ok.sum() < 20: continue
+                e = np.std(a[ok] - b[ok])/(np.std(b[ok]) + 1e-6)
+                if e < best[0]: best = (e, lead, True)
+            out.append((best[1], first + m, 0., D, best[2]))
+        return out
+    def gold(q):
+        "Goldberger's aVR, aVL, aVF from rows 0-2 taken as I, II, III, on window `q` of 4: mean correlation with rows 3-5."
+        I, II, III, a, b, c = [_win(v, q, 4) for v in V[:6]]
+        return np.nanmean([_corr(a, -(I + II)/2), _corr(b, (I - III)/2), _corr(c, (II + III)/2)])
+    if n == 3: return '3x4', grid('3x4', 3)
+    if n in (4, 5, 6):
+        p = rhythm(3, n - 3)
+        if n == 6 and (min(gold(0), gold(1)) > .6 or not any(q[4] for q in p) and gold(0) > .7):   # Goldberger holds over 5 s
+            return ('6x1', grid('6x1', 6)) if gold(3) > .7 else ('6x2', grid('6x2', 6))
+        p = [q[:4] for q in p]
+        return '+'.join(['3x4'] + [q[0] for q in p]), grid('3x4', 3) + p
+    if n == 7: return '6x2+II', grid('6x2', 6) + [('II', 6, 0., D)]
+    if n == 12: return '12x1', grid('12x1', 12)
+    if n == 13: return '12x1+II', grid('12x1', 12) + [('II', 12, 0., D)]
+    raise DigitizeError(f"{where}: layout: {n} trace row(s) found; expected 3 to 7, 12 or 13 (3x4 with 0-3 rhythm strips, 6x2, 6x2+1, 6x1, 12x1)")
+
+# %% ../nbs/05_digitizer.ipynb #8bd4a0f3
+def _flat_pen(R:list)->float:
+    "The pen's width (px) from followed rows (dicts with per-column ink `top`, `bot`): the median ink height where the trace is flat."
+    L, S = [], []
+    for r in R:
+        c, n = (r['top'] + r['bot'])/2, r['bot'] - r['top']
+        L.append(n[1:-1]); S.append(np.abs(c[2:] - c[:-2])/2)     # slope, px per column
+    L, S = np.concatenate(L), np.concatenate(S)
+    ok = np.isfinite(L) & (S < .3)
+    return float(np.median(L[ok])) if ok.sum() >= 50 else _thin_runs(L[np.isfinite(L)])
+
+def _straighten(src, max_deg:float=15.)->dict:
+    "A page deskewed (up to `max_deg`) and, where perspective bends its grid, rectified: the image, the homography input -> it, its grid signal, grid spacing (px per mm or None) and the angle."
+    _, gs = ink_and_grid(src); ink = ink_mask(src)[0]
+    M, work = np.eye(3), src
+    ang = _skew(gs, ink, max_deg)
+    if abs(ang) > .05:
+        work, M = _deskew(src, ang)
+        _, gs = ink_and_grid(work)
+    px, py = grid_spacing(gs)
+    if px is not None and (r := _rectify(work, gs, px, py)) is not None:
+        work, M2 = r; M = M2 @ M
+        _, gs = ink_and_grid(work); px, py = grid_spacing(gs)
+    return dict(work=work, M=M, gs=gs, px=px, py=py, angle=ang)
+
+def _on_time(ts, cx, y, r:dict, pxmv:float)->np.ndarray:
+    "A followed trace's centre `y` (px) at columns `cx` (px) as mV at times `ts` (s) of a row `r` starting at `r['xs']` px, `r['pxs']` px per s (NaN outside)."
+    if len(cx) <= 3: return np.full(len(ts), np.nan)
+    return np.interp(ts, (cx - r['xs'])/r['pxs'], (r['y0'] - y)/pxmv, left=np.nan, right=np.nan)
+
+def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) array
+                   fs:float=500,          # output sampling rate, Hz
+                   correct:bool=True,     # Einthoven post-correction of the limb leads
+                   where:str=None,        # name for messages
+                   prep:dict=None,        # `_straighten`'s result, if already known
+                  )->Digitization:
+    "The row-based reading of a page: ink, deskew and perspective from the grid, grid spacing from the spectrum, rows from the ink, dynamic-programming trace following, layout from the rows."
+    src = load_image(img, where=where)
+    where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
+    notes = []
+    st = prep or _straighten(src)
+    work, M, gs, px, py, ang = (st[k] for k in ('work', 'M', 'gs', 'px', 'py', 'angle'))
+    grid = px is not None
+    ppmm = (px + py)/2 if grid else None
+    ink, hl, _ = _ink(work)
+    h, w = ink.shape
+    rows = find_rows(ink, ppmm)
+    if not len(rows): raise DigitizeError(f"{where}: rows: no trace rows found in the ink ({'with' if grid else 'no'} grid)")
+    sp = np.median(np.diff(rows)) if len(rows) > 1 else .25*h
+    R = []
+    for i, y0 in enumerate(rows):                    # 1. follow every row across the page
+        up, dn = rows[i] - rows[i - 1] if i else sp, rows[i + 1] - rows[i] if i + 1 < len(rows) else sp
+        r0, r1 = int(max(y0 - 1.6*up, 0)), int(min(y0 + 1.6*dn, h))
+        near = np.abs(np.arange(r0, r1) - y0) <= .45*min(up, dn)             # a straight line on the baseline is a flat trace
+        Mr = ink[r0:r1] | (hl[r0:r1] & near[:, None])
+        top, bot = follow_dp(Mr, y0 - r0, reach=.45*min(up, dn))
+        R.append(dict(y0=y0, top=top + r0, bot=bot + r0, M=Mr, r0=r0, reach=.45*min(up, dn)))
+    pen = _flat_pen(R)
+    mm = ppmm or w/250
+    for r in R:                                      # 2. its extent: the longest stretch with gaps under 6 mm
+        ok = np.flatnonzero(np.isfinite(r['top']))
+        if not len(ok): r['c0'] = r['c1'] = 0; r['keep'] = False; continue
+        br = np.flatnonzero(np.diff(ok) > 6*mm)
+        st, en = np.r_[ok[0], ok[br + 1]], np.r_[ok[br], ok[-1]] + 1
+        k = int(np.argmax(en - st)); r['c0'], r['c1'] = int(st[k]), int(en[k])
+        y = r['top'][r['c0']:r['c1']]; y = y[np.isfinite(y)]
+        r['exc'] = (np.percentile(y, 99.5) - np.percentile(y, .5))/mm
+    Wmax = max(r['c1'] - r['c0'] for r in R)
+    g = ndi.uniform_filter1d(gs.mean(1), max(int(5*mm), 1)) if grid else None
+    for r in R:                                      # 3. traces are long (text lines are not) and lie on the grid
+        n = r['c1'] - r['c0']
+        r['keep'] = n >= .6*Wmax or (n >= .25*Wmax and r['exc'] > 5)
+        if grid: r['keep'] &= bool(g[int(r['y0'])] > .3*np.percentile(g, 90))
+    R = [r for r in R if r['keep']]
+    pulses, widths, pens = [], [], []
+    for side in ('start', 'end'):                    # 4. calibration pulses, cut off the traces
+        for r in R:
+            ok = np.flatnonzero(np.isfinite(r['top']))
+            c = np.arange(len(r['top']))
+            p = _pulse(np.where((c >= r['c0']) & (c < r['c1']), r['top'], np.nan), ppmm, side)
+            if p is None: continue
+            if side == 'end' and pulses and not (abs(p[2]/np.median(pulses) - 1) < .2 and abs((p[1] - p[0] + 1)/np.median(widths) - 1) < .3):
+                continue                             # where rows start with pulses, one at the end must look the same
+            pulses.append(p[2]); widths.append(p[1] - p[0] + 1); r['pulse_' + side] = p
+            pens.append((r['bot'] - r['top'])[p[0] + 1:p[1]])   # its flat top: the pen's width
+            if side == 'start':                      # the trace starts after the fall (and a gap, if the renderer leaves one)
+                after = ok[(ok > p[1]) & (ok < p[1] + 3*mm)]
+                gap = np.flatnonzero(np.diff(after) > 1)
+                r['c0'] = int(after[gap[0] + 1]) if len(gap) else int(p[1] + 1)
+            else:
+                before = ok[(ok < p[0]) & (ok > p[0] - 3*mm)]
+                gap = np.flatnonzero(np.diff(before) > 1)
+                r['c1'] = int(before[gap[-1]] + 1) if len(gap) else int(p[0])
+    if pens and np.isfinite(np.concatenate(pens)).sum() >= 5: pen = float(np.nanmedian(np.concatenate(pens)))
+    ext = np.array([r['c1'] - r['c0'] for r in R], float)
+    if not grid:                                     # 5. scale: the grid; else time from the trace length (10 s at
+        ppmm = np.median(ext[ext >= .8*ext.max()])/250    # 25 mm/s), voltage from pulses that agree with it (1 mV), else 10 mm/mV
+        pp = np.median(pulses) if pulses and abs(np.median(pulses)/10/ppmm - 1) < .25 else None
+        notes.append(f"{where}: no grid detected; time from the trace length (10 s at 25 mm/s assumed), voltage from the "
+                     + ("calibration pulses" if pp else "same scale (10 mm/mV assumed)"))
+        gain, speed = 10., 25.
+        pxs, pxmv = speed*ppmm, pp or 10*ppmm
+    else:
+        gain = _snap(np.median(pulses)/ppmm, (5., 10., 20.), .2) if pulses else 10.
+        if gain not in (5., 10., 20.): gain = 10.
+        speed = 50. if widths and abs(np.median(widths)/ppmm/10 - 1) < .25 else 25.   # the 0.2 s pulse: 10 mm wide at 50 mm/s
+        pxs, pxmv = speed*ppmm, gain*ppmm
+    full = ext >= .8*ext.max()
+    xs, Lfull = float(np.median([r['c0'] for r, f in zip(R, full) if f])), float(np.median(ext[full]))
+    D = Lfull/pxs
+    D = 10. if abs(D - 10) < .8 else 5. if speed == 50 and abs(D - 5) < .4 else max(round(D*4)/4, .5)
+    L, ts = int(round(D*fs)), np.arange(int(round(D*fs)))/fs
+    for r in R:                                      # 6. each row as a signal on the page's time axis
+        r['yc'] = y = centreline(r['top'], r['bot'], max(2*int(pen/2), 2))   # an opening no wider than the pen's flat top
+        c = np.arange(len(y)); ok = np.isfinite(y) & (c >= r['c0']) & (c < r['c1'])
+        own = not grid and 'pulse_start' in r and abs(r['c1'] - r['c0'] - Lfull) < .04*Lfull and abs(r['c0'] - xs) < 15*ppmm
+        r['xs'] = (r['c0'] if own else xs) + pen/2  # on a straightened grid rows start together; else a row with a pulse keeps its own start
+        r['pxs'] = (r['c1'] - r['c0'] - pen)/D if own and not grid else pxs
+        r['v'] = _on_time(ts, c[ok] + .5, y[ok], r, pxmv)
+    layout, panels = _layout([r['v'] for r in R], D, where)
+    est, traces = [], []
+    for lead, i, t0, t1 in panels:                   # 7. panels: offset removed, gaps inside bridged
+        r, (a, b) = R[i], (int(round(t0*fs)), min(int(round(t1*fs)), L))
+        v, seg = np.full(L, np.nan, np.float32), r['v'][a:b].copy()
+        c0, c1 = int(r['xs'] + t0*r['pxs']), int(r['xs'] + t1*r['pxs'])
+        yy = r['yc'][c0:c1]
+        if t0 > 0 or t1 < D - 1/fs:                  # the row's path jumps where panels meet: follow the panel alone
+            ca, cb = max(int(r['xs'] + t0*r['pxs'] - pen/2), 0), min(int(np.ceil(r['xs'] + t1*r['pxs'] + pen/2)), w)
+            top, bot = follow_dp(r['M'][:, ca:cb], r['y0'] - r['r0'], reach=r['reach'])
+            yp = centreline(top, bot, max(2*int(pen/2), 2)) + r['r0']
+            cc = np.arange(ca, cb); okp = np.isfinite(yp) & (t0 == 0 or cc + .5 >= r['xs'] + t0*r['pxs'] + 1)   # past the joint
+            seg = _on_time(ts[a:b], cc[okp] + .5, yp[okp], r, pxmv)
+            yy = yp[c0 - ca:c1 - ca] if c0 >= ca else yy
+        if np.isfinite(seg).sum() > .3*(b - a):
+            ok = np.flatnonzero(np.isfinite(seg))
+            seg[:ok[0]], seg[ok[-1] + 1:] = seg[ok[0]], seg[ok[-1]]     # the edges held flat
+            v[a:b] = _fill_gaps(seg - np.nanmedian(seg), b - a)
+            ok = np.isfinite(yy)
+            traces.append((lead, np.stack([np.arange(c0, c0 + len(yy))[ok] + .5, yy[ok]], 1)))
+        est.append((lead, v))
+    x = _merge(einthoven(est) if correct else est, L)
+    traces = [(l, _homog(np.linalg.inv(M), t)) for l, t in traces]
+    info = dict(M=M, rows=[float(r['y0']) for r in R], xs=[float(r['xs']) for r in R], pxs=pxs, pxmv=pxmv, pen=pen,
+                angle=ang, grid=grid, n_pulses=len(pulses), est=est)
+    return Digitization(x, fs, layout, speed, gain, (ppmm, ppmm), traces, notes, 'classical', info)
+
+# %% ../nbs/05_digitizer.ipynb #80dca079
+def _find_pulses(ink, hlim:tuple, wlim:tuple)->list:
+    "Calibration pulses: thin, n-shaped ink components `hlim` px tall and `wlim` px wide; per pulse (x_rise, x_fall, y_base, y_top, x_stop, pen) px."
+    lab, n = ndi.label(ink, structure=np.ones((3, 3)))
+    out = []
+    for i, sl in enumerate(ndi.find_objects(lab)):
+        h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+        if not (hlim[0] <= h <= hlim[1] and wlim[0] <= w <= wlim[1]): continue
+        m = lab[sl] == i + 1
+        tall = np.flatnonzero(m.sum(0) > .7*h)                # columns that are mostly ink: the two edges
+        if len(tall) < 2: continue
+        gaps = np.flatnonzero(np.diff(tall) > 1)
+        if len(gaps) != 1: continue
+        left, right = tall[:gaps[0] + 1], tall[gaps[0] + 1:]
+        if right[0] - left[-1] < .25*w or left[0] > .4*w or right[-1] < .6*w: continue
+        top = m[:h//2, left[-1] + 1:right[0]]
+        if not top.any(0).mean() > .9: continue                 # a flat top joins them
+        tail = m[:, :max(left[0] - 1, 1)]
+        if not tail.any(): continue
+        r = np.arange(m.shape[0])[:, None]
+        y_base = sl[0].start + (r*tail).sum()/tail.sum() + .5
+        y_top = sl[0].start + (r[:h//2]*top).sum()/top.sum() + .5
+        pen = tail.sum(0).mean()
+        out.append((sl[1].start + left.mean() + .5, sl[1].start + right.mean() + .5, y_base, y_top, sl[1].stop, pen))
+    return out
+
+def _digitize_pulses(img,                   # image file, PIL image or (h, w, 3) array
                        fs:float=500,          # output sampling rate, Hz
                        duration:float=None,   # seconds on the page (default: measured, to 0.5 s)
                        correct:bool=True,     # Einthoven post-correction of the limb leads
                        where:str=None,        # name for messages
+                       prep:dict=None,        # `_straighten`'s result, if already known
                       )->Digitization:
-    "Digitize an ECG page without learning: ink threshold, deskew and grid spacing from the spectrum, calibration pulses, column-wise trace following."
+    "The pulse-based reading of a page (a pulse at the start of every row sets rows, gain and speed; then trace following per panel)."
     src = load_image(img, where=where)
     where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
     notes = []
-    ink, gs = ink_and_grid(src)
-    M, work = np.eye(3), src
-    ang = _skew(gs, ink)
-    if abs(ang) > .05:
-        work, M = _deskew(src, ang)
-        ink, gs = ink_and_grid(work)
-    px, py = grid_spacing(gs)
-    if px is not None and (r := _rectify(work, gs, px, py)) is not None:
-        work, M2 = r; M = M2 @ M
-        ink, gs = ink_and_grid(work); px, py = grid_spacing(gs)
+    st = prep or _straighten(src)
+    work, M, px, py = (st[k] for k in ('work', 'M', 'px', 'py'))
+    ink, gs = ink_and_grid(work)
     grid = px is not None and py is not None
     h, w = ink.shape
     if grid: pu = _find_pulses(ink, (3*py, 23*py), (3.5*px, 14*px))
@@ -929,7 +1235,56 @@ def digitize_classical(img,                   # image file, PIL image or (h, w, 
     est, traces = _decode_panels(lambda lead: ink, geom, frame, fs, int(round(dur*fs)))
     x = _merge(einthoven(est) if correct else est, int(round(dur*fs)))
     traces = [(l, _homog(np.linalg.inv(M), t)) for l, t in traces]
-    return Digitization(x, fs, layout, speed, gain, (px, py), traces, notes, 'classical', dict(M=M, **frame))
+    return Digitization(x, fs, layout, speed, gain, (px, py), traces, notes, 'classical', dict(M=M, **frame, est=est))
+
+# %% ../nbs/05_digitizer.ipynb #d9d38138
+def _einthoven_corr(x)->float:
+    "corr(II, I + III) of a (12, L) digitization on the columns where all three are read (NaN if fewer than 50)."
+    m = np.isfinite(x[0]) & np.isfinite(x[1]) & np.isfinite(x[2])
+    return float(np.corrcoef(x[1][m], (x[0] + x[2])[m])[0, 1]) if m.sum() >= 50 else np.nan
+
+def digitize_classical(img,                   # image file, PIL image or (h, w, 3) array
+                       fs:float=500,          # output sampling rate, Hz
+                       correct:bool=True,     # Einthoven post-correction of the limb leads
+                       where:str=None,        # name for messages
+                      )->Digitization:
+    "Digitize an ECG page without learning: the row-based reading, or the pulse-based one where it reads the limb leads more consistently (Einthoven)."
+    src = load_image(img, where=where)
+    where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
+    out, errs, prep = [], [], _straighten(src)
+    for f in (_digitize_rows, _digitize_pulses):
+        if f is _digitize_pulses and out and out[0][2].info['n_pulses'] < 3: break   # it needs a pulse on every row
+        try: d = f(src, fs=fs, correct=False, where=where, prep=prep)
+        except DigitizeError as e: errs.append(str(e)); continue
+        n = int((np.isfinite(d.x).sum(1) >= 2*fs).sum())                  # leads of at least 2 s
+        out.append((n, np.nan_to_num(_einthoven_corr(d.x), nan=-1), d, f))
+    if not out: raise DigitizeError(errs[0])
+    n, e, d, f = out[0]
+    if len(out) > 1 and (out[1][0] > n or (out[1][0] == n and (out[1][1] > e + .02 or 1 - out[1][1] < .5*(1 - e)))):
+        n, e, d, f = out[1]                                              # more leads, or half the Einthoven error
+    d.info['einthoven_raw'] = _einthoven_corr(d.x)                       # before the correction makes it 1
+    if correct: d.x = _merge(einthoven(d.info['est']), d.x.shape[1])
+    return d
+
+# %% ../nbs/05_digitizer.ipynb #cbe7ce6f
+def page_heart_rate(x,                    # (12, L) digitized leads in mV, NaN where a lead is not on the page
+                    fs:float,             # sampling rate, Hz
+                   )->float:
+    "Heart rate (bpm) of a digitized page from the QRS slopes of all its leads together (the same beats in every lead)."
+    x = np.asarray(x, np.float64)
+    d = np.diff(x, axis=1)**2
+    with warnings.catch_warnings():                          # every lead sees the same beats: its slope, scaled by its
+        warnings.simplefilter('ignore', RuntimeWarning)      # own steepest, averaged where leads are drawn
+        d = d/np.nanpercentile(d, 99, axis=1, keepdims=True)
+        e = np.nanmean(d, 0)
+    ok = np.isfinite(e)
+    if ok.sum() < 2*fs: return np.nan
+    e = ndi.uniform_filter1d(np.where(ok, e, 0), max(int(.04*fs), 1))
+    pk = find_peaks(e, distance=int(.27*fs), height=.4*np.percentile(e[ok], 99))[0]
+    rr = np.diff(pk)/fs
+    rr = rr[(rr > .27) & (rr < 2.2)]
+    return float(60/np.median(rr)) if len(rr) else np.nan
+
 
 # %% ../nbs/05_digitizer.ipynb #4137c1d3
 def _merge_cfg(a:dict, b:dict, where:str, path:str='')->dict:
@@ -1483,6 +1838,13 @@ def _digitize_one(f:Path, out:Path, mode:str, dg, fs:float, max_px:int)->tuple:
     atomic_path(out/f"{name}_overlay.png", lambda t: overlay(img, d).save(t, format='PNG'))
     return d, notes + d.notes
 
+def page_report(d:Digitization)->dict:
+    "What can be checked on a digitized page without its truth: layout, the leads read for at least 2 s, heart rate, corr(II, I + III) before the Einthoven correction, method and notes."
+    e = d.info.get('einthoven_raw', _einthoven_corr(d.x))
+    return dict(layout=d.layout, leads=[l for l, v in zip(LEADS, d.x) if np.isfinite(v).sum() >= 2*d.fs],
+                hr=round(page_heart_rate(d.x, d.fs), 1), einthoven=None if not np.isfinite(e) else round(float(e), 3),
+                method=d.method, notes=list(d.notes))
+
 def digitize_files(inputs,                 # an image file, a folder of images, or a list of files
                    output,                 # output folder
                    mode:str='pipeline',    # pipeline, classical, stage0, stage1 or stage2
@@ -1492,21 +1854,24 @@ def digitize_files(inputs,                 # an image file, a folder of images, 
                    progress:bool=True,
                    csv_name:str='digitized.csv',
                   )->dict:
-    "Digitize images to WFDB records, overlays and one Kaggle-format CSV; per-file failures are collected, not raised."
+    "Digitize images to WFDB records, overlays, one Kaggle-format CSV and a per-file `report.json`; per-file failures are collected, not raised."
     out = Path(output); out.mkdir(parents=True, exist_ok=True)
     if isinstance(inputs, (list, tuple)): files = [Path(f) for f in inputs]
-    elif Path(inputs).is_dir(): files = sorted(p for p in Path(inputs).iterdir() if p.is_file() and not p.name.startswith('.') and p.suffix.lower() != '.json')
+    elif Path(inputs).is_dir():                 # the images of a folder (by extension: not its README, sidecars or licences)
+        files = sorted(p for p in Path(inputs).iterdir() if p.is_file() and not p.name.startswith('.') and p.suffix.lower() in Image.registered_extensions())
     elif Path(inputs).exists(): files = [Path(inputs)]
     else: raise FileNotFoundError(f"{inputs}: no such file or folder")
     dg = Digitizer(checkpoints) if mode != 'classical' else None
-    ok, failed, notes, rows = [], [], [], []
+    ok, failed, notes, rows, report = [], [], [], [], []
     for f in (progress_bar(files, leave=False) if progress and len(files) > 1 else files):
         try:
             d, n = _digitize_one(f, out, mode, dg, fs, max_px)
             ok.append(str(f)); notes += n
-            if d is not None: rows += kaggle_rows(f.stem.removesuffix('_stage1'), d)
+            if d is not None: rows += kaggle_rows(f.stem.removesuffix('_stage1'), d); report.append(dict(file=f.name, **page_report(d)))
         except Exception as e:
             failed.append((str(f), str(e) if isinstance(e, (DigitizeError, ECGDataError, FileNotFoundError)) else f"{type(e).__name__}: {e}"))
+            report.append(dict(file=f.name, error=failed[-1][1]))
+    atomic_path(out/'report.json', lambda t: Path(t).write_text(json.dumps(report, indent=1)))
     if rows:
         def _w(t):
             with open(t, 'w') as fh:
