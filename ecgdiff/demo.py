@@ -357,7 +357,7 @@ def stage_paired(r:DemoRun):
 # %% ../nbs/08_demo.ipynb #2bfc93da
 def roundtrip(out:Path, X, labels:list, Y, n:int, seed:int, kind:str='generated'):
     "Render `n` of the ECGs `X` as 150 dpi paper pages, digitize them back (classical), score against what each page shows."
-    from ecgdiff.digitizer import render_page, digitize_classical, snr_cinc, snr_kaggle, kaggle_score, overlay
+    from ecgdiff.digitizer import render_page, digitize_classical, snr_cinc, snr_kaggle, kaggle_score, overlay, DigitizeError
     from PIL import Image
     idx = np.random.default_rng(seed).choice(len(X), size=min(n, len(X)), replace=False)
     rows, truths, preds, fig_img = [], [], [], None
@@ -367,13 +367,18 @@ def roundtrip(out:Path, X, labels:list, Y, n:int, seed:int, kind:str='generated'
         img, truth = render_page(X[i], fs=100, dpi=150, header=label)
         fn = out/'images'/f'{kind}_{i:04d}.png'
         atomic_write(fn, lambda f: Image.fromarray(img).save(f, format='png'))
-        d = digitize_classical(fn, fs=100)
         g = truth.signals()                              # what the page shows (a 3x4 panel holds 2.5 s of its lead)
-        t, p = g[:, :d.x.shape[1]], d.x[:, :g.shape[1]]
-        rows.append(dict(image=fn.name, label=label, cinc_snr_db=snr_cinc(t, p, 100), kaggle_snr_db=snr_kaggle(t, p, 100)))
+        try: d = digitize_classical(fn, fs=100)
+        except DigitizeError as e:                       # a page that cannot be read scores as an all-zero reading (0 dB)
+            d, error = None, str(e)
+        else: error = ''
+        t = g if d is None else g[:, :d.x.shape[1]]
+        p = np.zeros_like(t) if d is None else d.x[:, :g.shape[1]]
+        rows.append(dict(image=fn.name, label=label, cinc_snr_db=snr_cinc(t, p, 100), kaggle_snr_db=snr_kaggle(t, p, 100),
+                         error=error))
         truths.append(t)
         preds.append(p)
-        if fig_img is None: fig_img = overlay(img, d)
+        if fig_img is None and d is not None: fig_img = overlay(img, d)
     return pd.DataFrame(rows), kaggle_score(truths, preds, 100), fig_img
 
 # %% ../nbs/08_demo.ipynb #c3017079
@@ -383,7 +388,7 @@ def stage_roundtrip(r:DemoRun):
     ds, X, Y = r.stash['ds'], r.stash['X'], r.stash['Y']
     df, score, img = roundtrip(r.out, X, ds.labels, Y, r.n(3), r.seed)
     te = ds.split_idx('test')
-    dfr, score_r, _ = roundtrip(r.out, np.asarray(ds.X[te]), ds.labels, ds.Y[te], r.n(3), r.seed, 'real')
+    dfr, score_r, img_r = roundtrip(r.out, np.asarray(ds.X[te]), ds.labels, ds.Y[te], r.n(3), r.seed, 'real')
     r.summary['roundtrip'] = dict(kaggle_score_db=score, median_cinc_snr_db=float(df.cinc_snr_db.median()),
                                   real_kaggle_score_db=score_r, real_median_cinc_snr_db=float(dfr.cinc_snr_db.median()))
     r.report.section('7. Paper round trip', f"Generated ECGs rendered as 150 dpi ECG-paper images and digitized back by "
@@ -392,7 +397,7 @@ def stage_roundtrip(r:DemoRun):
                      f"{dfr.cinc_snr_db.median():.1f} dB.")
     r.report.table(pd.concat([df, dfr], ignore_index=True))
     fig = plt.figure(figsize=(9, 6))
-    plt.imshow(img)
+    plt.imshow(img if img is not None else img_r)        # a real page's overlay where no generated page could be read
     plt.axis('off')
     r.report.figure(fig, 'extracted traces over the image')
 

@@ -1084,6 +1084,7 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         r['keep'] = n >= .6*Wmax or (n >= .25*Wmax and r['exc'] > 5)
         if grid: r['keep'] &= bool(g[int(r['y0'])] > .3*np.percentile(g, 90))
     R = [r for r in R if r['keep']]
+    if not R: raise DigitizeError(f"{where}: rows: no row holds a trace long enough to be an ECG lead")
     pulses, widths, pens = [], [], []
     for side in ('start', 'end'):                    # 4. calibration pulses, cut off the traces
         for r in R:
