@@ -447,6 +447,7 @@ def sssd_learner(model:SSSD_ECG, # `SSSD_ECG` or `DSAT_ECG`
                  precision:str='auto', # 'auto' (bf16 on CUDA, fp32 on CPU), 'bf16', 'fp16', 'fp32'
                  n_acc:int=1, # Batches per optimiser step (gradient accumulation)
                  path=None, # Folder for `latest.pth`/`best.pth` checkpoints (None: no checkpoints)
+                 keep_every:int=0, # Also keep `epoch_NNNN.pth` in `path` every this many epochs
                  cbs=None, # Extra callbacks
                 )->Learner:
     "A fastai `Learner` training a diffusion ECG model: diffusion callback, EMA, mixed precision, accumulation, checkpoints."
@@ -459,7 +460,7 @@ def sssd_learner(model:SSSD_ECG, # `SSSD_ECG` or `DSAT_ECG`
     if not model.n_labels: cb.append(_NoLabels())
     if n_acc > 1: cb.append(grad_accum(dls.bs, n_acc))
     if path is not None:
-        cb.append(CheckpointCallback(path, meta=dict(variant=type(model).__name__, config=model.config, diffusion=dict(
+        cb.append(CheckpointCallback(path, keep_every=keep_every, meta=dict(variant=type(model).__name__, config=model.config, diffusion=dict(
             betas=None if betas is None else [float(b) for b in betas], pred=pred, scale=float(getattr(dls, 'scale', 1.))))))
     extra = [] if cbs is None else list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]
     learn = Learner(dls, model, loss_func=_mse, opt_func=adamw(wd=wd), lr=lr, cbs=cb + extra)
@@ -1156,6 +1157,7 @@ def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpu
                        zero_snr:bool=False, # Zero-terminal-SNR schedule with v-prediction (for scaled data)
                        ema:float=.9999, # EMA decay
                        precision:str='auto', # 'auto', 'bf16', 'fp16', 'fp32'
+                       keep_every:int=0, # Also keep checkpoints/epoch_NNNN.pth every this many epochs (to follow realism)
                        resume:bool=False, # Continue from out/checkpoints/latest.pth
                        seed:int=0, # Seed
                        quiet:bool=False, # No progress bars or epoch table
@@ -1174,7 +1176,7 @@ def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpu
         dls = sssd_dataloaders(ds, bs, scale=scale, crop=crop or None, device=default_device())
         learn = sssd_learner(model, dls, betas=make_betas('sssd_ecg', zero_snr=True) if zero_snr else None,
                              pred='v' if zero_snr else 'eps', p_uncond=p_uncond, lr=lr, ema_decay=ema, precision=precision,
-                             n_acc=n_acc, path=out/'checkpoints')
+                             n_acc=n_acc, path=out/'checkpoints', keep_every=keep_every)
         start = _resume(learn, latest) if resume else 0
         if is_rank0():                                   # the run folder appears once the data and model are good
             out.mkdir(parents=True, exist_ok=True)

@@ -306,6 +306,7 @@ class CheckpointCallback(Callback):
                  monitor:str='valid_loss',  # A column of the Recorder, or None for no `best`
                  comp=None,                 # `np.less` (default) or `np.greater`
                  meta=None,                 # Stored in each checkpoint under 'meta' (e.g. a config dict)
+                 keep_every:int=0,          # Also keep `epoch_NNNN.pth` every this many epochs (0: never)
                 ):
         store_attr(); self.best = None
         if comp is None: self.comp = np.less
@@ -336,18 +337,23 @@ class CheckpointCallback(Callback):
         if improved: self.best = v
         if rank_distrib() != 0: return               # in a distributed run only rank 0 writes
         save_checkpoint(self.learn, self.latest, self.epoch, self.best, self.meta)
-        if improved:
-            fd, tmp = _tmp_beside(self.best_file); os.close(fd)
-            try: os.replace(_copy(self.latest, tmp), self.best_file)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-                raise
+        if self.keep_every and (self.epoch + 1) % self.keep_every == 0:
+            _copy_atomic(self.latest, Path(self.path)/f'epoch_{self.epoch + 1:04d}.pth')
+        if improved: _copy_atomic(self.latest, self.best_file)
 
 def _copy(src, dst):
     with open(src, 'rb') as f, open(dst, 'wb') as g:
         while chunk := f.read(1 << 20): g.write(chunk)
         g.flush(); os.fsync(g.fileno())
     return dst
+
+def _copy_atomic(src, dst):
+    "Copy `src` to `dst` through a temporary file beside it: `dst` is the old file or the whole new one."
+    fd, tmp = _tmp_beside(dst); os.close(fd)
+    try: os.replace(_copy(src, tmp), dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        raise
 
 # %% ../nbs/01a_training.ipynb #bb980087
 class _Restore(Callback):
