@@ -13,7 +13,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 
 # %% auto #0
-__all__ = ['CHUNK_MB', 'hippo_legs', 'nplr_legs', 's4d_init', 'log_dt_init', 'cauchy_backends', 'cauchy_backend',
+__all__ = ['CHUNK_MB', 'FROZEN_MAP_MB', 'hippo_legs', 'nplr_legs', 's4d_init', 'log_dt_init', 'cauchy_backends', 'cauchy_backend',
            'set_cauchy_backend', 'cauchy', 'vandermonde', 'SSKernelDiag', 'SSKernelNPLR', 'HippoSSKernel', 'S4',
            'S4Layer', 's4_state_params', 's4_splitter', 's4_param_groups', 'S4StateHypers', 'S4Module',
            'get_torch_trans']
@@ -377,6 +377,30 @@ class SSKernelDiag(_S4Base):
         state = dA*state + dB*u[..., None]
         return 2*torch.einsum('chn,bhn->bch', C, state).real, state
 
+# %% ../nbs/01_s4_kernels.ipynb #frozmap1
+FROZEN_MAP_MB = 256  # most memory the cached map of one frozen NPLR kernel may take (MB); larger kernels sum each time
+
+def _frozen_map(self, # An `SSKernelNPLR`
+                Lk:int, omega:torch.Tensor, z:torch.Tensor):
+    "`(MA, MB)` (H, N/2, Lk//2+1) with `K^ = C~ MA + conj(C~) MB` when the state is frozen (rank 1, no halfsum), else None."
+    state = [getattr(self, n) for n in ('log_dt', 'w', 'B', 'P', 'Q')]
+    if self.rank != 1 or self.halfsum or any(isinstance(t, nn.Parameter) for t in state): return None
+    if 2*self.H*(self.N//2)*len(z)*z.element_size() > FROZEN_MAP_MB*2**20: return None
+    key = (Lk, z.dtype, z.device, *((t.data_ptr(), t._version) for t in state + [self.omega, self.z]))
+    cache = getattr(self, '_map_cache', None)
+    if cache is not None and cache[0] == key: return cache[1]
+    with torch.no_grad():
+        dt = self.log_dt.to(z.real.dtype).exp()
+        w = self._c('w').to(z.dtype)*dt[:, None]                       # (H, N/2)
+        B, P, Q = [self._c(n).to(z.dtype)[0] for n in ('B', 'P', 'Q')]  # (H, N/2)
+        kq = cauchy(_conj_full(torch.stack([Q*B, Q*P])), z, _conj_full(w), self.backend)*dt[:, None]
+        g = (kq[0]/(1 + kq[1]))[:, None]                                 # (H, 1, L')
+        s = (2/(1 + omega))*dt[:, None, None]                              # (H, 1, L')
+        MA = s*(B[..., None] - P[..., None]*g)/(z - w[..., None])
+        MB = s*(B.conj()[..., None] - P.conj()[..., None]*g)/(z - w.conj()[..., None])
+    self._map_cache = (key, (MA, MB))
+    return MA, MB
+
 # %% ../nbs/01_s4_kernels.ipynb #5eac0246
 def _nodes(L, dtype=torch.complex64, device=None):
     "The L//2+1 FFT nodes `omega = exp(-2 pi i k/L)` and bilinear `z = 2 (1-omega)/(1+omega)`."
@@ -446,6 +470,10 @@ class SSKernelNPLR(_S4Base):
         C, Lk = self._C_tilde(L)
         if Lk == self.l_max: omega, z = self._c('omega'), self._c('z')
         else: omega, z = _nodes(Lk, C.dtype, C.device)
+        M = _frozen_map(self, Lk, omega, z)   # SSSD-ECG's frozen state: the kernel is a fixed linear map of C~
+        if M is not None:
+            k_f = torch.einsum('chn,hnl->chl', C, M[0]) + torch.einsum('chn,hnl->chl', C.conj(), M[1])
+            return torch.fft.irfft(k_f, n=Lk)[..., :L]
         dt = self.log_dt.exp()
         w, B, P, Q = self._c('w')*dt[:, None], self._c('B'), self._c('P'), self._c('Q')
         c, r = self.channels, self.rank
