@@ -6,7 +6,8 @@ CPU smoke run in a minute). Measured in one run, so that ratios are meaningful:
 - training: seconds per optimiser step at batch 8 and samples/s for each batch size up to the first OOM (the best one
   is reported), peak memory; fastai Learner with the diffusion callback, EMA, bf16 MixedPrecision on CUDA;
 - a reference-like baseline in the same process: fp32, the naive (materialising) Cauchy backend, the kernels
-  recomputed at every sampling step (as the public implementation does);
+  recomputed at every training and sampling step (as the public implementation does); and ecgdiff's own path without
+  the frozen-state kernel map (`ecgdiff.s4.FROZEN_MAP_MB = 0`: chunked Cauchy sums at every training step);
 - sampling: samples/s for DDPM-200 and DDIM / DPM-Solver++(2M) at 50 and 20 steps, at batch 64 and 256, with the
   default inference levers (cached kernels, Toeplitz or FFT convolutions, bf16, CUDA graphs); steady state (a second
   batch after the set-up) and including set-up; peak memory;
@@ -14,6 +15,7 @@ CPU smoke run in a minute). Measured in one run, so that ratios are meaningful:
   synchronisation (torch.cuda.set_sync_debug_mode('error')).
 
     python bench/sssd.py --quick                      # CPU smoke run
+    python bench/sssd.py --blocks 4 --train-bs 4 --skip-sample --threads 2   # CPU training: 4 blocks of paper widths
     python bench/sssd.py --device cuda --out sssd.json    # the GPU measurement (about 10 minutes on an H200)
 
 Reference numbers (public SSSD-ECG as shipped, H200): 0.357 s/step at batch 8 (22 samples/s, 18.4 GB); DDPM-200
@@ -155,6 +157,7 @@ def main():
     p.add_argument('--compile', action='store_true', help='measure with torch.compile (training and sampling; compiling takes minutes)')
     p.add_argument('--skip-train', action='store_true'); p.add_argument('--skip-sample', action='store_true')
     p.add_argument('--threads', type=int, default=1, help='CPU threads (CPU runs)')
+    p.add_argument('--blocks', type=int, default=0, help="residual blocks of the paper's widths (0: the paper's 36)")
     p.add_argument('--out', default=None, help='also write the JSON here')
     a = p.parse_args()
     dev = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
@@ -167,13 +170,13 @@ def main():
         train_bs, sample_bs, n_steps, warmup = [2, 4], [4, 8], 2, 1
         samplers = [('ddpm', 200), ('ddim', 50), ('ddim', 20), ('dpmpp_2m', 20)]
     else:
-        cfg, L = {}, 1000
+        cfg, L = ({'num_res_layers': a.blocks} if a.blocks else {}), 1000
         train_bs, sample_bs, n_steps, warmup = [8, 16, 32, 64, 128, 256], [64, 256], 10, 3
         samplers = [('ddpm', 200), ('ddim', 50), ('ddim', 20), ('dpmpp_2m', 50), ('dpmpp_2m', 20)]
     if a.train_bs: train_bs = [int(b) for b in a.train_bs.split(',')]
     if a.sample_bs: sample_bs = [int(b) for b in a.sample_bs.split(',')]
     res = dict(device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else platform.processor() or 'cpu',
-               torch=torch.__version__, config='tiny (--quick)' if a.quick else 'paper', L=L,
+               torch=torch.__version__, config='tiny (--quick)' if a.quick else f'paper widths, {a.blocks or 36} blocks', L=L,
                cauchy_backend=cauchy_backend(dev), reference_h200=dict(train_s_per_step_bs8=.357, train_samples_per_s=22.4,
                                                                       ddpm200_samples_per_s_bs64=1.08))
     n_params = sum(p.numel() for p in _model(cfg, 'cpu').parameters())
@@ -199,8 +202,18 @@ def main():
             best = max(ok, key=lambda r: r['samples_per_s'])
             log('train_best', dict(best, **({} if a.quick else {'speedup_vs_reference': round(best['samples_per_s']/22.4, 1)})))
         if not a.no_baseline:
+            import ecgdiff.s4 as s4
+            mb, s4.FROZEN_MAP_MB = s4.FROZEN_MAP_MB, 0      # the reference sums the Cauchy kernels at every step
             try: log('train_baseline', train_speed(cfg, dev, train_bs[0], max(2, n_steps//3), 1, L, precision='fp32', backend='naive'))
             except Exception as e: log('train_baseline', dict(error=f'{type(e).__name__}: {e}'[:300]))
+            finally: s4.FROZEN_MAP_MB = mb
+            mb, s4.FROZEN_MAP_MB = s4.FROZEN_MAP_MB, 0      # ecgdiff before the frozen-state map (Cauchy sums each step)
+            try: log('train_cauchy_each_step', train_speed(cfg, dev, train_bs[0], max(2, n_steps//3), 1, L))
+            except Exception as e: log('train_cauchy_each_step', dict(error=f'{type(e).__name__}: {e}'[:300]))
+            finally: s4.FROZEN_MAP_MB = mb
+            if 'samples_per_s' in res.get('train_cauchy_each_step', {}) and ok:
+                res['train_best']['speedup_vs_cauchy_each_step'] = round(
+                    res['train_best']['samples_per_s']/res['train_cauchy_each_step']['samples_per_s'], 2)
             if 'samples_per_s' in res.get('train_baseline', {}) and ok:
                 res['train_best']['speedup_vs_baseline'] = round(res['train_best']['samples_per_s']/res['train_baseline']['samples_per_s'], 1)
 

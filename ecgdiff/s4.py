@@ -14,8 +14,8 @@ from fastai.callback.schedule import ParamScheduler
 
 # %% auto #0
 __all__ = ['CHUNK_MB', 'FROZEN_MAP_MB', 'hippo_legs', 'nplr_legs', 's4d_init', 'log_dt_init', 'cauchy_backends', 'cauchy_backend',
-           'set_cauchy_backend', 'cauchy', 'vandermonde', 'SSKernelDiag', 'SSKernelNPLR', 'HippoSSKernel', 'S4',
-           'S4Layer', 's4_state_params', 's4_splitter', 's4_param_groups', 'S4StateHypers', 'S4Module',
+           'set_cauchy_backend', 'cauchy', 'vandermonde', 'SSKernelDiag', 'SSKernelNPLR', 'HippoSSKernel', 'fft_conv',
+           'S4', 'S4Layer', 's4_state_params', 's4_splitter', 's4_param_groups', 'S4StateHypers', 'S4Module',
            'get_torch_trans']
 
 # %% ../nbs/01_s4_kernels.ipynb #2d33f60a
@@ -381,12 +381,15 @@ class SSKernelDiag(_S4Base):
 FROZEN_MAP_MB = 256  # most memory the cached map of one frozen NPLR kernel may take (MB); larger kernels sum each time
 
 def _frozen_map(self, # An `SSKernelNPLR`
-                Lk:int, omega:torch.Tensor, z:torch.Tensor):
-    "`(MA, MB)` (H, N/2, Lk//2+1) with `K^ = C~ MA + conj(C~) MB` when the state is frozen (rank 1, no halfsum), else None."
+                L:int, # Kernel samples wanted
+                Lk:int, # Internal length (`l_max` or a doubling of it)
+                omega:torch.Tensor, z:torch.Tensor, # FFT nodes for `Lk` (see `_nodes`)
+               ):
+    "Real `W` (H, N, L) with kernel = `view_as_real(C~)` (c, H, N) @ `W` when the state is frozen (rank 1, no halfsum), else None."
     state = [getattr(self, n) for n in ('log_dt', 'w', 'B', 'P', 'Q')]
     if self.rank != 1 or self.halfsum or any(isinstance(t, nn.Parameter) for t in state): return None
-    if 2*self.H*(self.N//2)*len(z)*z.element_size() > FROZEN_MAP_MB*2**20: return None
-    key = (Lk, z.dtype, z.device, *((t.data_ptr(), t._version) for t in state + [self.omega, self.z]))
+    if self.H*self.N*L*z.real.element_size() > FROZEN_MAP_MB*2**20: return None
+    key = (L, Lk, z.dtype, z.device, *((t.data_ptr(), t._version) for t in state + [self.omega, self.z]))
     cache = getattr(self, '_map_cache', None)
     if cache is not None and cache[0] == key: return cache[1]
     with torch.no_grad():
@@ -396,10 +399,12 @@ def _frozen_map(self, # An `SSKernelNPLR`
         kq = cauchy(_conj_full(torch.stack([Q*B, Q*P])), z, _conj_full(w), self.backend)*dt[:, None]
         g = (kq[0]/(1 + kq[1]))[:, None]                                 # (H, 1, L')
         s = (2/(1 + omega))*dt[:, None, None]                              # (H, 1, L')
-        MA = s*(B[..., None] - P[..., None]*g)/(z - w[..., None])
+        MA = s*(B[..., None] - P[..., None]*g)/(z - w[..., None])        # K^ = C~ MA + conj(C~) MB
         MB = s*(B.conj()[..., None] - P.conj()[..., None]*g)/(z - w.conj()[..., None])
-    self._map_cache = (key, (MA, MB))
-    return MA, MB
+        W = torch.stack([MA + MB, 1j*(MA - MB)], 2)                      # K^ = Re C~ (MA+MB) + Im C~ i(MA-MB)
+        W = torch.fft.irfft(W, n=Lk)[..., :L].flatten(1, 2).contiguous()  # (H, N, L), rows re0, im0, re1, ...
+    self._map_cache = (key, W)
+    return W
 
 # %% ../nbs/01_s4_kernels.ipynb #5eac0246
 def _nodes(L, dtype=torch.complex64, device=None):
@@ -470,10 +475,8 @@ class SSKernelNPLR(_S4Base):
         C, Lk = self._C_tilde(L)
         if Lk == self.l_max: omega, z = self._c('omega'), self._c('z')
         else: omega, z = _nodes(Lk, C.dtype, C.device)
-        M = _frozen_map(self, Lk, omega, z)   # SSSD-ECG's frozen state: the kernel is a fixed linear map of C~
-        if M is not None:
-            k_f = torch.einsum('chn,hnl->chl', C, M[0]) + torch.einsum('chn,hnl->chl', C.conj(), M[1])
-            return torch.fft.irfft(k_f, n=Lk)[..., :L]
+        W = _frozen_map(self, L, Lk, omega, z)   # SSSD-ECG's frozen state: the kernel is a fixed linear map of C~
+        if W is not None: return (torch.view_as_real(C).flatten(-2).transpose(0, 1) @ W).transpose(0, 1)
         dt = self.log_dt.exp()
         w, B, P, Q = self._c('w')*dt[:, None], self._c('B'), self._c('P'), self._c('Q')
         c, r = self.channels, self.rank
@@ -533,6 +536,34 @@ class _TransposedLinear(_S4Base):
         self.weight, self.bias = nn.Parameter(lin.weight.data), nn.Parameter(lin.bias.data[:, None])
     def forward(self, x): return F.conv1d(x, self.weight[..., None], self.bias[:, 0])  # one fused GEMM + bias
 
+# %% ../nbs/01_s4_kernels.ipynb #fftconv1
+class _FFTConv(torch.autograd.Function):
+    "Circular convolution of length 2L cut to L, with a backward of real FFTs only (see `fft_conv`)."
+    @staticmethod
+    def forward(ctx, u, k):
+        L, n = u.shape[-1], 2*u.shape[-1]
+        U, K = torch.fft.rfft(u, n=n), torch.fft.rfft(k, n=n)
+        ctx.save_for_backward(U, K)
+        ctx.Lk = k.shape[-1]
+        return torch.fft.irfft(U*K, n=n)[..., :L]
+
+    @staticmethod
+    def backward(ctx, g):
+        U, K = ctx.saved_tensors
+        L, n = g.shape[-1], 2*g.shape[-1]
+        G = torch.fft.rfft(g, n=n)
+        gu = torch.fft.irfft(G*K.conj(), n=n)[..., :L] if ctx.needs_input_grad[0] else None
+        gk = torch.fft.irfft((G*U.conj()).sum(0), n=n)[..., :ctx.Lk] if ctx.needs_input_grad[1] else None
+        return gu, gk
+
+def fft_conv(u:torch.Tensor, # (B, H, L) real input
+             k:torch.Tensor, # (H, Lk) real kernel, Lk <= 2L (lags 0..L-1, then anti-causal lags from the end)
+            )->torch.Tensor:
+    "`y[b, h, t] = sum_s k[h, (t - s) mod 2L] u[b, h, s]` for t < L: the S4 convolution, (B, H, L)."
+    if u.ndim != 3 or k.ndim != 2 or k.shape[0] != u.shape[1] or k.shape[-1] > 2*u.shape[-1]:
+        raise ValueError(f"fft_conv: expected u (B, H, L) and k (H, <= 2L), got {tuple(u.shape)} and {tuple(k.shape)}")
+    return _FFTConv.apply(u, k)
+
 # %% ../nbs/01_s4_kernels.ipynb #e85600f2
 _ACTS = {'gelu': nn.GELU, 'relu': nn.ReLU, 'silu': nn.SiLU, 'id': nn.Identity}
 
@@ -581,14 +612,17 @@ class S4(_S4Base):
             key = self._state_key(L)
             if self._cache is not None and self._cache[0] == key and (torch.is_inference_mode_enabled() or not self._cache[1].is_inference()):
                 return self._cache[1]
-        with torch.autocast(self.D.device.type, enabled=False):
-            k = _fft_ready(self.kernel(L))                               # (C', H, L)
-            if self.bidirectional:  # [k0, 0] + [0, flip(k1)]: the second channel acts on the future
-                k0, k1 = k.chunk(2, 0)
-                k = torch.cat([k0, k1.flip(-1)], -1)
-            k_f = torch.fft.rfft(k, n=2*L)
+        with torch.autocast(self.D.device.type, enabled=False): k_f = torch.fft.rfft(self.kernel_time(L), n=2*L)
         if use_cache: self._cache = (key, k_f.detach())
         return k_f
+
+    def kernel_time(self, L:int):
+        "The convolution kernel in time, float32 at least: (channels, H, L), or (channels, H, 2L) if bidirectional."
+        with torch.autocast(self.D.device.type, enabled=False):
+            k = _fft_ready(self.kernel(L))                               # (C', H, L)
+            if not self.bidirectional: return k
+            k0, k1 = k.chunk(2, 0)                                       # [k0, 0] + [0, flip(k1)]: k1 acts on the future
+            return torch.cat([k0, k1.flip(-1)], -1)
 
     def clear_cache(self):
         "Forget the cached kernel (done automatically by `.train()`/`.eval()` and by parameter updates)."
@@ -603,6 +637,11 @@ class S4(_S4Base):
         "Apply the layer; the output has the input's shape."
         if not self.transposed: u = u.transpose(-1, -2)
         L = u.shape[-1]
+        if self.channels == 1 and u.ndim == 3 and torch.is_grad_enabled():   # training: `fft_conv`'s real-FFT backward
+            with torch.autocast(u.device.type, enabled=False):
+                u32 = _fft_ready(u)
+                y = torch.addcmul(fft_conv(u32, self.kernel_time(L)[0]), u32, self.D[0, :, None])
+            return self._out(y.to(u.dtype))
         k_f = self.kernel_fft(L)
         with torch.autocast(u.device.type, enabled=False):
             u32 = _fft_ready(u)
@@ -613,7 +652,11 @@ class S4(_S4Base):
             y = torch.fft.irfft(y_f, n=2*L)[..., :L]                   # (B, [C,] H, L)
             if self.channels == 1: y = torch.addcmul(y, u32, self.D[0, :, None])
             else: y = torch.addcmul(y, u32[:, None], self.D[..., None]).flatten(1, 2)
-        y = self.output_linear(self.dropout(self.activation(y.to(u.dtype))))
+        return self._out(y.to(u.dtype))
+
+    def _out(self, y):
+        "Activation, dropout, output linear (and GLU) of the convolution's output (B, H*channels, L)."
+        y = self.output_linear(self.dropout(self.activation(y)))
         if self.postact == 'glu': y = F.glu(y, dim=-2)
         return y if self.transposed else y.transpose(-1, -2)
 
