@@ -53,7 +53,8 @@ def beat_features(x,          # (12, L) ECG in mV, standard lead order
     ms = lambda v: int(round(v*fs))
     pre, post = min(.3, .45*np.median(rr)), min(.55, .8*np.median(rr))
     xr = remove_baseline(x, fs)
-    r = align_peaks(xr, fs, r)
+    r = np.unique(align_peaks(xr, fs, r))                            # two detections of one beat align to one peak
+    if len(r) < 2: return out
     try: beat, a = median_beat(xr, fs, r, pre=pre, post=post, adaptive=False)   # a first look: where the QRS starts
     except ECGDataError: return out
     on, _ = _qrs_bounds(beat, a, fs)
