@@ -33,10 +33,11 @@ from .training import CheckpointError, atomic_path
 __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'PageTruth', 'warp_tensor', 'render_page',
            'fit_homography', 'distort', 'record_signals', 'random_page', 'lead_powers', 'snr_cinc', 'snr_kaggle',
            'kaggle_score', 'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'ink_mask', 'Digitization',
-           'column_runs', 'follow_trace', 'centreline', 'follow_dp', 'einthoven', 'find_rows', 'digitize_classical',
-           'page_heart_rate', 'load_config', 'ResNetD', 'UNet', 'letterbox', 'StageData', 'DigitizerLoss',
-           'HeadAccuracy', 'CornerError', 'Dice', 'build_model', 'train_stage', 'Digitizer', 'write_record',
-           'kaggle_rows', 'overlay', 'page_report', 'digitize_files', 'digitize_cli', 'quality', 'decoder_ceiling']
+           'column_runs', 'follow_trace', 'centreline', 'follow_dp', 'einthoven', 'find_rows', 'read_text', 'lead_of',
+           'read_labels', 'digitize_classical', 'page_heart_rate', 'load_config', 'ResNetD', 'UNet', 'letterbox',
+           'StageData', 'DigitizerLoss', 'HeadAccuracy', 'CornerError', 'Dice', 'build_model', 'train_stage',
+           'Digitizer', 'write_record', 'kaggle_rows', 'overlay', 'page_report', 'digitize_files', 'digitize_cli',
+           'quality', 'decoder_ceiling']
 
 # %% ../nbs/05_digitizer.ipynb #c4d02720
 def _rgb(c)->np.ndarray:
@@ -676,7 +677,7 @@ def _remove_lines(ink, nb:int=4)->tuple:
     h, w = ink.shape
     out = ink.copy()
     if (ink.mean(0) > .25).sum() >= 60 and (ink.mean(1) > .25).sum() >= 60:     # many columns and rows of ink: a dark grid
-        out = ndi.binary_opening(ink, np.ones((3, 3), bool))
+        out = ndi.binary_opening(ink, np.ones((3, 3), bool)) | ndi.binary_opening(ink, np.ones((7, 1), bool))  # steep strokes stay
     hl = np.zeros_like(out)
     vb = np.stack([out[k*h//nb:(k + 1)*h//nb].mean(0) > .5 for k in range(nb)])      # (nb, w) in blocks, so that a
     vb &= ndi.maximum_filter1d(vb, 3, axis=1).sum(0) >= nb - 1       # bent line counts; a tall QRS spans one or two
@@ -974,8 +975,8 @@ def _win(v, k:int, n:int)->np.ndarray:
     out = np.full(L, np.nan); out[a:b] = v[a:b]
     return out
 
-def _layout(V:list, D:float, where:str)->tuple:
-    "The layout of a page from its rows' signals `V` (each (L,) over the page's `D` s): its name and panels [(lead, row, t0, t1)]."
+def _layout(V:list, D:float, where:str, six:str=None)->tuple:
+    "The layout of a page from its rows' signals `V` (each (L,) over the page's `D` s): its name and panels [(lead, row, t0, t1)]; `six` says how to read 6 rows ('limb': 6x2 or 6x1, 'rhythm': 3x4 + 3 strips; None: by Goldberger's law)."
     n = len(V)
     def grid(name, nrow):
         cols = _COLS[name]; seg = D/len(cols)
@@ -1001,7 +1002,8 @@ def _layout(V:list, D:float, where:str)->tuple:
     if n == 3: return '3x4', grid('3x4', 3)
     if n in (4, 5, 6):
         p = rhythm(3, n - 3)
-        if n == 6 and (min(gold(0), gold(1)) > .6 or not any(q[4] for q in p) and gold(0) > .7):   # Goldberger holds over 5 s
+        limb = n == 6 and six is None and (min(gold(0), gold(1)) > .6 or not any(q[4] for q in p) and gold(0) > .7)
+        if n == 6 and (limb or six == 'limb'):    # Goldberger holds over 5 s
             return ('6x1', grid('6x1', 6)) if gold(3) > .7 else ('6x2', grid('6x2', 6))
         p = [q[:4] for q in p]
         return '+'.join(['3x4'] + [q[0] for q in p]), grid('3x4', 3) + p
@@ -1009,6 +1011,187 @@ def _layout(V:list, D:float, where:str)->tuple:
     if n == 12: return '12x1', grid('12x1', 12)
     if n == 13: return '12x1+II', grid('12x1', 12) + [('II', 12, 0., D)]
     raise DigitizeError(f"{where}: layout: {n} trace row(s) found; expected 3 to 7, 12 or 13 (3x4 with 0-3 rhythm strips, 6x2, 6x2+1, 6x1, 12x1)")
+
+# %% ../nbs/05_digitizer.ipynb #lab00001
+@functools.lru_cache(maxsize=1)
+def _ocr()->tuple:
+    "The text recogniser shipped in the `rapidocr_onnxruntime` wheel (PP-OCRv4, Apache-2.0) on one CPU thread, and its alphabet (CTC blank first)."
+    import onnxruntime as ort
+    from importlib.resources import files
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    f = files('rapidocr_onnxruntime')/'models'/'ch_PP-OCRv4_rec_infer.onnx'
+    s = ort.InferenceSession(str(f), so, providers=['CPUExecutionProvider'])
+    return s, [''] + s.get_modelmeta().custom_metadata_map['character'].splitlines() + [' ']
+
+# %% ../nbs/05_digitizer.ipynb #lab00004
+def read_text(crops:list,     # (h, w) or (h, w, 3) uint8 crops, dark text on light paper, one line each
+              bs:int=16,      # crops per forward pass (batched by width, so that little is padding)
+             )->list:
+    "Text read from each crop with the shipped recogniser and greedy CTC decoding: per crop (text, mean confidence)."
+    s, chars = _ocr()
+    H = 48
+    out = [None]*len(crops)
+    ws = [max(int(np.ceil(H*c.shape[1]/max(c.shape[0], 1))), 8) for c in crops]
+    order = np.argsort(ws)
+    for j in range(0, len(crops), bs):
+        idx = order[j:j + bs]
+        X = np.zeros((len(idx), 3, H, max(ws[i] for i in idx)), np.float32)   # padding: 0, mid-grey once normalised
+        for n, i in enumerate(idx):
+            im = Image.fromarray(np.asarray(crops[i], np.uint8)).convert('RGB').resize((ws[i], H), Image.BILINEAR)
+            X[n, :, :, :ws[i]] = (np.asarray(im, np.float32).transpose(2, 0, 1)/255 - .5)/.5
+        P = s.run(None, {s.get_inputs()[0].name: X})[0]                     # (n, T, classes) probabilities
+        for i, p in zip(idx, P):
+            k, q = p.argmax(1), p.max(1)
+            keep = (k > 0) & np.r_[True, k[1:] != k[:-1]]                    # CTC: repeats merged, blanks dropped
+            out[i] = (''.join(chars[c] for c in k[keep]), float(q[keep].mean()) if keep.any() else 0.)
+    return out
+
+# %% ../nbs/05_digitizer.ipynb #lab00007
+_LEAD_KEYS = {'AVR': 'aVR', 'AVL': 'aVL', 'AVF': 'aVF', 'VI': 'V1', 'I': 'I', 'II': 'II', 'III': 'III',
+              **{f'V{k}': f'V{k}' for k in range(1, 7)}}
+
+def lead_of(text:str)->str:
+    "The lead a label names, allowing OCR's usual confusions ('avl', 'VI', '11', 'Ⅱ', a separator read as 'I'); else None."
+    t = ''.join(ch for ch in text.strip() if ch not in ' :.,;-_')
+    t = t.replace('Ⅱ', 'II').replace('Ⅲ', 'III')
+    if t and all(ch in 'Il1|Ⅰ丨!' for ch in t): t = 'I'*len(t)          # roman numerals read as ones or bars
+    t = t.upper()
+    if len(t) == 2 and t[0] == 'V' and t[1] in 'L|': t = 'V1'
+    core = t.strip('I|1!')
+    if t not in _LEAD_KEYS and len(core) > 1 and core in _LEAD_KEYS: t = core   # a panel separator beside the label
+    return _LEAD_KEYS.get(t)
+
+# %% ../nbs/05_digitizer.ipynb #lab00010
+def _words(m, mm:float)->list:
+    "Boxes (x0, y0, x1, y1) px of the words the small shapes of mask `m` make (`mm` px per mm): letters 1-7 mm tall, apart by under 0.7 of their height; a lone stroke (a spike, or 'I') is not a word."
+    lab, _ = ndi.label(m, np.ones((3, 3), bool))
+    bs = []
+    for i, s in enumerate(ndi.find_objects(lab)):
+        h, w = s[0].stop - s[0].start, s[1].stop - s[1].start
+        if 1.*mm <= h <= 7*mm and w <= 7*mm and (lab[s] == i + 1).sum() >= 3:
+            bs.append([s[1].start, s[0].start, s[1].stop, s[0].stop])
+    out = []
+    for b in sorted(bs):
+        for g in out:
+            gap, ov = b[0] - g[2], min(b[3], g[3]) - max(b[1], g[1])
+            if gap < .7*max(b[3] - b[1], g[3] - g[1]) and ov > .4*min(b[3] - b[1], g[3] - g[1]):
+                g[:] = [min(g[0], b[0]), min(g[1], b[1]), max(g[2], b[2]), max(g[3], b[3])]
+                break
+        else: out.append(list(b))
+    return [g for g in out if .5*(g[3] - g[1]) <= g[2] - g[0] <= 14*mm]
+
+# %% ../nbs/05_digitizer.ipynb #lab00013
+def read_labels(img,                  # the straightened page (h, w, 3) uint8
+                ink,                  # its trace ink (h, w) bool
+                rows:list,            # followed rows: dicts with baseline `y0` and per-column ink `top`, `bot` (px)
+                mm:float,             # px per mm
+                max_words:int=128,    # the words nearest the baselines, at most
+               )->list:
+    "The lead labels printed near the rows: per label its lead, word box (px), row index, confidence and raw text."
+    h, w = ink.shape
+    trace = np.zeros_like(ink)
+    for r in rows:                                                  # what the followed traces drew is not text
+        c = np.flatnonzero(np.isfinite(r['top']))
+        lo = np.clip(r['top'][c].astype(int) - 1, 0, h)
+        hi = np.clip(r['bot'][c].astype(int) + 1, 0, h)
+        for a, b, cc in zip(lo, hi, c): trace[a:b, cc] = True
+    y0 = np.array([r['y0'] for r in rows], float)
+    sp = float(np.median(np.diff(y0))) if len(y0) > 1 else 25*mm
+    cands = []
+    for b in _words(ink & ~trace, mm):
+        yc = (b[1] + b[3])/2
+        i = int(np.argmin(np.abs(y0 - yc)))
+        if abs(y0[i] - yc) < .6*sp: cands.append((abs(y0[i] - yc), i, b))
+    cands = sorted(cands, key=lambda c: c[0])[:max_words]
+    grey = img.min(2) if img.ndim == 3 else img
+    crops = []
+    for _, i, b in cands:
+        m = int(.35*(b[3] - b[1])) + 2
+        crops.append(grey[max(b[1] - m, 0):b[3] + m, max(b[0] - m, 0):b[2] + m])
+    out = []
+    for (_, i, b), (t, p) in zip(cands, read_text(crops)):
+        lead = lead_of(t)
+        if lead is not None and p >= .5: out.append(dict(lead=lead, box=tuple(int(v) for v in b), row=i, conf=p, text=t))
+    return out
+
+# %% ../nbs/05_digitizer.ipynb #lab00016
+_STRONG = ('aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6')
+
+def _label_score(panels:list, labels:list)->tuple:
+    "How far a layout's `panels` [(lead, row, t0, t1)] agree with the labels read (dicts: lead, row, t s, conf): (agreeing, disagreeing) weight. I, II and III count less: OCR also reads spikes as ones."
+    agree = 0.
+    disagree = 0.
+    for l in labels:
+        w = l['conf']*(1. if l['lead'] in _STRONG else .4)
+        t = max(l['t'], 0.) + .1                                  # a label is printed just after its panel starts
+        here = [p[0] for p in panels if p[1] == l['row'] and p[2] - .1 <= t < p[3]]
+        if l['lead'] in here: agree += w
+        else: disagree += w
+    return agree, disagree
+
+# %% ../nbs/05_digitizer.ipynb #lab00019
+def _label_layout(labels:list, D:float)->list:
+    "Panels [(lead, row, t0, t1)] from the labels alone (a partial page): each confident label starts a panel (at a quarter of the page if one is within 0.4 s) that runs to the next label of its row, or to the row's end."
+    good = [l for l in labels if l['conf'] >= (.6 if l['lead'] in _STRONG else .8)]
+    out = []
+    for i in sorted({l['row'] for l in good}):
+        ls = sorted((l for l in good if l['row'] == i), key=lambda l: l['t'])
+        t0 = []
+        for l in ls:
+            q = min((k*D/4 for k in range(4)), key=lambda b: abs(b - l['t']))
+            t0.append(q if abs(q - l['t']) < .4 else max(l['t'], 0.))
+        out += [(l['lead'], i, a, b) for l, a, b in zip(ls, t0, t0[1:] + [D]) if b - a > .2]
+    return out
+
+# %% ../nbs/05_digitizer.ipynb #lab00022
+def _win_t(v, t0:float, t1:float, D:float)->np.ndarray:
+    "`v` (samples over the page's `D` s) with NaN outside [t0, t1) s."
+    L = len(v)
+    a, b = int(round(t0/D*L)), int(round(t1/D*L))
+    out = np.full(L, np.nan, np.float32)
+    out[a:b] = v[a:b]
+    return out
+
+# %% ../nbs/05_digitizer.ipynb #lab00025
+def _consistency(V:list, panels:list, D:float)->float:
+    "How well a layout's `panels` of the rows' signals `V` obey what a page must: corr(II, I + III), and every lead shown twice (a rhythm strip) the same where both show it; their mean (0 if nothing can be checked)."
+    est = [(l, _win_t(V[i], a, b, D)) for l, i, a, b in panels]
+    x = _merge(est, len(V[0]))
+    c = [_corr(x[1], x[0] + x[2])]                                   # II = I + III
+    for j, (l, v) in enumerate(est): c += [_corr(v, u) for k, u in est[j + 1:] if k == l]
+    c = [q for q in c if np.isfinite(q)]
+    return float(np.mean(c)) if c else 0.
+
+# %% ../nbs/05_digitizer.ipynb #lab00028
+def _choose_layout(V:list,        # the rows' signals, each over the page's `D` s
+                   labels:list,   # lead labels read: dicts with lead, row, t (s), conf
+                   D:float,
+                   where:str,
+                  )->tuple:
+    "The layout: of the rows' layouts (up to two rows at the top or bottom left out, such as text lines) the one the labels agree with most, Einthoven's law and the rhythm strips choosing between equals; the labels' own panels (a partial page) when no layout of the rows fits them."
+    n = len(V)
+    cands, err = [], None
+    for k0 in range(3):
+        for k1 in range(3):
+            if n - k0 - k1 < 3: continue
+            for six in ((None, 'limb', 'rhythm') if n - k0 - k1 == 6 else (None,)):   # 6 rows: 6x2/6x1 or 3x4+3
+                try: name, ps = _layout(V[k0:n - k1], D, where, six)
+                except DigitizeError as e:
+                    err = err or e
+                    continue
+                ps = [(l, i + k0, a, b) for l, i, a, b in ps]
+                ag, dis = _label_score(ps, labels)
+                cands.append((ag - 2*dis + .5*_consistency(V, ps, D) - .3*(k0 + k1), name, ps, ag, dis))
+    best = max(cands, key=lambda c: c[0]) if cands else None
+    if best and (not labels or best[3] >= best[4]): return best[1], best[2]
+    ps = _label_layout(labels, D)
+    if ps: return 'partial', ps
+    if best: return best[1], best[2]
+    raise err or DigitizeError(f"{where}: layout: {n} trace row(s) and no lead labels read; expected 3 to 7, 12 or 13 rows "
+                               "(3x4 with 0-3 rhythm strips, 6x2, 6x2+1, 6x1, 12x1) or labels")
 
 # %% ../nbs/05_digitizer.ipynb #8bd4a0f3
 def _flat_pen(R:list)->float:
@@ -1064,7 +1247,8 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         up, dn = rows[i] - rows[i - 1] if i else sp, rows[i + 1] - rows[i] if i + 1 < len(rows) else sp
         r0, r1 = int(max(y0 - 1.6*up, 0)), int(min(y0 + 1.6*dn, h))
         near = np.abs(np.arange(r0, r1) - y0) <= .45*min(up, dn)             # a straight line on the baseline is a flat trace
-        Mr = ink[r0:r1] | (hl[r0:r1] & near[:, None])
+        alone = ~(ink[r0:r1] & near[:, None]).any(0)            # a line is the trace only where no other ink is near
+        Mr = ink[r0:r1] | (hl[r0:r1] & near[:, None] & alone[None])
         top, bot = follow_dp(Mr, y0 - r0, reach=.45*min(up, dn))
         R.append(dict(y0=y0, top=top + r0, bot=bot + r0, M=Mr, r0=r0, reach=.45*min(up, dn)))
     pen = _flat_pen(R)
@@ -1083,8 +1267,10 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         n = r['c1'] - r['c0']
         r['keep'] = n >= .6*Wmax or (n >= .25*Wmax and r['exc'] > 5)
         if grid: r['keep'] &= bool(g[int(r['y0'])] > .3*np.percentile(g, 90))
+        r['keep'] &= .25*sp < r['y0'] < h - .25*sp               # a baseline at the image's edge: a border, or a cut trace
     R = [r for r in R if r['keep']]
     if not R: raise DigitizeError(f"{where}: rows: no row holds a trace long enough to be an ECG lead")
+    labels = read_labels(work, ink, R, mm)           # the lead labels beside them
     pulses, widths, pens = [], [], []
     for side in ('start', 'end'):                    # 4. calibration pulses, cut off the traces
         for r in R:
@@ -1130,7 +1316,8 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         r['xs'] = (r['c0'] if own else xs) + pen/2  # on a straightened grid rows start together; else a row with a pulse keeps its own start
         r['pxs'] = (r['c1'] - r['c0'] - pen)/D if own and not grid else pxs
         r['v'] = _on_time(ts, c[ok] + .5, y[ok], r, pxmv)
-    layout, panels = _layout([r['v'] for r in R], D, where)
+    for l in labels: l['t'] = (l['box'][0] - R[l['row']]['xs'])/R[l['row']]['pxs']
+    layout, panels = _choose_layout([r['v'] for r in R], labels, D, where)
     est, traces = [], []
     for lead, i, t0, t1 in panels:                   # 7. panels: offset removed, gaps inside bridged
         r, (a, b) = R[i], (int(round(t0*fs)), min(int(round(t1*fs)), L))
@@ -1154,7 +1341,7 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
     x = _merge(einthoven(est) if correct else est, L)
     traces = [(l, _homog(np.linalg.inv(M), t)) for l, t in traces]
     info = dict(M=M, rows=[float(r['y0']) for r in R], xs=[float(r['xs']) for r in R], pxs=pxs, pxmv=pxmv, pen=pen,
-                angle=ang, grid=grid, n_pulses=len(pulses), est=est)
+                angle=ang, grid=grid, n_pulses=len(pulses), est=est, labels=labels)
     return Digitization(x, fs, layout, speed, gain, (ppmm, ppmm), traces, notes, 'classical', info)
 
 # %% ../nbs/05_digitizer.ipynb #80dca079

@@ -198,11 +198,11 @@ def test_photos_heart_rate_and_einthoven(photos):
     ok = [f for f in files if _checked(rep[f])]
     assert len(ok) >= 10, {f: (rep[f].get('hr'), rep[f].get('einthoven')) for f in files}
 
-@pytest.mark.xfail(strict=True, reason="the two-lead crop has 2 rows and no lead labels are read (no OCR yet)")
 def test_photos_partial_page(photos):
     out, r, rep, files = photos
     x = wfdb.rdrecord(str(out/'ecg00008')).p_signal.T
     assert np.isfinite(x).any(1).sum() == 2 and (out/'ecg00008_overlay.png').exists()
+    assert [l for l, v in zip(LEADS, x) if np.isfinite(v).any()] == ['V4', 'V5']       # the two labels printed on it
 
 def render_truth(js:Path)->np.ndarray:
     "The (12, L) truth of an ecg-renders page: each panel's samples of its lead in the record, NaN elsewhere."
