@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_training.ipynb #29ce065f
 from __future__ import annotations
-import contextlib, json, os, random, tempfile, warnings, zipfile
+import contextlib, json, os, random, tempfile, time, warnings, zipfile
 from collections import OrderedDict
 from functools import partial
 from pathlib import Path
@@ -24,8 +24,8 @@ from fastai.torch_core import get_model, rank_distrib
 __all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_path', 'atomic_write', 'atomic_save',
            'write_json', 'weights_dir', 'rng_states', 'set_rng_states', 'checkpoint_state', 'save_checkpoint',
            'CheckpointError', 'check_state_dict', 'read_torch_file', 'load_checkpoint', 'CheckpointCallback', 'resume',
-           'flat_dict', 'check_resumable', 'resume_command', 'interrupted', 'NanLossWarning', 'NanGuard', 'amp_mode',
-           'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
+           'flat_dict', 'check_resumable', 'resume_command', 'interrupted', 'NanLossWarning', 'NanGuard', 'TimeBudget',
+           'amp_mode', 'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
 
 # %% ../nbs/01a_training.ipynb #08e2e526
 def adamw(wd:float=1e-2,            # Decoupled weight decay
@@ -452,6 +452,27 @@ class NanGuard(Callback):
         self.learn.nan_stop = msg
         warnings.warn(msg, NanLossWarning)
         raise CancelFitException
+
+# %% ../nbs/01a_training.ipynb #tbudget1
+class TimeBudget(Callback):
+    "End the fit after the epoch in which `seconds` of wall (or process CPU) time have passed."
+    order = CheckpointCallback.order + 5   # after the epoch's checkpoint
+    def __init__(self,
+                 seconds:float,              # The budget
+                 clock:str='wall',           # 'wall' (time.perf_counter) or 'cpu' (time.process_time)
+                ):
+        if clock not in ('wall', 'cpu'): raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
+        self.seconds, self.clock = seconds, clock
+
+    def _now(self): return time.perf_counter() if self.clock == 'wall' else time.process_time()
+
+    def before_fit(self):
+        self.t0, self.learn.time_budget_hit = self._now(), False
+
+    def after_epoch(self):
+        if self._now() - self.t0 < self.seconds: return
+        self.learn.time_budget_hit = True
+        raise CancelFitException()
 
 # %% ../nbs/01a_training.ipynb #ea2a5ea5
 def amp_mode(precision:str='auto',       # 'auto', 'bf16', 'fp16' or 'fp32'
