@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import store_attr
+from fastcore.script import call_parse
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback   # progress bars (and Learner.no_bar)
 from fastai.learner import Learner, Metric
@@ -21,7 +22,7 @@ from .training import EMACallback, NanGuard
 __all__ = ['MODEL_LEADS', 'REFERENCE_LEADS', 'to_8_leads', 'to_12_leads', 'ConditionalBatchNorm1d', 'PhaseShuffle', 'UpConv1d',
            'CondWaveGANGenerator', 'CondP2PGenerator', 'CondWaveGANDiscriminator', 'CondP2PDiscriminator',
            'gradient_penalty', 'GANModule', 'WGANGPLoss', 'GANTrainer', 'FixedGANSwitcher', 'WassersteinEstimate',
-           'gan_learner', 'GeneratorEMA', 'label_vector', 'gan_dataloaders', 'generate']
+           'gan_learner', 'GeneratorEMA', 'label_vector', 'gan_dataloaders', 'generate', 'ecgdiff_gan_train']
 
 # %% ../nbs/03_gans.ipynb #3fce92ba
 MODEL_LEADS = ['I', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6', 'aVF']
@@ -455,3 +456,65 @@ def generate(model,                  # a conditional generator, or a `GANModule`
                          for l in labels.split(bs)])*scale
     finally: G.train(was_training)
     return x8, to_12_leads(x8)
+
+# %% ../nbs/03_gans.ipynb #gantrain1
+def _gan_parts(arch:str, size:int, critic_size:int, n_classes:int, L:int):
+    "(generator, critic, config) for `ecgdiff_gan_train`."
+    if arch == 'wavegan':
+        if L != 1000: raise ValueError(f"WaveGAN* makes 1000 samples; the records have {L}: use --arch pulse2pulse")
+        G, cfg = CondWaveGANGenerator(size, num_classes=n_classes), dict(arch=arch, model_size=size)
+    elif arch == 'pulse2pulse':
+        G, cfg = CondP2PGenerator(size, num_classes=n_classes, seq_len=L), dict(arch=arch, model_size=size, seq_len=L)
+    else: raise ValueError(f"arch must be 'wavegan' or 'pulse2pulse', got {arch!r}")
+    return G, CondWaveGANDiscriminator(critic_size, num_classes=n_classes, seq_len=L), cfg
+
+# %% ../nbs/03_gans.ipynb #gantrain2
+@call_parse
+def ecgdiff_gan_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpus)
+                      out:str='gan_run', # Run folder: checkpoints/, generator.pth (the EMA generator)
+                      arch:str='pulse2pulse', # 'wavegan' (WaveGAN*) or 'pulse2pulse'
+                      size:int=16, # Generator width d (the published models: 50)
+                      critic_size:int=8, # Critic width d (the published: 64)
+                      task:str='all', # Label set: a task of ecgdiff.data
+                      fs:int=100, # Sampling rate of the training data
+                      epochs:int=100, # Epochs at most
+                      minutes:float=0., # Stop after the epoch in which this much process CPU time has passed (0: none)
+                      bs:int=32, # Batch size
+                      lr:float=1e-4, # Adam learning rate (WaveGAN's)
+                      n_crit:int=5, # Critic steps per generator step
+                      scale:float=0., # mV mapped to 1 (0: the training records' 99.9th percentile, up to 0.5 mV)
+                      ema:float=.99, # Generator EMA decay
+                      seed:int=0, # Seed
+                      quiet:bool=False, # No progress bars or epoch table
+                     ):
+    "Train a conditional WaveGAN* or Pulse2Pulse (WGAN-GP) on PTB-XL; the EMA generator goes to out/generator.pth."
+    import sys, contextlib, json
+    from pathlib import Path
+    from fastai.torch_core import set_seed, default_device
+    from ecgdiff.data import load_ptbxl, trained_on, ECGDataError
+    from ecgdiff.training import CheckpointCallback, TimeBudget, atomic_save, command_line
+    prog = 'ecgdiff_gan_train'
+    out = Path(out)
+    try:
+        set_seed(seed, reproducible=True)
+        ds = load_ptbxl(data, task=task, fs=fs, progress=not quiet)
+        tr, va = ds.split_idx('train'), ds.split_idx('valid')
+        X, Y = np.asarray(ds.X), np.asarray(ds.Y, np.float32)
+        scale = scale or float(np.ceil(np.percentile(np.abs(X[tr]), 99.9)*2)/2)
+        G, D, cfg = _gan_parts(arch, size, critic_size, len(ds.labels), X.shape[-1])
+    except (ECGDataError, ValueError, FileNotFoundError) as e: sys.exit(f"{prog}: {e}")
+    dls = gan_dataloaders(X, Y, train_idx=tr, valid_idx=va, bs=bs, scale=scale, seed=seed, device=default_device())
+    cbs = [GeneratorEMA(decay=ema), CheckpointCallback(out/'checkpoints', monitor=None)]
+    if minutes: cbs.append(TimeBudget(60*minutes, clock='cpu'))
+    learn = gan_learner(dls, G, D, n_crit=n_crit, lr=lr, cbs=cbs)
+    with contextlib.ExitStack() as st:
+        if quiet: st.enter_context(learn.no_bar()); st.enter_context(learn.no_logging())
+        learn.fit(epochs)
+    recipe = dict(command=command_line(prog), data=str(data), task=task, fs=fs, arch=arch, size=size, critic_size=critic_size,
+                  epochs=epochs, minutes=minutes, bs=bs, lr=lr, n_crit=n_crit, scale=scale, ema=ema, seed=seed,
+                  epochs_trained=learn.epoch + 1, generator_steps=len(learn.gan_trainer.gen_losses))
+    card = dict(recipe=recipe, trained_on=[trained_on(data, ds.meta.index.values[tr])])
+    with learn.ema.averaged():
+        atomic_save(dict(format='ecgdiff-generator', version=1, kind='gan', labels=list(ds.labels), task=task, fs=fs,
+                         config=dict(cfg, scale=scale), model=G.cpu().state_dict(), card=card), out/'generator.pth')
+    print(json.dumps(dict(generator=str(out/'generator.pth'), **{k: recipe[k] for k in ('epochs_trained', 'generator_steps')})))

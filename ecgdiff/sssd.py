@@ -23,7 +23,7 @@ from fastai.learner import Learner
 from .s4 import S4, S4Layer, S4Module
 from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuard, adamw, atomic_path, atomic_save,
                               check_state_dict, fit_cosine, grad_accum, precision_cbs, FlushDenormals,
-                              read_torch_file, weights_dir, write_json, interrupted)
+                              read_torch_file, weights_dir, write_json, interrupted, command_line)
 from .ddim import SAMPLERS, CFGModel, DiffusionCallback, alpha_bar, make_betas, sssd_ecg_betas, timesteps
 from .data import (LEADS, TASKS, ECGDataError, PTBXL, ecg_intervals, heart_rate, load_ptbxl, plot_ecg,
                           task_labels, trained_on, write_wfdb)
@@ -1135,11 +1135,6 @@ def _unused_ok()->dict:
     from accelerate.utils import DistributedDataParallelKwargs
     return dict(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
-def _command(prog)->str:
-    "The command line this process runs, with the console script's name (the recipe saved in a model's card)."
-    import sys, shlex
-    return shlex.join([prog, *sys.argv[1:]]) if Path(sys.argv[0]).name == prog else f'{prog} (called from Python)'
-
 @call_parse
 def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpus)
                        out:str='sssd_run', # Run folder: checkpoints/, config.json, model.pth (EMA weights)
@@ -1190,7 +1185,7 @@ def ecgdiff_sssd_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpu
     except KeyboardInterrupt: interrupted(prog, latest)
     if getattr(learn, 'nan_stop', None): sys.exit(f"{prog}: {learn.nan_stop}")
     if not is_rank0(): return None
-    recipe = dict(command=_command(prog), data=str(data), task=task, fs=fs, size=size if size in SIZES else model.config,
+    recipe = dict(command=command_line(prog), data=str(data), task=task, fs=fs, size=size if size in SIZES else model.config,
                   epochs=epochs, bs=bs, lr=lr, crop=crop, scale=scale, zero_snr=zero_snr, p_uncond=p_uncond, ema=ema,
                   seed=seed, steps=learn.train_iter, processes=max(num_distrib(), 1))
     card = dict(recipe=recipe, trained_on=[trained_on(data, ds.meta.index.values[ds.split_idx('train')])])

@@ -24,8 +24,8 @@ from fastai.torch_core import get_model, rank_distrib
 __all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_path', 'atomic_write', 'atomic_save',
            'write_json', 'weights_dir', 'rng_states', 'set_rng_states', 'checkpoint_state', 'save_checkpoint',
            'CheckpointError', 'check_state_dict', 'read_torch_file', 'load_checkpoint', 'CheckpointCallback', 'resume',
-           'flat_dict', 'check_resumable', 'resume_command', 'interrupted', 'NanLossWarning', 'NanGuard', 'TimeBudget',
-           'amp_mode', 'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
+           'flat_dict', 'check_resumable', 'command_line', 'resume_command', 'interrupted', 'NanLossWarning',
+           'NanGuard', 'TimeBudget', 'amp_mode', 'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
 
 # %% ../nbs/01a_training.ipynb #08e2e526
 def adamw(wd:float=1e-2,            # Decoupled weight decay
@@ -410,6 +410,14 @@ def check_resumable(saved, # The settings stored in the checkpoint (None: it sto
     free = lambda k: any(k == m or (m.endswith('.') and k.startswith(m)) for m in may_differ)
     diff = [f"{k}: {a.get(k)!r} in {where}, {b.get(k)!r} now" for k in dict.fromkeys([*b, *a]) if not free(k) and a.get(k) != b.get(k)]
     if diff: raise CheckpointError(f"{where} was written by a run with other settings; cannot resume:\n  " + '\n  '.join(diff))
+
+# %% ../nbs/01a_training.ipynb #cmdline1
+def command_line(prog:str, # The console script's name
+                )->str:
+    "The command line this process runs, with the console script's name (the recipe saved in a model's card)."
+    import sys, shlex
+    if Path(sys.argv[0]).name != prog: return f'{prog} (called from Python)'
+    return shlex.join([prog, *sys.argv[1:]])
 
 # %% ../nbs/01a_training.ipynb #9bf89427
 def resume_command(prog:str, # The console script's name
