@@ -43,7 +43,8 @@ for kind in ('clean', 'distorted'):
             except DigitizeError: fails += 1
             gs.append(g)
             ps.append(q)
+        cinc = float(np.median([snr_cinc(g, q, 500) for g, q in zip(gs, ps)]))
         res[f'{name}_{kind}'] = dict(kaggle=round(kaggle_score(gs, ps, 500), 2), failures=fails, n=len(pages),
-                                     median_cinc=round(float(np.median([snr_cinc(g, q, 500) for g, q in zip(gs, ps)])), 2),
+                                     median_cinc=round(cinc, 2),
                                      s_per_page=round((time.time() - t)/len(pages), 2))
 print(json.dumps(res, indent=1))

@@ -1015,7 +1015,7 @@ def _layout(V:list, D:float, where:str, six:str=None)->tuple:
 # %% ../nbs/05_digitizer.ipynb #lab00001
 @functools.lru_cache(maxsize=1)
 def _ocr()->tuple:
-    "The text recogniser shipped in the `rapidocr_onnxruntime` wheel (PP-OCRv4, Apache-2.0) on one CPU thread, and its alphabet (CTC blank first)."
+    "The recogniser in the `rapidocr_onnxruntime` wheel (PP-OCRv4) on one CPU thread, and its alphabet (blank first)."
     import onnxruntime as ort
     from importlib.resources import files
     so = ort.SessionOptions()
@@ -1054,7 +1054,7 @@ _LEAD_KEYS = {'AVR': 'aVR', 'AVL': 'aVL', 'AVF': 'aVF', 'VI': 'V1', 'I': 'I', 'I
               **{f'V{k}': f'V{k}' for k in range(1, 7)}}
 
 def lead_of(text:str)->str:
-    "The lead a label names, allowing OCR's usual confusions ('avl', 'VI', '11', 'Ⅱ', a separator read as 'I'); else None."
+    "The lead a label names, allowing OCR's confusions ('avl', 'VI', '11', 'Ⅱ', a separator read as 'I'); else None."
     t = ''.join(ch for ch in text.strip() if ch not in ' :.,;-_')
     t = t.replace('Ⅱ', 'II').replace('Ⅲ', 'III')
     if t and all(ch in 'Il1|Ⅰ丨!' for ch in t): t = 'I'*len(t)          # roman numerals read as ones or bars
@@ -1066,7 +1066,7 @@ def lead_of(text:str)->str:
 
 # %% ../nbs/05_digitizer.ipynb #lab00010
 def _words(m, mm:float)->list:
-    "Boxes (x0, y0, x1, y1) px of the words the small shapes of mask `m` make (`mm` px per mm): letters 1-7 mm tall, apart by under 0.7 of their height; a lone stroke (a spike, or 'I') is not a word."
+    "Boxes (x0, y0, x1, y1) px of the words of small shapes in mask `m` (`mm` px/mm): letters 1-7 mm tall, close."
     lab, _ = ndi.label(m, np.ones((3, 3), bool))
     bs = []
     for i, s in enumerate(ndi.find_objects(lab)):
@@ -1114,14 +1114,15 @@ def read_labels(img,                  # the straightened page (h, w, 3) uint8
     out = []
     for (_, i, b), (t, p) in zip(cands, read_text(crops)):
         lead = lead_of(t)
-        if lead is not None and p >= .5: out.append(dict(lead=lead, box=tuple(int(v) for v in b), row=i, conf=p, text=t))
+        if lead is not None and p >= .5:
+            out.append(dict(lead=lead, box=tuple(int(v) for v in b), row=i, conf=p, text=t))
     return out
 
 # %% ../nbs/05_digitizer.ipynb #lab00016
 _STRONG = ('aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6')
 
 def _label_score(panels:list, labels:list)->tuple:
-    "How far a layout's `panels` [(lead, row, t0, t1)] agree with the labels read (dicts: lead, row, t s, conf): (agreeing, disagreeing) weight. I, II and III count less: OCR also reads spikes as ones."
+    "(agreeing, disagreeing) weight of the labels read (lead, row, t s, conf) on a layout's `panels`; I-III count less."
     agree = 0.
     disagree = 0.
     for l in labels:
@@ -1134,7 +1135,7 @@ def _label_score(panels:list, labels:list)->tuple:
 
 # %% ../nbs/05_digitizer.ipynb #lab00019
 def _label_layout(labels:list, D:float)->list:
-    "Panels [(lead, row, t0, t1)] from the labels alone (a partial page): each confident label starts a panel (at a quarter of the page if one is within 0.4 s) that runs to the next label of its row, or to the row's end."
+    "Panels [(lead, row, t0, t1)] from the labels alone (a partial page): each starts one, which runs to the next."
     good = [l for l in labels if l['conf'] >= (.6 if l['lead'] in _STRONG else .8)]
     out = []
     for i in sorted({l['row'] for l in good}):
@@ -1157,7 +1158,7 @@ def _win_t(v, t0:float, t1:float, D:float)->np.ndarray:
 
 # %% ../nbs/05_digitizer.ipynb #lab00025
 def _consistency(V:list, panels:list, D:float)->float:
-    "How well a layout's `panels` of the rows' signals `V` obey what a page must: corr(II, I + III), and every lead shown twice (a rhythm strip) the same where both show it; their mean (0 if nothing can be checked)."
+    "Mean of corr(II, I + III) and of the corr of each lead shown twice, for a layout's `panels` of rows `V`."
     est = [(l, _win_t(V[i], a, b, D)) for l, i, a, b in panels]
     x = _merge(est, len(V[0]))
     c = [_corr(x[1], x[0] + x[2])]                                   # II = I + III
@@ -1171,7 +1172,7 @@ def _choose_layout(V:list,        # the rows' signals, each over the page's `D` 
                    D:float,
                    where:str,
                   )->tuple:
-    "The layout: of the rows' layouts (up to two rows at the top or bottom left out, such as text lines) the one the labels agree with most, Einthoven's law and the rhythm strips choosing between equals; the labels' own panels (a partial page) when no layout of the rows fits them."
+    "The rows' layout the labels agree with most (edge rows may be left out), else the labels' own (a partial page)."
     n = len(V)
     cands, err = [], None
     for k0 in range(3):
@@ -1190,8 +1191,8 @@ def _choose_layout(V:list,        # the rows' signals, each over the page's `D` 
     ps = _label_layout(labels, D)
     if ps: return 'partial', ps
     if best: return best[1], best[2]
-    raise err or DigitizeError(f"{where}: layout: {n} trace row(s) and no lead labels read; expected 3 to 7, 12 or 13 rows "
-                               "(3x4 with 0-3 rhythm strips, 6x2, 6x2+1, 6x1, 12x1) or labels")
+    raise err or DigitizeError(f"{where}: layout: {n} trace row(s) and no lead labels read; expected 3 to 7, 12 "
+                               "or 13 rows (3x4 with 0-3 rhythm strips, 6x2, 6x2+1, 6x1, 12x1) or labels")
 
 # %% ../nbs/05_digitizer.ipynb #8bd4a0f3
 def _flat_pen(R:list)->float:
