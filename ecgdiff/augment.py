@@ -23,8 +23,8 @@ from fastai.torch_core import default_device, set_seed
 from fastprogress.fastprogress import progress_bar
 from sklearn.metrics import (roc_auc_score, roc_curve, precision_recall_curve, f1_score, precision_score, recall_score)
 
-from .data import (ECGDataError, PTBXL, SyntheticInTestError, check_test_integrity, load_ptbxl, task_labels,
-                          write_ptbxl)
+from .data import (ECGDataError, PTBXL, SyntheticInTestError, TrainedOnTestError, check_not_trained_on,
+                          check_test_integrity, load_ptbxl, task_labels, trained_on, write_ptbxl)
 from .training import CheckpointError, amp_mode, atomic_path, atomic_save, check_state_dict, precision_cbs
 from .training import CheckpointCallback, load_checkpoint, resume as resume_from
 from fastai.callback.core import Callback
@@ -683,20 +683,21 @@ def save_generator(file,              # destination (.pth)
                    config:dict,       # what the kind's loader needs to rebuild the model
                    fs:int=100,        # sampling rate of the generated ECGs
                    task:str|None=None,# the PTB-XL task of `labels`, for messages
+                   trained_on:list|None=None, # its `ecgdiff.data.trained_on` entries ([]: untrained; None: unknown)
                   )->Path:
-    "Write a generator checkpoint for `generate` (atomically)."
+    "Write a generator checkpoint for `generate` (atomically), with the records it was trained on."
     if kind not in GENERATOR_KINDS: raise ValueError(f"kind must be one of {GENERATOR_KINDS}, got {kind!r}")
     config = dict(config)
     if isinstance(getattr(model, 'diffusion', None), dict): config.setdefault('diffusion', model.diffusion)   # SSSD/DSAT
     return atomic_save(dict(format='ecgdiff-generator', version=1, kind=kind, labels=list(labels), task=task, fs=int(fs),
-                            config=dict(config), model=model.state_dict()), file)
+                            config=dict(config), model=model.state_dict(), trained_on=trained_on), file)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #d87eb854
 class SyntheticSource:
     "A loaded generator: `sample(Y, seed)` returns (m, 12, L) float32 ECGs in mV for label vectors `Y` in the study's order."
-    def __init__(self, kind, labels, fs, L, file, sample_fn, perm=None):
+    def __init__(self, kind, labels, fs, L, file, sample_fn, perm=None, trained_on=None):
         self.kind, self.labels, self.fs, self.L, self.file = kind, labels, fs, L, Path(file)
-        self._sample, self.perm = sample_fn, perm
+        self._sample, self.perm, self.trained_on = sample_fn, perm, trained_on
 
     def __repr__(self):
         return f"SyntheticSource(kind={self.kind!r}, labels={len(self.labels)}, fs={self.fs}, L={self.L}, file={self.file.name!r})"
@@ -751,7 +752,8 @@ def load_generator(file,                  # a `save_generator` checkpoint, or an
     if L is not None and L_gen != L:
         raise ECGDataError(f"{file}: the generator makes {L_gen} samples per lead, the study's records have {L}")
     perm = None if gl == labels else np.array([labels.index(l) for l in gl])
-    return SyntheticSource(ck['kind'], labels, ck['fs'], L_gen, file, fn, perm)
+    prov = ck.get('trained_on', (ck.get('card') or {}).get('trained_on'))
+    return SyntheticSource(ck['kind'], labels, ck['fs'], L_gen, file, fn, perm, prov)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #051f4118
 def _gan_generator(config:dict, n_classes:int)->nn.Module:
@@ -801,7 +803,7 @@ def _from_sssd_file(file)->dict:
     diff = getattr(model, 'diffusion', None) or {}
     return dict(format='ecgdiff-generator', version=1, kind='dsat' if type(model).__name__ == 'DSAT_ECG' else 'sssd',
                 labels=list(model.labels), task=model.task, fs=fs, config=dict(model.config, scale=float(diff.get('scale', 1.))),
-                model=model.state_dict(), _model=model)
+                model=model.state_dict(), _model=model, trained_on=(getattr(model, 'card', None) or {}).get('trained_on'))
 
 _GENERATOR_LOADERS |= {'sssd': _load_sssd, 'dsat': _load_sssd}
 
@@ -839,7 +841,8 @@ def train_gan_generator(out,                   # study folder (its training fold
         if not progress: st.enter_context(learn.no_bar()); st.enter_context(learn.no_logging())
         learn.fit(epochs)
     if not is_rank0(): return file                  # in a distributed run (each rank trains the same GAN) rank 0 writes
-    return save_generator(file, G.cpu(), 'gan', d.labels, config, fs=cfg['fs'], task=cfg['task'])
+    seen = [trained_on(cfg['data'], d.meta.index.values[tr])]   # real PTB-XL records: indexed by ecg_id
+    return save_generator(file, G.cpu(), 'gan', d.labels, config, fs=cfg['fs'], task=cfg['task'], trained_on=seen)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #45203218
 def generate(out,                # study folder
@@ -862,6 +865,9 @@ def generate(out,                # study folder
         raise ECGDataError(f"{lf}: columns {list(V.columns)}, expected the study's labels {cfg['labels']}")
     sampling = {k: v for k, v in dict(sampler=sampler, n_steps=n_steps).items() if v is not None}
     src = load_generator(checkpoint, cfg['labels'], cfg['fs'], cfg['L'], cfg['task'], device, sampling)
+    sp = read_splits(out/'splits.csv', cfg)
+    held = sp.ecg_id[(sp.provenance == 'real') & (sp.split != 'train')].astype(int)
+    check_not_trained_on(src.trained_on, cfg['data'], held, where=f'generator {checkpoint}')   # never a held-out record
     X = src.sample(V.to_numpy(np.float32), seed=seed, bs=bs, progress=progress)
     bad = np.flatnonzero(~np.isfinite(X).all((1, 2)))
     if len(bad):

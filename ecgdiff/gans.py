@@ -516,5 +516,6 @@ def ecgdiff_gan_train(data:str, # PTB-XL folder (real, or a `write_ptbxl` corpus
     card = dict(recipe=recipe, trained_on=[trained_on(data, ds.meta.index.values[tr])])
     with learn.ema.averaged():
         atomic_save(dict(format='ecgdiff-generator', version=1, kind='gan', labels=list(ds.labels), task=task, fs=fs,
-                         config=dict(cfg, scale=scale), model=G.cpu().state_dict(), card=card), out/'generator.pth')
+                         config=dict(cfg, scale=scale), model=G.cpu().state_dict(), trained_on=card['trained_on'], card=card),
+                    out/'generator.pth')
     print(json.dumps(dict(generator=str(out/'generator.pth'), **{k: recipe[k] for k in ('epochs_trained', 'generator_steps')})))

@@ -40,7 +40,8 @@ def tiny_gan(file, labels, task):
     from ecgdiff.gans import CondWaveGANGenerator
     torch.manual_seed(0)
     G = CondWaveGANGenerator(model_size=10, num_classes=len(labels))
-    return save_generator(file, G, 'gan', labels, dict(arch='wavegan', model_size=10, scale=3.), fs=100, task=task)
+    return save_generator(file, G, 'gan', labels, dict(arch='wavegan', model_size=10, scale=3.), fs=100, task=task,
+                          trained_on=[])                     # untrained: it has seen no record
 
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
@@ -189,6 +190,10 @@ def test_generate_with_sssd_model(baseline, tmp_path):
     m.diffusion = dict(betas=None, pred='eps', scale=2.)                          # trained on mV * 2
     sssd.save_sssd(m, tmp_path/'run/model.pth')
     (tmp_path/'run/config.json').write_text(json.dumps(dict(fs=100)))            # as `ecgdiff_sssd_train` writes it
+    res = cli('generate', '--out', out, '--checkpoint', tmp_path/'run/model.pth', '--device', 'cpu', check=False)
+    assert res.returncode != 0 and 'does not record its training data' in res.stderr    # no card: refused
+    m.card = dict(trained_on=[])                                                  # untrained: it has seen no record
+    sssd.save_sssd(m, tmp_path/'run/model.pth')
     cli('generate', '--out', out, '--checkpoint', tmp_path/'run/model.pth', '--sampler', 'ddim', '--steps', '2',
         '--device', 'cpu', '--quiet')
     V = pd.read_csv(out/'labels.csv').to_numpy(np.float32)
@@ -292,3 +297,42 @@ def test_real_ptbxl_layout(real_corpus, tmp_path):
     assert list(V.columns) == LABELS and len(V) == 12
     assert (V.values == np.eye(len(LABELS), dtype=int)[LABELS.index('MI')]).all()   # the training MI records are MI only
     assert not list(out.rglob('*.tmp*'))
+
+# --- the real layout of ../shared/data/ptbxl-fold10: 1803 real PTB-XL records, folds 1-8 train, 9 valid, 10 test ---
+FOLD10 = SHARED.parent/'ptbxl-fold10'
+
+def test_real_fold10_provenance_guard(tmp_path):
+    "On real PTB-XL: the test fold holds its real records only; no generator that saw a held-out record, no synthetic test record."
+    from ecgdiff.augment import save_generator
+    from ecgdiff.data import trained_on
+    from ecgdiff.gans import CondWaveGANGenerator
+    if not (FOLD10/'ptbxl_database.csv').is_file(): pytest.skip('../shared/data/ptbxl-fold10 not present')
+    db = pd.read_csv(FOLD10/'ptbxl_database.csv', index_col='ecg_id')               # the folds, read independently
+    out = tmp_path/'s'
+    cli('combine', '--out', out, '--data', FOLD10, '--task', 'rhythm', '--quiet')
+    sp = pd.read_csv(out/'splits.csv')
+    assert (sp.provenance == 'real').all()
+    test_ids = set(sp.ecg_id[sp.split == 'test'])
+    assert test_ids == set(db.index[db.strat_fold == 10]) & set(sp.ecg_id) and len(test_ids) > 150
+    cli('labels', '--out', out, '--label', 'SBRAD', '--n', '4')
+    labels = task_labels('rhythm')
+    G = CondWaveGANGenerator(model_size=5, num_classes=len(labels))
+    cfg = dict(arch='wavegan', model_size=5, scale=3.)
+    leak = sorted(test_ids)[:1]                                                     # one real test record seen
+    save_generator(tmp_path/'leak.pth', G, 'gan', labels, cfg, task='rhythm', trained_on=[trained_on(FOLD10, leak)])
+    r = cli('generate', '--out', out, '--checkpoint', tmp_path/'leak.pth', '--device', 'cpu', '--quiet', check=False)
+    assert r.returncode != 0 and 'TrainedOnTestError' in r.stderr and f'ecg_ids {leak}' in r.stderr
+    assert not (out/'synthetic').exists()
+    train_ids = sp.ecg_id[sp.split == 'train']
+    save_generator(tmp_path/'ok.pth', G, 'gan', labels, cfg, task='rhythm', trained_on=[trained_on(FOLD10, train_ids)])
+    cli('generate', '--out', out, '--checkpoint', tmp_path/'ok.pth', '--device', 'cpu', '--quiet')
+    cli('combine-with-provenance', '--out', out)
+    aug = pd.read_csv(out/'augmented/splits.csv', dtype={'record': str})
+    assert set(aug.ecg_id[aug.split == 'test'].astype(int)) == test_ids                 # the test fold untouched
+    assert set(aug.strat_fold[aug.provenance == 'synthetic']) == {1}
+    i = aug.index[aug.provenance == 'synthetic'][0]
+    aug.loc[i, ['strat_fold', 'split']] = [10, 'test']                                   # a synthetic record put in fold 10
+    aug.to_csv(out/'augmented/splits.csv', index=False)
+    r = cli('retrain', '--out', out, *TINY, check=False)
+    assert r.returncode != 0 and 'SyntheticInTestError' in r.stderr and 'real records only' in r.stderr
+    assert not (out/'augmented/model.pth').exists()

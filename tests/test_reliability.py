@@ -287,7 +287,7 @@ def test_corrupted_checkpoint_augment(corpus, tmp, text_file, capsys):
         code, msg = cli(augment_cli, *args, '--out', out, '--quiet', capsys=capsys); assert code == 0, msg
     labels = task_labels('superdiagnostic')
     g = save_generator(tmp/'gan.pth', CondWaveGANGenerator(model_size=4, num_classes=len(labels)), 'gan', labels,
-                       dict(arch='wavegan', model_size=4, scale=3.), fs=100, task='superdiagnostic')
+                       dict(arch='wavegan', model_size=4, scale=3.), fs=100, task='superdiagnostic', trained_on=[])
     cut = truncated(g, tmp/'gan_cut.pth')
     for ck in (cut, text_file):
         bad(augment_cli, 'generate', '--out', out, '--checkpoint', ck, capsys=capsys, names=ck)
