@@ -39,7 +39,7 @@ __all__ = ['PHYSIO_STATS', 'HR_RULES', 'SIZES', 'WNConv1d', 'step_embedding', 's
            'plot_psd', 'frechet_distance', 'feature_stats', 'ECGClassifier', 'extract_features', 'ecg_fid',
            'label_matched', 'realism_table', 'plot_label_matched', 'fit_classifier', 'classifier_auc', 'tstr', 'trts',
            'build_model', 'save_sssd', 'load_sssd', 'load_pretrained', 'ship_pretrained', 'relabel',
-           'ecgdiff_sssd_train', 'ecgdiff_sssd_sample']
+           'ecgdiff_sssd_train', 'ecgdiff_sssd_sample', 'realism_curve']
 
 # %% ../nbs/04_sssd_dsat.ipynb #49678aea
 class WNConv1d(nn.Module):
@@ -890,6 +890,7 @@ def label_matched(sample, # Label vectors (m, n_labels) -> (m, 12, L) ECGs in mV
                   folds=(9, 10), # The real records' folds (held out from the generator's training)
                   classes=('NORM', 'SBRAD', 'STACH'), # Classes to compare
                   n_max:int|None=None, # At most this many records per class
+                  repeat:int=1, # Generated ECGs per real label vector
                  )->dict:
     "Per class: the `ecg_features` of the real records of `folds` and of generated ECGs for their label vectors."
     from ecgdiff.evaluation import ecg_features
@@ -897,7 +898,7 @@ def label_matched(sample, # Label vectors (m, n_labels) -> (m, 12, L) ECGs in mV
     for c in classes:
         idx = np.flatnonzero(np.isin(data.folds, folds) & (data.Y[:, data.labels.index(c)] == 1))[:n_max]
         if not len(idx): continue
-        X = np.asarray(sample(np.asarray(data.Y[idx], np.float32)), np.float32)
+        X = np.asarray(sample(np.repeat(np.asarray(data.Y[idx], np.float32), repeat, 0)), np.float32)
         out[c] = (ecg_features(np.asarray(data.X[idx]), data.fs), ecg_features(X, data.fs), X)
     return out
 
@@ -1225,3 +1226,32 @@ def ecgdiff_sssd_sample(model:str, # A shipped model's name ('ptbxl', see `load_
     scale = (getattr(mdl, 'diffusion', None) or {}).get('scale', 1.)
     res = save_samples(x, out, lab, mdl.labels, fs=fs, scale=scale, order=order, n_plots=plots, prefix='sssd')
     print(json.dumps(dict(out=str(out), n=len(x), records=len(res['records']), failed=len(res['failed'])), indent=1))
+
+# %% ../nbs/04_sssd_dsat.ipynb #rcurve1
+def realism_curve(checkpoints, # Training checkpoints or `save_sssd` files (EMA weights are taken)
+                  data:PTBXL, # Real records with the models' labels
+                  folds=(9,), # Held-out folds to compare with
+                  classes=('NORM', 'SBRAD', 'STACH'), # Classes to measure
+                  repeat:int=1, # Generated ECGs per real label vector
+                  sampler:str='ddim', # Sampler (see `sample_sssd`)
+                  n_steps:int=25, # Sampling steps
+                  guidance:float=1., # Classifier-free guidance weight
+                  seed:int=0, # Seed of the samples
+                 )->pd.DataFrame:
+    "Per checkpoint: its epoch and steps, and per class the C2ST and the share of heart rates that follow the label."
+    rows = []
+    for f in checkpoints:
+        ck = read_torch_file(f, 'checkpoint')
+        m = load_sssd(f)
+        L = data.X.shape[-1]
+        scale = (m.diffusion or {}).get('scale', 1.)
+        def sample(Y):
+            x = sample_sssd(m, Y, sampler=sampler, n_steps=n_steps, guidance=guidance, L=L, seed=seed, progress=False)
+            return to_12_leads(x.numpy()/scale)
+        tab = realism_table(label_matched(sample, data, folds=folds, classes=classes, repeat=repeat))
+        r = dict(checkpoint=Path(f).name, epoch=ck.get('epoch', -1) + 1, steps=ck.get('train_iter'))
+        for c in tab.index:
+            r[f'c2st_{c}'] = tab.loc[c].get('c2st', np.nan)
+            r[f'hr_ok_{c}'] = tab.loc[c].get('hr_follows_label', np.nan)
+        rows.append(r)
+    return pd.DataFrame(rows).set_index('checkpoint')
