@@ -628,15 +628,21 @@ def _plot_report(rd, y, p, df, name):
     _write_fig(rd/'report.png', fig)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #e7aa65a0
-def _train_labels(out, cfg)->np.ndarray:
-    "Multi-hot labels (n, n_labels) of the real records in the training split of the study's `splits.csv`."
+def _train_records(out, cfg, task:str|None=None)->tuple:
+    "The ecg_ids (n,) and multi-hot labels (n, n_labels) of `task` (default: the study's) of the real training records."
     sp = read_splits(Path(out)/'splits.csv', cfg)
     real = sp[(sp.provenance == 'real') & (sp.split == 'train')]
-    ds = load_ptbxl(cfg['data'], task=cfg['task'], fs=cfg['fs'], progress=False)
-    pos = ds.meta.index.get_indexer(real.ecg_id.astype(int))
+    ds = load_ptbxl(cfg['data'], task=task or cfg['task'], fs=cfg['fs'], progress=False)
+    ids = real.ecg_id.astype(int).values
+    pos = ds.meta.index.get_indexer(ids)
     if (pos < 0).any():
-        raise ECGDataError(f"{Path(out)/'splits.csv'}: ecg_id(s) {list(real.ecg_id[pos < 0][:5])} not in {cfg['data']}")
-    return ds.Y[pos]
+        raise ECGDataError(f"{Path(out)/'splits.csv'}: ecg_id(s) {list(ids[pos < 0][:5])} not in {cfg['data']} for task "
+                           f"{task or cfg['task']!r}")
+    return ids, ds.Y[pos]
+
+def _train_labels(out, cfg)->np.ndarray:
+    "Multi-hot labels (n, n_labels) of the real records in the training split of the study's `splits.csv`."
+    return _train_records(out, cfg)[1]
 
 def check_label(label:str,   # a label name
                 labels:list,   # the valid labels
@@ -655,14 +661,17 @@ def sample_labels(out,              # study folder
     "Study step `labels`: draw label vectors containing `label` from its co-occurrence in the training folds."
     out, cfg = Path(out), _study(out)
     j = cfg['labels'].index(check_label(label, cfg['labels'], cfg['task']))
-    Y = _train_labels(out, cfg)
-    rows = Y[Y[:, j] == 1]
+    ids, Y = _train_records(out, cfg)
+    has = np.flatnonzero(Y[:, j] == 1)
+    rows = Y[has]
     if len(rows) == 0:
         raise ECGDataError(f"label {label!r}: no real record of the training folds {cfg['train_folds']} carries it")
     n = len(rows) if n is None else int(n)
     if n < 1: raise ValueError(f"n must be >= 1, got {n}")
-    V = rows[np.random.default_rng(seed).integers(0, len(rows), n)].astype(int)
+    k = np.random.default_rng(seed).integers(0, len(rows), n)
+    V = rows[k].astype(int)
     df = pd.DataFrame(V, columns=cfg['labels'])
+    _write_csv(out/'labels_source.csv', pd.DataFrame(dict(ecg_id=ids[has][k])), index=False)   # whose labels each row took
     co = pd.DataFrame(dict(train=rows.mean(0), sampled=V.mean(0)), index=pd.Index(cfg['labels'], name='label'))
     _write_csv(out/'labels.csv', df, index=False)
     _write_csv(out/'report'/'labels_cooccurrence.csv', co)
@@ -726,6 +735,7 @@ def load_generator(file,                  # a `save_generator` checkpoint, or an
                    task:str|None=None,    # the study's task, for messages
                    device=None,
                    sampling:dict|None=None, # SSSD/DSAT sampler options overriding the checkpoint's (sampler, n_steps, guidance)
+                   statements:bool=False, # also accept a generator of PTB-XL's 71 statements (the 'all' task)
                   )->SyntheticSource:
     "Load a generator checkpoint for a study, refusing one trained on another label set (both sets named)."
     file = Path(file)
@@ -741,6 +751,8 @@ def load_generator(file,                  # a `save_generator` checkpoint, or an
     if ck['kind'] not in _GENERATOR_LOADERS:
         raise CheckpointError(f"{file}: unknown generator kind {ck['kind']!r}; expected one of {GENERATOR_KINDS}")
     gl, labels = list(ck['labels']), list(labels)
+    if statements and set(gl) != set(labels) and set(gl) == set(task_labels('all')):
+        labels = gl                          # conditioned on the SCP statements of real records (see `generate`)
     if set(gl) != set(labels):
         raise LabelSetError(f"{file}: the generator was trained on the label set of task {ck.get('task')!r} ({len(gl)} labels: "
                             f"{', '.join(gl)}), but the study uses task {task!r} ({len(labels)} labels: {', '.join(labels)}); "
@@ -844,6 +856,19 @@ def train_gan_generator(out,                   # study folder (its training fold
     seen = [trained_on(cfg['data'], d.meta.index.values[tr])]   # real PTB-XL records: indexed by ecg_id
     return save_generator(file, G.cpu(), 'gan', d.labels, config, fs=cfg['fs'], task=cfg['task'], trained_on=seen)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #stmts1
+def _statements_of(out, cfg, n:int)->tuple:
+    "The 71-statement vectors (n, 71) of the records in `labels_source.csv`, and their ecg_ids; training records only."
+    f = Path(out)/'labels_source.csv'
+    if not f.is_file(): raise FileNotFoundError(f"{f}: no source records; run `ecgdiff_augment labels` again")
+    ids = pd.read_csv(f).ecg_id.astype(int).values
+    if len(ids) != n: raise ECGDataError(f"{f}: {len(ids)} rows for {n} label vectors; run `ecgdiff_augment labels` again")
+    train_ids, S = _train_records(out, cfg, task='all')
+    pos = pd.Index(train_ids).get_indexer(ids)
+    if (pos < 0).any():
+        raise SyntheticInTestError(f"{f}: ecg_id(s) {list(ids[pos < 0][:5])} are not real training records of the study")
+    return S[pos].astype(np.float32), ids
+
 # %% ../nbs/07_ptbxl_augmentation.ipynb #45203218
 def generate(out,                # study folder
              checkpoint,         # generator checkpoint (`save_generator`, or an `ecgdiff.sssd` model file)
@@ -864,11 +889,14 @@ def generate(out,                # study folder
     if list(V.columns) != cfg['labels']:
         raise ECGDataError(f"{lf}: columns {list(V.columns)}, expected the study's labels {cfg['labels']}")
     sampling = {k: v for k, v in dict(sampler=sampler, n_steps=n_steps).items() if v is not None}
-    src = load_generator(checkpoint, cfg['labels'], cfg['fs'], cfg['L'], cfg['task'], device, sampling)
+    src = load_generator(checkpoint, cfg['labels'], cfg['fs'], cfg['L'], cfg['task'], device, sampling, statements=True)
     sp = read_splits(out/'splits.csv', cfg)
     held = sp.ecg_id[(sp.provenance == 'real') & (sp.split != 'train')].astype(int)
     check_not_trained_on(src.trained_on, cfg['data'], held, where=f'generator {checkpoint}')   # never a held-out record
-    X = src.sample(V.to_numpy(np.float32), seed=seed, bs=bs, progress=progress)
+    C, src_ids = V.to_numpy(np.float32), None
+    if src.labels != cfg['labels']:           # a generator of the 71 statements: condition on those of the source records
+        C, src_ids = _statements_of(out, cfg, len(V))
+    X = src.sample(C, seed=seed, bs=bs, progress=progress)
     bad = np.flatnonzero(~np.isfinite(X).all((1, 2)))
     if len(bad):
         raise ValueError(f"{checkpoint}: the generator returned non-finite values for {len(bad)} of {len(X)} records "
@@ -877,6 +905,7 @@ def generate(out,                # study folder
     target = json.loads((out/'labels.json').read_text())['label'] if (out/'labels.json').is_file() else ''
     rec = pd.DataFrame(dict(record=[f'syn{i:06d}' for i in range(len(X))], row=np.arange(len(X)))).join(V) \
             .assign(target=target, kind=src.kind, checkpoint=str(Path(checkpoint).resolve()), sha1=sha, seed=seed)
+    if src_ids is not None: rec['conditioned_on_ecg_id'] = src_ids
     _write_npy(out/'synthetic'/'signals.npy', X)
     _write_csv(out/'synthetic'/'records.csv', rec, index=False)
     _write_json(out/'synthetic'/'generate.json', dict(checkpoint=str(Path(checkpoint).resolve()), sha1=sha, kind=src.kind,
