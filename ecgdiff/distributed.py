@@ -17,39 +17,44 @@ def is_rank0()->bool:
     "True in a single process and in the process of rank 0 of a distributed run."
     return rank_distrib() == 0
 
+# %% ../nbs/01b_distributed.ipynb #cd51778b
 def rank0_only(f):
     "Decorator: run `f` on rank 0 only (other ranks get `None`); for writing files and reports."
     @functools.wraps(f)
     def _inner(*args, **kwargs): return f(*args, **kwargs) if is_rank0() else None
     return _inner
 
+# %% ../nbs/01b_distributed.ipynb #cc48176b
 def barrier():
     "Wait for all processes of a distributed run (no-op otherwise)."
     if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.barrier()
 
-_teardown_registered = False
+# %% ../nbs/01b_distributed.ipynb #050afaa3
+@functools.cache
 def _teardown_at_exit():
-    "Destroy the process group when the interpreter exits (registered once), as torch asks of every distributed program."
-    global _teardown_registered
-    if not _teardown_registered: atexit.register(teardown_distrib); _teardown_registered = True
+    "Destroy the process group when the interpreter exits (registered on the first call only)."
+    atexit.register(teardown_distrib)
 
+# %% ../nbs/01b_distributed.ipynb #7d732cdc
 def join_process_group():
-    "In a distributed launch, join the process group now (Accelerate's, which `distributed_ctx` reuses) so `barrier` works before the fit."
+    "In a distributed launch, join the process group now (Accelerate's, reused by `distributed_ctx`)."
     if num_distrib() > 1:
         from accelerate import PartialState
         PartialState(cpu=not torch.cuda.is_available())
         _teardown_at_exit()
 
+# %% ../nbs/01b_distributed.ipynb #d1a053b9
 def rank0_first(f, *args, **kwargs):
-    "Run `f` on rank 0 first, then on the other ranks (steps that write files the others then read, e.g. a data cache)."
+    "Run `f` on rank 0 first, then on the other ranks."
     join_process_group()
     if not is_rank0(): barrier()
     res = f(*args, **kwargs)
     if is_rank0(): barrier()
     return res
 
+# %% ../nbs/01b_distributed.ipynb #c6532fb9
 def on_rank0(f, *args, **kwargs):
-    "Run `f` on rank 0 only (steps that write reports); the other ranks wait for it and get `None`."
+    "Run `f` on rank 0 only; the other ranks wait for it and get `None`."
     join_process_group()
     res = f(*args, **kwargs) if is_rank0() else None
     barrier()
@@ -57,12 +62,13 @@ def on_rank0(f, *args, **kwargs):
 
 # %% ../nbs/01b_distributed.ipynb #b1d22a2a
 def _broadcast_any_backend(self, t, rank):
-    "Broadcast the list `t` from `rank` on the device the process group's backend needs (CUDA for NCCL, CPU otherwise)."
+    "Broadcast the list `t` from `rank` on the device the backend needs (CUDA for NCCL, CPU otherwise)."
     dev = 'cuda' if torch.distributed.get_backend() == 'nccl' else 'cpu'
     t = torch.tensor(t, dtype=torch.long, device=dev)
     torch.distributed.broadcast(t, rank)
     return t.cpu().tolist()
 
+# %% ../nbs/01b_distributed.ipynb #b83ebba0
 @contextlib.contextmanager
 def distributed_ctx(learn,                 # the `Learner` to train
                     sync_bn:bool=None,      # synchronised batch norm (default: with CUDA only)
@@ -70,7 +76,8 @@ def distributed_ctx(learn,                 # the `Learner` to train
                    ):
     "fastai's `distrib_ctx` configured for this machine; a plain pass-through when not launched with several processes."
     if num_distrib() <= 1:
-        yield learn; return
+        yield learn
+        return
     import fastai.distributed as fd
     cuda = torch.cuda.is_available()
     old = fd.DistributedDL._broadcast
