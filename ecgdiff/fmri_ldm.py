@@ -28,7 +28,7 @@ from fastai.callback.core import Callback
 from fastai.torch_core import set_seed, default_device, get_model
 from .training import adamw, fit_cosine, EMACallback, CheckpointCallback, NanGuard, precision_cbs, resume
 from .training import atomic_path, atomic_save, load_checkpoint, check_state_dict, CheckpointError, check_resumable, interrupted
-from .ddim import make_betas, alpha_bar, ab_at, q_sample, pred_target, generate, DiffusionCallback
+from .ddim import make_betas, alpha_bar, ab_at, q_sample, pred_target, sample_diffusion, DiffusionCallback
 from .ddim import SAMPLERS, PREDS, timestep_embedding
 from .distributed import distributed_ctx, is_rank0, rank0_first
 
@@ -501,14 +501,14 @@ class LatentDiffusionModel(nn.Module):
     @torch.no_grad()
     def sample(self, n:int,           # number of volumes
                n_steps:int=25,        # sampling steps
-               sampler:str='dpmpp_2m', # 'dpmpp_2m', 'ddim' or 'ddpm' (see `ecgdiff.ddim.generate`)
+               sampler:str='dpmpp_2m', # 'dpmpp_2m', 'ddim' or 'ddpm' (see `ecgdiff.ddim.sample_diffusion`)
                seed:int=None,         # seed of the noise
                obs_noise:bool=True,   # add the decoder's observation noise `x_std`
                **kwargs,              # sampler options (eta, spacing, ...)
               )->torch.Tensor:
         "Generate `n` standardised volumes: reverse diffusion in the latent space, then the decoder: (n, V)."
         self.eval()
-        z = generate(self.denoiser, (n, self.vae.n_latent), self.ab, n_steps, sampler, pred=self.pred, seed=seed,
+        z = sample_diffusion(self.denoiser, (n, self.vae.n_latent), self.ab, n_steps, sampler, pred=self.pred, seed=seed,
                      **kwargs)
         x = self.decode(z)
         if obs_noise:

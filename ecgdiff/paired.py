@@ -27,7 +27,7 @@ from fastai.torch_core import set_seed
 from .data import read_record, simulate_ecg, remove_baseline, ECGDataError
 from .training import (EMACallback, CheckpointCallback, NanGuard, precision_cbs, adamw, fit_cosine, grad_accum, atomic_path,
                        resume, load_checkpoint, check_state_dict, CheckpointError)
-from .ddim import (make_betas, alpha_bar, ab_at, to_x0_eps, generate, DiffusionCallback, PREDS, SAMPLERS,
+from .ddim import (make_betas, alpha_bar, ab_at, to_x0_eps, sample_diffusion, DiffusionCallback, PREDS, SAMPLERS,
                           timestep_embedding)
 from .distributed import distributed_ctx, is_rank0, rank0_first
 
@@ -768,7 +768,7 @@ def sample_paired(model, cfg:PairedConfig, stats:dict, ab:Tensor,
     it = range(0, len(a), bs)
     for i in (progress_bar(it) if progress else it):
         ai, ei = a[i:i + bs].to(dev), e[i:i + bs].to(dev)
-        x = generate(model, (len(ai), n_x), ab, num_steps or s.num_steps, s.sampler, s.spacing, cond=(ai, ei),
+        x = sample_diffusion(model, (len(ai), n_x), ab, num_steps or s.num_steps, s.sampler, s.spacing, cond=(ai, ei),
                      pred=cfg.diffusion.pred, seed=seed + i, device=dev, **kw)
         outs.append(x.float().cpu())
     img, fq = unpack(torch.cat(outs), model.img_shape)
