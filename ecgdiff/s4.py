@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['CHUNK_MB', 'FROZEN_MAP_MB', 'hippo_legs', 'nplr_legs', 's4d_init', 'log_dt_init', 'cauchy_backends', 'cauchy_backend',
@@ -27,10 +28,11 @@ def hippo_legs(N:int, # State size
     A = -(torch.tril(r[:, None]*r[None], -1) + torch.diag(n + 1))
     return A, r.clone()
 
+# %% ../nbs/01_s4_kernels.ipynb #d0b01c5d
 def nplr_legs(N:int, # State size (even): `N/2` conjugate pairs are returned
               rank:int=1, # Rank of the low-rank term (LegS needs 1; extra rows are zero)
              ):
-    "HiPPO-LegS in NPLR form: `w` (N/2,), `P` (rank, N/2), `B` (N/2,), `V` (N, N/2), complex128; `A = V (diag(w) - P P^*) V^*`."
+    "HiPPO-LegS in NPLR form, complex128: `w` (N/2,), `P` (rank, N/2), `B` (N/2,), `V` (N, N/2)."
     if N % 2: raise ValueError(f"N (d_state) must be even (conjugate pairs), got {N}")
     A, B = hippo_legs(N)
     P = (torch.arange(N, dtype=torch.float64) + .5).sqrt()
@@ -58,6 +60,7 @@ def s4d_init(N:int, # State size (even): N/2 values are returned
     else: raise ValueError(f"init must be 'inv', 'lin' or 'legs', got {init!r}")
     return -.5 + 1j*imag, torch.ones(N//2, dtype=torch.complex128)
 
+# %% ../nbs/01_s4_kernels.ipynb #f29bb32b
 def log_dt_init(H:int, # Number of channels
                 dt_min:float=1e-3, # Smallest step
                 dt_max:float=1e-1, # Largest step
@@ -69,24 +72,29 @@ def log_dt_init(H:int, # Number of channels
 # %% ../nbs/01_s4_kernels.ipynb #b1160ded
 CHUNK_MB = 64  # most memory a chunked backend materialises at once (MB)
 
+# %% ../nbs/01_s4_kernels.ipynb #0049409e
 def _basis(w, t, kind):
     "(H, N, Lc) basis: 1/(t - w) (Cauchy) or exp(w t) (Vandermonde)."
     if kind == 'cauchy': return (t - w[..., None]).reciprocal_()
     return (w[..., None]*t).exp_()
 
+# %% ../nbs/01_s4_kernels.ipynb #38240e65
 def _dbasis(f, t, kind):
     "Derivative of the basis with respect to w."
     return f*f if kind == 'cauchy' else f*t
 
+# %% ../nbs/01_s4_kernels.ipynb #c2fc4b15
 def _chunk_len(w, n_bufs, L):
     per_node = w.numel()*w.element_size()*n_bufs
     return max(1, min(L, int(CHUNK_MB*2**20//per_node)))
 
+# %% ../nbs/01_s4_kernels.ipynb #883bb60e
 class _StructuredSum(torch.autograd.Function):
-    "out (Bv, H, L) = sum_n v (Bv, H, N) * basis(w (H, N), t (L,)), built and differentiated one chunk of `t` at a time."
+    "out (Bv, H, L) = sum_n v (Bv, H, N) * basis(w (H, N), t (L,)), built and differentiated a chunk of `t` at a time."
     @staticmethod
     def forward(ctx, v, w, t, kind):
-        ctx.save_for_backward(v, w, t); ctx.kind = kind
+        ctx.save_for_backward(v, w, t)
+        ctx.kind = kind
         vh = v.transpose(0, 1)                                          # (H, Bv, N)
         out = v.new_empty(v.shape[1], v.shape[0], t.shape[0], dtype=torch.result_type(v, w))
         step = _chunk_len(w, 1, t.shape[0])
@@ -109,12 +117,15 @@ class _StructuredSum(torch.autograd.Function):
         if gw is not None: gw = (gw*v.transpose(0, 1)).sum(1).conj()
         return (gv.conj().transpose(0, 1) if gv is not None else None), gw, None, None
 
+# %% ../nbs/01_s4_kernels.ipynb #40d37af1
 def _structured_naive(v, w, t, kind):
     return (v[..., None]*_basis(w, t, kind).clone()).sum(-2)
 
+# %% ../nbs/01_s4_kernels.ipynb #6591aa9f
 def _as_batch(v, w):
     "Flatten the leading dims of v (..., H, N) to (Bv, H, N)."
-    if v.shape[-2:] != w.shape: raise ValueError(f"v (..., H, N) and w (H, N) disagree: {tuple(v.shape)} vs {tuple(w.shape)}")
+    if v.shape[-2:] != w.shape:
+        raise ValueError(f"v (..., H, N) and w (H, N) disagree: {tuple(v.shape)} vs {tuple(w.shape)}")
     return v.reshape(-1, *w.shape)
 
 # %% ../nbs/01_s4_kernels.ipynb #9841ffd8
@@ -188,12 +199,13 @@ def _triton_cauchy():
 
     return triton, fwd, bwd
 
+# %% ../nbs/01_s4_kernels.ipynb #e8c83c9e
 class _TritonCauchy(torch.autograd.Function):
     "Fused Cauchy sum (complex64): nothing of size (H, N, L) is ever stored, forward or backward."
     @staticmethod
     def forward(ctx, v, w, z):
         triton, fwd, _ = _triton_cauchy()
-        Bv, H, N = v.shape; L = z.shape[0]
+        (Bv, H, N), L = v.shape, z.shape[0]
         ctx.save_for_backward(v, w, z)
         out = torch.empty(Bv, H, L, 2, device=v.device, dtype=torch.float32)
         parts = [torch.view_as_real(x.resolve_conj().contiguous()) for x in (v, w, z)]   # interleaved (re, im)
@@ -204,35 +216,41 @@ class _TritonCauchy(torch.autograd.Function):
     def backward(ctx, g):
         triton, _, bwd = _triton_cauchy()
         v, w, z = ctx.saved_tensors
-        Bv, H, N = v.shape; L = z.shape[0]
+        (Bv, H, N), L = v.shape, z.shape[0]
         gv, gf2 = [torch.empty(Bv, H, N, 2, device=v.device, dtype=torch.float32) for _ in range(2)]
         parts = [torch.view_as_real(x.resolve_conj().contiguous()) for x in (g, w, z)]
         bwd[(Bv*H, triton.cdiv(N, 32))](*parts, gv, gf2, H, N, L, BL=64, BN=32)
         gv, gf2 = torch.view_as_complex(gv), torch.view_as_complex(gf2)
         return gv, (gf2*v.conj()).sum(0), None
 
+# %% ../nbs/01_s4_kernels.ipynb #ad17808e
 def _cauchy_triton(v, z, w):
     if v.dtype != torch.complex64 or v.device.type != 'cuda': return _StructuredSum.apply(v, w, z, 'cauchy')
     return _TritonCauchy.apply(v, w.to(v.dtype), z.to(v.dtype))
 
+# %% ../nbs/01_s4_kernels.ipynb #809cbcfa
 _CAUCHY = {'naive': lambda v, z, w: _structured_naive(v, w, z, 'cauchy'),
            'torch': lambda v, z, w: _StructuredSum.apply(v, w, z, 'cauchy'),
            'keops': _cauchy_keops,
            'triton': _cauchy_triton}
+
+# %% ../nbs/01_s4_kernels.ipynb #a3ff25db
 _SELECTED, _PROBED = {}, {}
 
 # %% ../nbs/01_s4_kernels.ipynb #f6628ceb
 def _probe(name, dev):
     "Run backend `name` on device type `dev` against the chunked sum; returns '' if it works, else the reason."
     try:
-        quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings()
-        with quiet[0], quiet[1], quiet[2], torch.inference_mode(False), torch.enable_grad():  # probes may start under no_grad
+        out, err = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
+        # probes may start under no_grad
+        with out, err, warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
             warnings.simplefilter('ignore')
             if name == 'keops': import pykeops.torch  # noqa: F401
             if name == 'triton': _triton_cauchy()
             g = torch.Generator().manual_seed(0)
             v = torch.randn(3, 4, 6, dtype=torch.cfloat, generator=g).to(dev).requires_grad_()
-            w = torch.complex(-torch.rand(4, 6, generator=g), 10*torch.randn(4, 6, generator=g)).to(dev).requires_grad_()
+            w = torch.complex(-torch.rand(4, 6, generator=g), 10*torch.randn(4, 6, generator=g))
+            w = w.to(dev).requires_grad_()
             z = (1j*torch.linspace(0, 20, 11)).to(dev)
             y = _CAUCHY[name](v, z, w)
             gv, gw = torch.autograd.grad(y.abs().sum(), (v, w))
@@ -243,6 +261,7 @@ def _probe(name, dev):
         return ''
     except Exception as e: return f'{type(e).__name__}: {e}'.split('\n')[0][:200]
 
+# %% ../nbs/01_s4_kernels.ipynb #6fdbd85f
 def _why(name, dev):
     "'' if backend `name` works on device type `dev`, else why not (each probe runs once)."
     if (dev, name) not in _PROBED:
@@ -251,21 +270,24 @@ def _why(name, dev):
         _PROBED[dev, name] = '' if name in ('naive', 'torch') else 'GPU only' if gpu_only else _probe(name, dev)
     return _PROBED[dev, name]
 
+# %% ../nbs/01_s4_kernels.ipynb #33ba243d
 def cauchy_backends(device='cpu', # Device (or type) to probe on
                    ):
     "Dict backend name -> '' when it works on `device`, else the reason it does not (probes run once per device type)."
     dev = torch.device(device).type
     return {n: _why(n, dev) for n in _CAUCHY}
 
+# %% ../nbs/01_s4_kernels.ipynb #75eee7a3
 def cauchy_backend(device='cpu', # Device (or type) the kernel runs on
                   ):
-    "The Cauchy backend used on `device`: chosen once per device type (Triton, then pykeops on CUDA; chunked PyTorch otherwise)."
+    "The Cauchy backend used on `device`, chosen once per device type: Triton, pykeops or chunked PyTorch."
     dev = torch.device(device).type
     if dev not in _SELECTED:  # probe in order of preference, stopping at the first that works
         prefs = ('triton', 'keops', 'torch') if dev == 'cuda' else ('torch',)
         _SELECTED[dev] = next(n for n in prefs if not _why(n, dev))
     return _SELECTED[dev]
 
+# %% ../nbs/01_s4_kernels.ipynb #db520419
 def set_cauchy_backend(name:str, # 'torch', 'naive', 'keops' or 'triton'
                        device='cpu', # Device type it applies to
                       ):
@@ -275,6 +297,7 @@ def set_cauchy_backend(name:str, # 'torch', 'naive', 'keops' or 'triton'
     if why: raise ValueError(f"Cauchy backend {name!r} cannot be used on {dev}: {why}")
     _SELECTED[dev] = name
 
+# %% ../nbs/01_s4_kernels.ipynb #b9cb9084
 def cauchy(v:torch.Tensor, # (..., H, N) complex numerators
            z:torch.Tensor, # (L,) complex nodes
            w:torch.Tensor, # (H, N) complex poles
@@ -288,6 +311,7 @@ def cauchy(v:torch.Tensor, # (..., H, N) complex numerators
         if why: raise ValueError(f"Cauchy backend {backend!r} cannot be used on {v.device.type}: {why}")
     return _CAUCHY[name](vb, z, w).reshape(*v.shape[:-1], z.shape[-1])
 
+# %% ../nbs/01_s4_kernels.ipynb #62f36ed4
 def vandermonde(v:torch.Tensor, # (..., H, N) complex coefficients
                 x:torch.Tensor, # (H, N) complex exponents (log dA)
                 L:int, # Number of powers
@@ -295,12 +319,14 @@ def vandermonde(v:torch.Tensor, # (..., H, N) complex coefficients
                )->torch.Tensor:
     "`sum_n v[..., h, n] exp(x[h, n] l)` for l < L, shape (..., H, L)."
     vb, t = _as_batch(v, x), torch.arange(L, device=x.device, dtype=x.real.dtype)
-    out = _structured_naive(vb, x, t, 'vandermonde') if backend == 'naive' else _StructuredSum.apply(vb, x, t, 'vandermonde')
+    if backend == 'naive': out = _structured_naive(vb, x, t, 'vandermonde')
+    else: out = _StructuredSum.apply(vb, x, t, 'vandermonde')
     return out.reshape(*v.shape[:-1], L)
 
 # %% ../nbs/01_s4_kernels.ipynb #7406b1c1
 _STATE = ('log_dt', 'log_A_real', 'A_imag', 'B', 'P', 'Q', 'w')  # names of the SSM state parameters (own lr, no wd)
 
+# %% ../nbs/01_s4_kernels.ipynb #18bb7806
 class _S4Base(nn.Module):
     "Shared helpers: registering state tensors as parameters or buffers, and state_dict shape checks."
     def _register(self, name, x, trainable):
@@ -369,7 +395,8 @@ class SSKernelDiag(_S4Base):
 
     def default_state(self, *batch_shape):
         "Zero state (*batch_shape, H, N/2) complex."
-        return torch.zeros(*batch_shape, self.H, self.N//2, dtype=torch.view_as_complex(self.C).dtype, device=self.C.device)
+        dtype = torch.view_as_complex(self.C).dtype
+        return torch.zeros(*batch_shape, self.H, self.N//2, dtype=dtype, device=self.C.device)
 
     def step(self, u, state):
         "One step: u (B, H) -> y (B, channels, H), new state."
@@ -380,12 +407,13 @@ class SSKernelDiag(_S4Base):
 # %% ../nbs/01_s4_kernels.ipynb #frozmap1
 FROZEN_MAP_MB = 256  # most memory the cached map of one frozen NPLR kernel may take (MB); larger kernels sum each time
 
+# %% ../nbs/01_s4_kernels.ipynb #763436f9
 def _frozen_map(self, # An `SSKernelNPLR`
                 L:int, # Kernel samples wanted
                 Lk:int, # Internal length (`l_max` or a doubling of it)
                 omega:torch.Tensor, z:torch.Tensor, # FFT nodes for `Lk` (see `_nodes`)
                ):
-    "Real `W` (H, N, L) with kernel = `view_as_real(C~)` (c, H, N) @ `W` when the state is frozen (rank 1, no halfsum), else None."
+    "Real `W` (H, N, L) with kernel = `view_as_real(C~)` (c, H, N) @ `W` for a frozen state (rank 1), else None."
     state = [getattr(self, n) for n in ('log_dt', 'w', 'B', 'P', 'Q')]
     if self.rank != 1 or self.halfsum or any(isinstance(t, nn.Parameter) for t in state): return None
     if self.H*self.N*L*z.real.element_size() > FROZEN_MAP_MB*2**20: return None
@@ -413,12 +441,14 @@ def _nodes(L, dtype=torch.complex64, device=None):
     omega = torch.polar(torch.ones_like(k), -2*math.pi*k/L)
     return omega.to(device, dtype), (2*(1 - omega)/(1 + omega)).to(device, dtype)
 
+# %% ../nbs/01_s4_kernels.ipynb #8989573b
 def _conj_full(x):
     "Append the conjugate half along the last (state) axis."
     return torch.cat([x, x.conj()], -1)
 
+# %% ../nbs/01_s4_kernels.ipynb #4bec3d47
 class SSKernelNPLR(_S4Base):
-    "S4 kernel: `A = diag(w) - P Q^T` (rank r), bilinear, Cauchy + Woodbury at the FFT nodes, C-tilde convention. Returns (channels, H, L)."
+    "S4 kernel: `A = diag(w) - P Q^T`, bilinear, Cauchy + Woodbury at the FFT nodes; returns (channels, H, L)."
     def __init__(self,
                  H:int, # Number of independent SSMs (channels of the input)
                  N:int=64, # State size `d_state` (N/2 conjugate pairs are stored)
@@ -446,28 +476,8 @@ class SSKernelNPLR(_S4Base):
         self._register('Q', P.conj().cfloat()[:, None].repeat(1, H, 1), trainable)
 
     def _hint(self):
-        return f'H={self.H}, d_state N={self.N} stored as N/2={self.N//2}, rank={self.rank}, channels={self.channels}, l_max={self.l_max}'
-
-    def dense(self, dtype=None):
-        "Dense bilinear `dA` (H, N, N), `dB` (H, N) on the full conjugate-expanded state, and `dt` (H,)."
-        w, P, Q, B = [_conj_full(self._c(n, dtype)) for n in ('w', 'P', 'Q', 'B')]
-        dt = self.log_dt.to(w.real.dtype).exp()
-        A = torch.diag_embed(w) - torch.einsum('rhn,rhm->hnm', P, Q)
-        I = torch.eye(self.N, dtype=w.dtype, device=w.device)
-        M = I - dt[:, None, None]/2*A
-        return torch.linalg.solve(M, I + dt[:, None, None]/2*A), torch.linalg.solve(M, (dt[:, None]*B[0])[..., None])[..., 0], dt
-
-    def _C_tilde(self, L):
-        "C~ for the internal length `L` (= l_max * 2^m) and that length."
-        C = self._c('C')
-        if L <= self.l_max: return C, self.l_max
-        if self.halfsum: raise ValueError(f"halfsum kernels (reference compatibility) have no SSM to extend: L={L} > l_max={self.l_max}")
-        if not self.double_length: raise ValueError(f"sequence length L={L} exceeds l_max={self.l_max} and double_length=False")
-        dA, _, _ = self.dense()
-        Cf, M, dAM = _conj_full(C), self.l_max, torch.linalg.matrix_power(dA, self.l_max)
-        while M < L:  # C~_{2M} = C~_M (I + dA^M)
-            Cf, M, dAM = Cf + torch.einsum('chn,hnm->chm', Cf, dAM), 2*M, dAM @ dAM
-        return Cf[..., :self.N//2], M
+        return (f'H={self.H}, d_state N={self.N} stored as N/2={self.N//2}, rank={self.rank}, '
+                f'channels={self.channels}, l_max={self.l_max}')
 
     def forward(self, L:int|None=None):
         "The kernel of length `L` (default `l_max`), shape (channels, H, L)."
@@ -484,7 +494,7 @@ class SSKernelNPLR(_S4Base):
         if not self.halfsum: v, w = _conj_full(v), _conj_full(w)
         k = cauchy(v, z, w, self.backend)*dt[:, None]               # (c+r, 1+r, H, L//2+1)
         if r == 1:
-            (kcb, kcp), (kqb, kqp) = k[:c].unbind(1), k[c].unbind(0)   # unbind: one cheap backward, no zero-filled selects
+            (kcb, kcp), (kqb, kqp) = k[:c].unbind(1), k[c].unbind(0)   # unbind: one cheap backward, no zero-fills
             k_f = kcb - kcp*(kqb/(1 + kqp))
         else:
             I = torch.eye(r, dtype=k.dtype, device=k.device)
@@ -492,24 +502,58 @@ class SSKernelNPLR(_S4Base):
             k_f = k[:c, 0] - torch.einsum('cihl,hli->chl', k[:c, 1:], X)
         return torch.fft.irfft(k_f*2/(1 + omega), n=Lk)[..., :L]
 
-    def setup_step(self):
-        "Precompute the dense recurrence `dA, dB` and the un-tilded `C = C~ (I - dA^l_max)^-1` for `step`."
-        if self.halfsum: raise ValueError("halfsum kernels (reference compatibility) have no recurrent form")
-        dA, dB, _ = self.dense()
-        I = torch.eye(self.N, dtype=dA.dtype, device=dA.device)
-        Ct = _conj_full(self._c('C'))                                # (c, H, N)
-        C = torch.linalg.solve((I - torch.linalg.matrix_power(dA, self.l_max)).mT, Ct.transpose(0, 1).mT).mT.transpose(0, 1)
-        self._step_mats = dA, dB, C
+# %% ../nbs/01_s4_kernels.ipynb #1d7221b3
+@patch
+def dense(self:SSKernelNPLR, dtype=None):
+    "Dense bilinear `dA` (H, N, N), `dB` (H, N) on the full conjugate-expanded state, and `dt` (H,)."
+    w, P, Q, B = [_conj_full(self._c(n, dtype)) for n in ('w', 'P', 'Q', 'B')]
+    dt = self.log_dt.to(w.real.dtype).exp()
+    A = torch.diag_embed(w) - torch.einsum('rhn,rhm->hnm', P, Q)
+    I = torch.eye(self.N, dtype=w.dtype, device=w.device)
+    M = I - dt[:, None, None]/2*A
+    dB = torch.linalg.solve(M, (dt[:, None]*B[0])[..., None])[..., 0]
+    return torch.linalg.solve(M, I + dt[:, None, None]/2*A), dB, dt
 
-    def default_state(self, *batch_shape):
-        "Zero state (*batch_shape, H, N) complex (the full conjugate-expanded state)."
-        return torch.zeros(*batch_shape, self.H, self.N, dtype=torch.view_as_complex(self.C).dtype, device=self.C.device)
+# %% ../nbs/01_s4_kernels.ipynb #8880e401
+@patch
+def _C_tilde(self:SSKernelNPLR, L):
+    "C~ for the internal length `L` (= l_max * 2^m) and that length."
+    C = self._c('C')
+    if L <= self.l_max: return C, self.l_max
+    if self.halfsum:
+        raise ValueError(f"halfsum kernels (reference compatibility) have no SSM to extend: L={L} > l_max={self.l_max}")
+    if not self.double_length:
+        raise ValueError(f"sequence length L={L} exceeds l_max={self.l_max} and double_length=False")
+    dA, _, _ = self.dense()
+    Cf, M, dAM = _conj_full(C), self.l_max, torch.linalg.matrix_power(dA, self.l_max)
+    while M < L:  # C~_{2M} = C~_M (I + dA^M)
+        Cf, M, dAM = Cf + torch.einsum('chn,hnm->chm', Cf, dAM), 2*M, dAM @ dAM
+    return Cf[..., :self.N//2], M
 
-    def step(self, u, state):
-        "One step: u (B, H) -> y (B, channels, H), new state."
-        dA, dB, C = self._step_mats
-        state = torch.einsum('hmn,bhn->bhm', dA, state) + dB*u[..., None]
-        return torch.einsum('chn,bhn->bch', C, state).real, state
+# %% ../nbs/01_s4_kernels.ipynb #788c1f86
+@patch
+def setup_step(self:SSKernelNPLR):
+    "Precompute the dense recurrence `dA, dB` and the un-tilded `C = C~ (I - dA^l_max)^-1` for `step`."
+    if self.halfsum: raise ValueError("halfsum kernels (reference compatibility) have no recurrent form")
+    dA, dB, _ = self.dense()
+    I = torch.eye(self.N, dtype=dA.dtype, device=dA.device)
+    Ct = _conj_full(self._c('C'))                                # (c, H, N)
+    C = torch.linalg.solve((I - torch.linalg.matrix_power(dA, self.l_max)).mT, Ct.transpose(0, 1).mT)
+    self._step_mats = dA, dB, C.mT.transpose(0, 1)
+
+# %% ../nbs/01_s4_kernels.ipynb #3c51d275
+@patch
+def default_state(self:SSKernelNPLR, *batch_shape):
+    "Zero state (*batch_shape, H, N) complex (the full conjugate-expanded state)."
+    return torch.zeros(*batch_shape, self.H, self.N, dtype=torch.view_as_complex(self.C).dtype, device=self.C.device)
+
+# %% ../nbs/01_s4_kernels.ipynb #b241a95c
+@patch
+def step(self:SSKernelNPLR, u, state):
+    "One step: u (B, H) -> y (B, channels, H), new state."
+    dA, dB, C = self._step_mats
+    state = torch.einsum('hmn,bhn->bhm', dA, state) + dB*u[..., None]
+    return torch.einsum('chn,bhn->bch', C, state).real, state
 
 # %% ../nbs/01_s4_kernels.ipynb #ca90c7e0
 class HippoSSKernel(nn.Module):
@@ -528,6 +572,7 @@ class HippoSSKernel(nn.Module):
 
     def forward(self, L:int|None=None): return self.kernel(L)
 
+# %% ../nbs/01_s4_kernels.ipynb #841189a3
 class _TransposedLinear(_S4Base):
     "Linear map over the channel axis of (B, H, L) inputs (weight (out, in), bias (out, 1), as in the reference)."
     def __init__(self, n_in, n_out):
@@ -556,6 +601,7 @@ class _FFTConv(torch.autograd.Function):
         gk = torch.fft.irfft((G*U.conj()).sum(0), n=n)[..., :ctx.Lk] if ctx.needs_input_grad[1] else None
         return gu, gk
 
+# %% ../nbs/01_s4_kernels.ipynb #60d65928
 def fft_conv(u:torch.Tensor, # (B, H, L) real input
              k:torch.Tensor, # (H, Lk) real kernel, Lk <= 2L (lags 0..L-1, then anti-causal lags from the end)
             )->torch.Tensor:
@@ -567,10 +613,12 @@ def fft_conv(u:torch.Tensor, # (B, H, L) real input
 # %% ../nbs/01_s4_kernels.ipynb #e85600f2
 _ACTS = {'gelu': nn.GELU, 'relu': nn.ReLU, 'silu': nn.SiLU, 'id': nn.Identity}
 
+# %% ../nbs/01_s4_kernels.ipynb #c8ee1926
 def _fft_ready(x):
     "FFTs run in float32 at least (half precision FFTs lose the kernel's small tail)."
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
+# %% ../nbs/01_s4_kernels.ipynb #0ce2e14d
 class S4(_S4Base):
     "The S4 block: SSM convolution (NPLR or diagonal kernel), D skip, GELU, dropout, output linear (+GLU)."
     def __init__(self,
@@ -585,7 +633,7 @@ class S4(_S4Base):
                  transposed:bool=True, # Inputs (B, H, L) if True, else (B, L, H)
                  mode:str='nplr', # 'nplr' (S4) or 'diag' (S4D)
                  trainable:bool=True, # Learn the state parameters dt, A (w), B, P (see `s4_param_groups`)
-                 **kernel_args, # Passed to the kernel (dt_min, dt_max, rank, backend, halfsum, double_length, init, disc)
+                 **kernel_args, # Passed to the kernel (dt_min, dt_max, rank, backend, halfsum, double_length, ...)
                 ):
         super().__init__()
         if postact not in (None, 'glu'): raise ValueError(f"postact must be None or 'glu', got {postact!r}")
@@ -600,33 +648,6 @@ class S4(_S4Base):
         self._cache = None
 
     def _hint(self): return f'd_model={self.H}, channels={self.channels}'
-
-    def _state_key(self, L):
-        ts = itertools.chain(self.kernel.parameters(), self.kernel.buffers())
-        return (L, self.bidirectional, *((t.data_ptr(), t._version, t.dtype) for t in ts))
-
-    def kernel_fft(self, L:int):
-        "rfft (length 2L) of the (bidirectional) kernel, (channels, H, L+1); cached in eval mode while the parameters are unchanged."
-        use_cache = not self.training and not (torch.is_grad_enabled() and any(p.requires_grad for p in self.kernel.parameters()))
-        if use_cache:
-            key = self._state_key(L)
-            if self._cache is not None and self._cache[0] == key and (torch.is_inference_mode_enabled() or not self._cache[1].is_inference()):
-                return self._cache[1]
-        with torch.autocast(self.D.device.type, enabled=False): k_f = torch.fft.rfft(self.kernel_time(L), n=2*L)
-        if use_cache: self._cache = (key, k_f.detach())
-        return k_f
-
-    def kernel_time(self, L:int):
-        "The convolution kernel in time, float32 at least: (channels, H, L), or (channels, H, 2L) if bidirectional."
-        with torch.autocast(self.D.device.type, enabled=False):
-            k = _fft_ready(self.kernel(L))                               # (C', H, L)
-            if not self.bidirectional: return k
-            k0, k1 = k.chunk(2, 0)                                       # [k0, 0] + [0, flip(k1)]: k1 acts on the future
-            return torch.cat([k0, k1.flip(-1)], -1)
-
-    def clear_cache(self):
-        "Forget the cached kernel (done automatically by `.train()`/`.eval()` and by parameter updates)."
-        self._cache = None
 
     def train(self, mode:bool=True):
         self._cache = None
@@ -660,24 +681,67 @@ class S4(_S4Base):
         if self.postact == 'glu': y = F.glu(y, dim=-2)
         return y if self.transposed else y.transpose(-1, -2)
 
-    def setup_step(self):
-        "Prepare the recurrent mode (causal layers only)."
-        if self.bidirectional: raise ValueError("a bidirectional S4 looks at the future: it has no recurrent mode")
-        self.kernel.kernel.setup_step()
+# %% ../nbs/01_s4_kernels.ipynb #03a91325
+@patch
+def kernel_time(self:S4, L:int):
+    "The convolution kernel in time, float32 at least: (channels, H, L), or (channels, H, 2L) if bidirectional."
+    with torch.autocast(self.D.device.type, enabled=False):
+        k = _fft_ready(self.kernel(L))                               # (C', H, L)
+        if not self.bidirectional: return k
+        k0, k1 = k.chunk(2, 0)                                       # [k0, 0] + [0, flip(k1)]: k1 acts on the future
+        return torch.cat([k0, k1.flip(-1)], -1)
 
-    def default_state(self, *batch_shape):
-        "Zero recurrent state for a batch."
-        return self.kernel.kernel.default_state(*batch_shape)
+# %% ../nbs/01_s4_kernels.ipynb #08670091
+@patch
+def _state_key(self:S4, L):
+    ts = itertools.chain(self.kernel.parameters(), self.kernel.buffers())
+    return (L, self.bidirectional, *((t.data_ptr(), t._version, t.dtype) for t in ts))
 
-    def step(self, u:torch.Tensor, # (B, H): one time step
-             state:torch.Tensor, # From `default_state` or the previous `step`
-            ):
-        "One recurrent step (after `setup_step`): returns the output (B, H) and the new state."
-        y, state = self.kernel.kernel.step(u, state)                    # (B, C, H)
-        y = (y + u[:, None]*self.D).flatten(1)
-        y = self.output_linear(self.dropout(self.activation(y))[..., None])[..., 0]
-        if self.postact == 'glu': y = F.glu(y, dim=-1)
-        return y, state
+# %% ../nbs/01_s4_kernels.ipynb #d0ecb78c
+@patch
+def kernel_fft(self:S4, L:int):
+    "rfft (length 2L) of the kernel, (channels, H, L+1); cached in eval mode while the parameters are unchanged."
+    grads = torch.is_grad_enabled() and any(p.requires_grad for p in self.kernel.parameters())
+    use_cache = not self.training and not grads
+    if use_cache:
+        key = self._state_key(L)
+        fresh = torch.is_inference_mode_enabled() or (self._cache is not None and not self._cache[1].is_inference())
+        if self._cache is not None and self._cache[0] == key and fresh: return self._cache[1]
+    with torch.autocast(self.D.device.type, enabled=False): k_f = torch.fft.rfft(self.kernel_time(L), n=2*L)
+    if use_cache: self._cache = (key, k_f.detach())
+    return k_f
+
+# %% ../nbs/01_s4_kernels.ipynb #9a1a1b7a
+@patch
+def clear_cache(self:S4):
+    "Forget the cached kernel (done automatically by `.train()`/`.eval()` and by parameter updates)."
+    self._cache = None
+
+# %% ../nbs/01_s4_kernels.ipynb #8477b52c
+@patch
+def setup_step(self:S4):
+    "Prepare the recurrent mode (causal layers only)."
+    if self.bidirectional: raise ValueError("a bidirectional S4 looks at the future: it has no recurrent mode")
+    self.kernel.kernel.setup_step()
+
+# %% ../nbs/01_s4_kernels.ipynb #2e10227f
+@patch
+def default_state(self:S4, *batch_shape):
+    "Zero recurrent state for a batch."
+    return self.kernel.kernel.default_state(*batch_shape)
+
+# %% ../nbs/01_s4_kernels.ipynb #18d1da5d
+@patch
+def step(self:S4,
+         u:torch.Tensor, # (B, H): one time step
+         state:torch.Tensor, # From `default_state` or the previous `step`
+        ):
+    "One recurrent step (after `setup_step`): returns the output (B, H) and the new state."
+    y, state = self.kernel.kernel.step(u, state)                    # (B, C, H)
+    y = (y + u[:, None]*self.D).flatten(1)
+    y = self.output_linear(self.dropout(self.activation(y))[..., None])[..., 0]
+    if self.postact == 'glu': y = F.glu(y, dim=-1)
+    return y, state
 
 # %% ../nbs/01_s4_kernels.ipynb #2231483a
 class S4Layer(nn.Module):
@@ -693,7 +757,8 @@ class S4Layer(nn.Module):
                  **kwargs, # Passed to `S4` (e.g. halfsum=True, backend='naive')
                 ):
         super().__init__()
-        self.s4_layer = S4(features, N, lmax, bidirectional=bidirectional, dropout=dropout, trainable=trainable, **kwargs)
+        self.s4_layer = S4(features, N, lmax, bidirectional=bidirectional, dropout=dropout, trainable=trainable,
+                           **kwargs)
         self.norm_layer = nn.LayerNorm(features) if layer_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
@@ -711,12 +776,14 @@ def s4_state_params(m:nn.Module, # Any model containing S4 kernels
     return [p for k in m.modules() if isinstance(k, (SSKernelNPLR, SSKernelDiag))
             for n, p in k.named_parameters(recurse=False) if n in _STATE]
 
+# %% ../nbs/01_s4_kernels.ipynb #d3f76a46
 def s4_splitter(m:nn.Module, # Any model containing S4 kernels
                ):
     "fastai splitter: [all other parameters, S4 state parameters]."
     state = {id(p) for p in s4_state_params(m)}
     return [[p for p in m.parameters() if id(p) not in state], s4_state_params(m)]
 
+# %% ../nbs/01_s4_kernels.ipynb #5ef2784e
 def s4_param_groups(m:nn.Module, # Any model containing S4 kernels
                     lr:float, # Learning rate of the other parameters
                     wd:float=0., # Weight decay of the other parameters
@@ -727,8 +794,9 @@ def s4_param_groups(m:nn.Module, # Any model containing S4 kernels
     rest, state = s4_splitter(m)
     return [dict(params=rest, lr=lr, weight_decay=wd), dict(params=state, lr=lr_state, weight_decay=wd_state)]
 
+# %% ../nbs/01_s4_kernels.ipynb #d4a15e05
 class S4StateHypers(Callback):
-    "Use with `splitter=s4_splitter`: the S4 state group gets learning rate `lr` (or `lr_mult` x the scheduled one) and `wd`."
+    "With `splitter=s4_splitter`: the S4 state group gets learning rate `lr` (or `lr_mult` x the scheduled one), `wd`."
     order = ParamScheduler.order + 1   # after the scheduler has set this batch's hypers
     def __init__(self, lr:float=1e-3, # Fixed learning rate of the S4 state parameters
                  lr_mult:float|None=None, # If given, the state lr follows the schedule: lr_mult x group 0's lr
@@ -736,7 +804,8 @@ class S4StateHypers(Callback):
         self.lr, self.lr_mult, self.wd = lr, lr_mult, wd
 
     def before_fit(self):
-        if len(self.opt.param_lists) < 2: raise ValueError("S4StateHypers needs the Learner built with splitter=s4_splitter")
+        if len(self.opt.param_lists) < 2:
+            raise ValueError("S4StateHypers needs the Learner built with splitter=s4_splitter")
 
     def before_batch(self):
         if not self.training: return
@@ -771,6 +840,7 @@ class S4Module(nn.Module):
         y = self.s4(x if self.batch_first else x.transpose(0, 1))
         return self.norm(y if self.batch_first else y.transpose(0, 1))
 
+# %% ../nbs/01_s4_kernels.ipynb #8ac94a33
 def get_torch_trans(heads:int=8, # Attention heads
                     layers:int=1, # Encoder layers
                     channels:int=64, # Model width
