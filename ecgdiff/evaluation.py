@@ -11,8 +11,8 @@ import pandas as pd
 from scipy import signal as sps
 from scipy import stats
 
-from .data import (LEADS, ECGDataError, _IND, _progress, _sustained_below, align_peaks, detect_qrs, knot_baseline,
-                          median_beat, remove_baseline)
+from .data import (LEADS, ECGDataError, _IND, _progress, _sustained_below, align_peaks, detect_qrs,
+                          knot_baseline, median_beat, remove_baseline)
 
 # %% auto #0
 __all__ = ['BANDS', 'band_powers', 'beat_features', 'ecg_features', 'C2ST', 'ecg_c2st', 'effect_sizes', 'plot_effect_sizes']
@@ -20,7 +20,7 @@ __all__ = ['BANDS', 'band_powers', 'beat_features', 'ecg_features', 'C2ST', 'ecg
 # %% ../nbs/01c_evaluation.ipynb #ff973852
 BANDS = ((0., .5), (.5, 5.), (5., 15.), (15., 40.), (40., 50.))
 
-# %% ../nbs/01c_evaluation.ipynb #a0d0891a
+# %% ../nbs/01c_evaluation.ipynb #d6bf4f8a
 def band_powers(X,                  # (..., L) signals in mV
                 fs:float,           # sampling rate, Hz
                 bands=BANDS,        # (low, high) edges in Hz, low included, high excluded
@@ -42,7 +42,7 @@ def _qrs_bounds(beat, a, fs):
     on = _sustained_below(sv, thr, pk, max(a - ms(.2), 0), -1, n)
     return on, _sustained_below(sv, thr, pk, min(a + ms(.25), len(sv)), 1, n)
 
-# %% ../nbs/01c_evaluation.ipynb #e849d554
+# %% ../nbs/01c_evaluation.ipynb #220d8ca5
 def beat_features(x,          # (12, L) ECG in mV, standard lead order
                   fs:float,   # sampling rate, Hz
                  )->dict:
@@ -87,7 +87,7 @@ def _check_X(X, leads):
         raise ECGDataError(f"records {ids} contain NaN or inf samples; expected finite signals in mV")
     return X
 
-# %% ../nbs/01c_evaluation.ipynb #0b0f6aa5
+# %% ../nbs/01c_evaluation.ipynb #a055cb70
 def ecg_features(X,                  # (n, 12, L) or (12, L) ECGs in mV, standard lead order
                  fs:float,           # sampling rate, Hz (at least 100)
                  progress:bool=False, # a progress bar over the records
@@ -132,7 +132,7 @@ def _features_of(X, fs, name):
     if fs is None: raise ValueError(f"{name}: pass fs with signal arrays (or pass the DataFrames of `ecg_features`)")
     return ecg_features(X, fs)
 
-# %% ../nbs/01c_evaluation.ipynb #a8fed52b
+# %% ../nbs/01c_evaluation.ipynb #df6bb32b
 def ecg_c2st(real,                 # (n, 12, L) real ECGs in mV, or their `ecg_features`
              synthetic,            # (m, 12, L) synthetic ECGs in mV, or their `ecg_features`
              fs:float=None,        # sampling rate, Hz (needed for signal arrays)
