@@ -47,7 +47,7 @@ def cosine_sched(lr:float,             # Peak learning rate
     if warmup <= 0: return SchedCos(lr, lr/div_final)
     return combine_scheds([warmup, 1-warmup], [SchedLin(lr/div, lr), SchedCos(lr, lr/div_final)])
 
-# %% ../nbs/01a_training.ipynb #2a73524e
+# %% ../nbs/01a_training.ipynb #d646f75d
 def fit_cosine(learn,                  # The `Learner`
                n_epoch:int,            # Number of epochs
                lr:float=1e-3,          # Peak learning rate
@@ -126,7 +126,7 @@ class EMACallback(Callback):
     def after_fit(self):
         if self.swapped: self._swap()
 
-# %% ../nbs/01a_training.ipynb #d81beee6
+# %% ../nbs/01a_training.ipynb #86c184ab
 @patch
 @contextlib.contextmanager
 def averaged(self:EMACallback):
@@ -139,7 +139,7 @@ def averaged(self:EMACallback):
     try: yield
     finally: self._swap()
 
-# %% ../nbs/01a_training.ipynb #2e6a126e
+# %% ../nbs/01a_training.ipynb #bbcf6a50
 @patch
 def state_dict(self:EMACallback)->dict:
     "The averaged weights (loadable into the model) and the number of updates."
@@ -147,7 +147,7 @@ def state_dict(self:EMACallback)->dict:
     w = self._live() if self.swapped else self.shadow
     return {'weights': OrderedDict((k, v.detach().clone()) for k, v in w.items()), 'n_updates': self.n_updates}
 
-# %% ../nbs/01a_training.ipynb #2fc69147
+# %% ../nbs/01a_training.ipynb #699d69ad
 @patch
 def load_state_dict(self:EMACallback, sd:dict):
     "Restore from `state_dict()`."
@@ -163,7 +163,7 @@ def _tmp_beside(file:Path, suffix:str='.tmp'):
     os.chmod(tmp, 0o666 & ~umask)
     return fd, tmp
 
-# %% ../nbs/01a_training.ipynb #996b50a2
+# %% ../nbs/01a_training.ipynb #f73b6e25
 def atomic_path(file,   # Destination
                 write,  # Called with the temporary file's name (a `str` that ends in `file`'s suffix)
                )->Path:
@@ -180,21 +180,21 @@ def atomic_path(file,   # Destination
         raise
     return file
 
-# %% ../nbs/01a_training.ipynb #10cc1185
+# %% ../nbs/01a_training.ipynb #ded2739e
 def _synced(write, tmp):
     with open(tmp, 'wb') as f:
         write(f)
         f.flush()
         os.fsync(f.fileno())
 
-# %% ../nbs/01a_training.ipynb #4a5ce094
+# %% ../nbs/01a_training.ipynb #a20073f7
 def atomic_write(file,   # Destination
                  write,  # Called with a binary file object open on the temporary file
                 )->Path:
     "`atomic_path` for writers that take an open binary file; the data reach the disk before the rename."
     return atomic_path(file, partial(_synced, write))
 
-# %% ../nbs/01a_training.ipynb #1c6b2ec8
+# %% ../nbs/01a_training.ipynb #5feb968b
 def atomic_save(obj,     # Anything `torch.save` accepts
                 file,    # Destination
                ):
@@ -210,7 +210,7 @@ def _json_default(o):
     if isinstance(o, (set, frozenset)): return sorted(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
-# %% ../nbs/01a_training.ipynb #03f31ee3
+# %% ../nbs/01a_training.ipynb #886f06f8
 def write_json(file, # Destination
                obj, # A JSON-able object (numpy values and paths allowed)
               )->Path:
@@ -229,21 +229,21 @@ def _np_state():
     return {'name': name, 'key': torch.from_numpy(key.astype(np.int64)), 'pos': int(pos),
             'has_gauss': int(has_gauss), 'gauss': float(gauss)}
 
-# %% ../nbs/01a_training.ipynb #0c8ace66
+# %% ../nbs/01a_training.ipynb #2bb5062c
 def _set_np_state(s):
     np.random.set_state((s['name'], s['key'].numpy().astype(np.uint32), s['pos'], s['has_gauss'], s['gauss']))
 
-# %% ../nbs/01a_training.ipynb #11b8f5f3
+# %% ../nbs/01a_training.ipynb #3ebb567d
 def _loaders(learn): return [dl for dl in getattr(learn.dls, 'loaders', []) if hasattr(dl, 'rng')]
 
-# %% ../nbs/01a_training.ipynb #c8c500a4
+# %% ../nbs/01a_training.ipynb #7a7bbfbe
 def rng_states(learn=None)->dict:
     "The RNG states of torch, CUDA, numpy, Python and the shuffling RNG of each of `learn`'s data loaders."
     return {'torch': torch.get_rng_state(), 'numpy': _np_state(), 'python': random.getstate(),
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             'dls': [dl.rng.getstate() for dl in _loaders(learn)] if learn is not None else []}
 
-# %% ../nbs/01a_training.ipynb #b4ec4069
+# %% ../nbs/01a_training.ipynb #f687e390
 def set_rng_states(st:dict, learn=None):
     "Restore states saved by `rng_states`."
     torch.set_rng_state(st['torch'])
@@ -265,17 +265,17 @@ def _plain(o):
     if isinstance(o, (list, tuple, L)): return [_plain(v) for v in o]
     return o
 
-# %% ../nbs/01a_training.ipynb #1b123df7
+# %% ../nbs/01a_training.ipynb #8d8ace28
 def _opt_state(opt):
     if opt is None: return None
     sd = opt.state_dict()
     return {'state': [_plain(dict(s)) for s in sd['state']], 'hypers': [_plain(dict(h)) for h in sd['hypers']]}
 
-# %% ../nbs/01a_training.ipynb #668d4150
+# %% ../nbs/01a_training.ipynb #9622cc32
 def _load_opt_state(opt, sd):
     opt.load_state_dict({'state': list(sd['state']), 'hypers': L(sd['hypers'])})
 
-# %% ../nbs/01a_training.ipynb #b855b68c
+# %% ../nbs/01a_training.ipynb #81064f14
 def checkpoint_state(learn,           # The `Learner`
                      epoch:int,       # Last completed epoch
                      best=None,       # Best monitored value so far
@@ -293,7 +293,7 @@ def checkpoint_state(learn,           # The `Learner`
             'scaler': scaler.state_dict() if scaler is not None else None,
             'rng': rng_states(learn), 'meta': meta}
 
-# %% ../nbs/01a_training.ipynb #349beb0e
+# %% ../nbs/01a_training.ipynb #cec65321
 def save_checkpoint(learn, file, epoch:int, best=None, meta=None):
     "Write `checkpoint_state(learn, epoch, best, meta)` to `file` atomically."
     return atomic_save(checkpoint_state(learn, epoch, best, meta), file)
@@ -302,7 +302,7 @@ def save_checkpoint(learn, file, epoch:int, best=None, meta=None):
 class CheckpointError(ValueError):
     "A checkpoint that does not fit the model or the run: the message names the file and the keys."
 
-# %% ../nbs/01a_training.ipynb #98974a26
+# %% ../nbs/01a_training.ipynb #71832adb
 def check_state_dict(model,        # The model that should receive `sd`
                      sd:dict,      # A state dict
                      where='state dict',  # Name of the source, for the message
@@ -319,7 +319,7 @@ def check_state_dict(model,        # The model that should receive `sd`
         if shapes: msg.append('shape mismatches: ' + '; '.join(shapes))
         raise CheckpointError('\n  '.join(msg))
 
-# %% ../nbs/01a_training.ipynb #7be14670
+# %% ../nbs/01a_training.ipynb #00d713bb
 def read_torch_file(file,              # A file written by `torch.save`
                     what:str='checkpoint', # What the file should be, for the messages
                     map_location='cpu',  # Where tensors go
@@ -333,7 +333,7 @@ def read_torch_file(file,              # A file written by `torch.save`
         hint = '' if zipfile.is_zipfile(file) else ' (not a torch zip archive: truncated, or another kind of file)'
         raise CheckpointError(f'cannot read {what} {file}{hint}: {type(e).__name__}: {e}') from e
 
-# %% ../nbs/01a_training.ipynb #f3d95acc
+# %% ../nbs/01a_training.ipynb #9fbdbbbf
 def load_checkpoint(file,             # A file written by `save_checkpoint`
                     map_location='cpu',  # Where tensors go
                    )->dict:
@@ -350,7 +350,7 @@ def _copy(src, dst):
         os.fsync(g.fileno())
     return dst
 
-# %% ../nbs/01a_training.ipynb #a080a304
+# %% ../nbs/01a_training.ipynb #193b1c85
 def _copy_atomic(src, dst):
     "Copy `src` to `dst` through a temporary file beside it: `dst` is the old file or the whole new one."
     fd, tmp = _tmp_beside(dst)
@@ -360,7 +360,7 @@ def _copy_atomic(src, dst):
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
 
-# %% ../nbs/01a_training.ipynb #d18d5864
+# %% ../nbs/01a_training.ipynb #8a2714d2
 class CheckpointCallback(Callback):
     "Save `latest.pth` after each trained epoch and `best.pth` when `monitor` improves, atomically."
     order = 65   # after the Recorder (50), which computes the monitored values
@@ -432,7 +432,7 @@ class _Restore(Callback):
         set_rng_states(ck['rng'], learn)
         learn.remove_cb(self)
 
-# %% ../nbs/01a_training.ipynb #8f302e85
+# %% ../nbs/01a_training.ipynb #77c20ace
 def resume(learn,    # The `Learner` to continue (same model and data loaders as the saved run)
            file,     # A checkpoint written by `CheckpointCallback` / `save_checkpoint`
           )->int:
@@ -453,7 +453,7 @@ def flat_dict(d:dict, at:str='')->dict:
         else: out[f'{at}{k}'] = v
     return out
 
-# %% ../nbs/01a_training.ipynb #5bc4baa2
+# %% ../nbs/01a_training.ipynb #1c1dc905
 def check_resumable(saved, # The settings stored in the checkpoint (None: it stores none)
                     current, # The settings of this run (a dict or a configuration dataclass)
                     may_differ=(), # Dotted keys (or prefixes ending in '.') that may change on resume
@@ -489,7 +489,7 @@ def resume_command(prog:str, # The console script's name
     argv = sys.argv[1:] if argv is None else argv
     return shlex.join([prog, *[str(a) for a in argv if a != flag], flag])
 
-# %% ../nbs/01a_training.ipynb #234953dc
+# %% ../nbs/01a_training.ipynb #6981916b
 def interrupted(prog:str, # The console script's name
                 latest=None, # The last checkpoint written (None, or a missing file: there is nothing to resume)
                 argv:list|None=None, # The arguments to repeat (default: `sys.argv[1:]`)
@@ -596,7 +596,7 @@ def _checked(cls, d, src:str, at:str='')->dict:
     out = {}
     for k, v in d.items():
         t, key = hints[k], f'{at}{k}'
-        if dataclasses.is_dataclass(t): out[k] = _checked(t, v, src, f'{key}.')
+        if dataclasses.is_dataclass(t): out[k] = _checked(t, {} if v is None else v, src, f'{key}.')   # {} if empty
         else: out[k] = coerce_value(v, t, f'{src}: {key}')
         ok = getattr(cls, '_choices', {}).get(k)
         if ok is not None and out[k] not in ok:
@@ -647,7 +647,7 @@ def load_config(cls,           # The configuration dataclass
 class NanLossWarning(RuntimeWarning):
     "Training stopped on a non-finite loss."
 
-# %% ../nbs/01a_training.ipynb #435c9ccd
+# %% ../nbs/01a_training.ipynb #232b104f
 class NanGuard(Callback):
     "Stop training at the first NaN/inf training loss, with a message (in `learn.nan_stop`); checkpoints are kept."
     order, run_valid = 0, False
@@ -699,7 +699,7 @@ def amp_mode(precision:str='auto',       # 'auto', 'bf16', 'fp16' or 'fp32'
     if precision == 'bf16' and not bf16_ok: raise ValueError('this GPU does not support bf16; use fp16')
     return precision
 
-# %% ../nbs/01a_training.ipynb #45d20bfe
+# %% ../nbs/01a_training.ipynb #e4153a53
 def precision_cbs(precision:str='auto', # 'auto', 'bf16', 'fp16' or 'fp32'
                  )->list:
     "Callbacks for `precision`: `[MixedPrecision(bf16|fp16)]` on CUDA, `[]` (fp32) on CPU."
@@ -722,7 +722,7 @@ def flush_denormals(on:bool=True, # Flush subnormal floats to zero inside the bl
     try: yield ok
     finally: torch.set_flush_denormal(False)
 
-# %% ../nbs/01a_training.ipynb #375bcf00
+# %% ../nbs/01a_training.ipynb #acda0f59
 class FlushDenormals(Callback):
     "Flush subnormal floats to zero on the CPU during `fit` (S4 kernels produce many; CPU arithmetic on them is slow)."
     order = -10
