@@ -122,13 +122,28 @@ def _error(capsys, **kw):
 def test_bad_config_and_mode(tmp_path, capsys):
     bad = tmp_path/'bad.yaml'; bad.write_text('vae:\n  n_latnet: 8\n')
     err = _error(capsys, config=str(bad), mode='train')
-    assert 'bad.yaml' in err and "unknown key 'vae.n_latnet'" in err and "'n_latent'" in err
+    assert 'bad.yaml' in err and "unknown key(s) ['vae.n_latnet']" in err and "valid keys of 'vae'" in err and "'n_latent'" in err
     err = _error(capsys, config=str(_config(tmp_path)), mode='fit')
     assert "mode='fit'" in err
     err = _error(capsys, config=str(_config(tmp_path)), mode='evaluate')
     assert 'checkpoint not found' in err and 'model.pth' in err
     bad.write_text('diffusion:\n  schedule: quadratic\n')
     assert "diffusion.schedule='quadratic'" in _error(capsys, config=str(bad), mode='train')
+
+
+def test_set_overrides_the_config(tmp_path, capsys):
+    "--set KEY=VALUE changes the configuration that is trained (and written to out_dir/config.yaml); a bad key is named"
+    cfg = _config(tmp_path, evaluate={'figures': False})
+    r = _run_here('--config', cfg, '--mode', 'train', '--set', 'vae.epochs=1', 'diffusion.epochs=2', '--quiet')
+    assert r.returncode == 0, r.stderr
+    saved = yaml.safe_load((tmp_path/'run'/'config.yaml').read_text())
+    assert (saved['vae']['epochs'], saved['diffusion']['epochs'], saved['vae']['n_latent']) == (1, 2, 4)
+    _, _, hist = load_ldm(tmp_path/'run'/'model.pth')
+    assert (len(hist['vae']['values']), len(hist['diffusion']['values'])) == (1, 2)
+    err = _error(capsys, config=str(cfg), mode='train', set=['vae.n_latnet=3'])
+    assert "overrides: unknown key(s) ['vae.n_latnet']" in err and "'n_latent'" in err
+    err = _error(capsys, config=str(cfg), mode='train', set=['vae.epochs=many'])
+    assert "overrides: vae.epochs: 'many' is not a valid int" in err
 
 
 @pytest.mark.parametrize('case', ['voxels', 'nan', 'empty_key', 'empty_file'])
