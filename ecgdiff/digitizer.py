@@ -1442,7 +1442,8 @@ def digitize_classical(img,                   # image file, PIL image or (h, w, 
     where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
     out, errs, prep = [], [], _straighten(src)
     for f in (_digitize_rows, _digitize_pulses):
-        if f is _digitize_pulses and out and out[0][2].info['n_pulses'] < 3: break   # it needs a pulse on every row
+        if f is _digitize_pulses and out and out[0][2].info['n_pulses'] < 3 and out[0][2].layout != 'partial': break
+        # it needs a pulse on every row; a partial reading may be rows that hold only their pulses (leads not recorded)
         try: d = f(src, fs=fs, correct=False, where=where, prep=prep)
         except DigitizeError as e: errs.append(str(e)); continue
         n = int((np.isfinite(d.x).sum(1) >= 2*fs).sum())                  # leads of at least 2 s
