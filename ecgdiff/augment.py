@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #aff5e32b
 from __future__ import annotations
-import contextlib, hashlib, json, sys, time, warnings
+import contextlib, hashlib, json, shutil, sys, time, warnings
 from functools import partial
 from pathlib import Path
 
@@ -37,7 +37,7 @@ __all__ = ['ARCHS', 'AUTO_ARCH', 'STEPS', 'GENERATOR_KINDS', 'Bottleneck1d', 're
            'auc_interval_coverage', 'paired_bootstrap', 'read_splits', 'combine', 'load_study_data', 'train',
            'load_classifier', 'predict', 'evaluate', 'check_label', 'sample_labels', 'LabelSetError', 'save_generator',
            'SyntheticSource', 'load_generator', 'train_gan_generator', 'generate', 'combine_synthetic', 'retrain',
-           'compare', 'run_pipeline', 'augment_cli']
+           'compare', 'run_pipeline', 'augmentation_sweep', 'sweep_table', 'plot_sweep', 'augment_cli']
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #9df37627
 def _write_json(path, obj): return atomic_path(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=_json_default)))
@@ -1060,6 +1060,146 @@ def run_pipeline(out,                          # study folder
              compare=json.loads((out/'compare/summary.json').read_text()))
     _write_json(out/'pipeline.json', s)
     return s
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #80359102
+def _splits_with(out, k:int, dest:str)->str:
+    "Write `dest`: the real splits plus the first `k` synthetic records of the pool (`augmented/splits.csv`)."
+    out, cfg = Path(out), _study(out)
+    aug = read_splits(out/'augmented'/'splits.csv', cfg).reset_index()
+    keep = (aug.provenance == 'real') | (aug.syn_row < k)
+    check_test_integrity(aug[keep].set_index('record'), cfg['test_folds'], where=dest)
+    _write_csv(out/dest, aug[keep][_SPLIT_COLS], index=False)
+    return dest
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #007371be
+def _twin_labels(out, label:str, n_twin:int, seed:int=0)->int:
+    "Labels of the TSTR twin: `n_twin` random training records and all those carrying `label`, with their sources."
+    out, cfg = Path(out), _study(out)
+    ids, Y = _train_records(out, cfg)
+    j = cfg['labels'].index(label)
+    pick = np.union1d(np.random.default_rng(seed).choice(len(ids), min(n_twin, len(ids)), replace=False),
+                      np.flatnonzero(Y[:, j] == 1))
+    _write_csv(out/'labels_source.csv', pd.DataFrame(dict(ecg_id=ids[pick])), index=False)
+    _write_csv(out/'labels.csv', pd.DataFrame(Y[pick].astype(int), columns=cfg['labels']), index=False)
+    _write_json(out/'labels.json', dict(label=label, n=len(pick), seed=seed, twin=True))
+    return len(pick)
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #75c10920
+def _sweep_rows(df:pd.DataFrame, label:str, **keys)->list:
+    "The rows of `compare`'s table for `label` and the macro average, with the run's keys."
+    s = df[df.label.isin([label, 'macro'])]
+    return [dict(keys, **r) for r in s.to_dict('records')]
+
+def augmentation_sweep(out,                          # study folder (created with `combine` when new)
+                       data,                         # PTB-XL folder
+                       label:str,                    # the label to augment
+                       checkpoint=None,              # generator checkpoint (None: the baselines only)
+                       task:str='superdiagnostic',
+                       ratios=(0., .5, 1., 2.),      # synthetic records per real training record carrying `label`
+                       seeds=(0, 1, 2),              # classifier seeds
+                       arch:str='resnet1d_tiny',     # classifier (see `ARCHS`)
+                       epochs:int=10, bs:int=64, lr:float=1e-2, wd:float=1e-2,
+                       tstr:bool=True,               # also train on synthetic records only (see above)
+                       n_twin:int=400,               # TSTR: random training records whose synthetic twin is made
+                       n_steps:int|None=None,        # SSSD/DSAT sampling steps (see `generate`)
+                       n_boot:int=1000,
+                       device=None,
+                       progress:bool=False,
+                      )->pd.DataFrame:
+    "Baseline and augmented classifiers over `seeds` and `ratios`, and TSTR: the rows of `out/sweep.csv`."
+    out = Path(out)
+    if not (out/'study.json').is_file(): combine(out, data, task=task, progress=progress)
+    cfg = _study(out)
+    check_label(label, cfg['labels'], cfg['task'])
+    tk = dict(arch=arch, epochs=epochs, bs=bs, lr=lr, wd=wd, device=device, progress=progress)
+    def _run(name, seed, splits='splits.csv'):
+        if not (out/name/'preds.npz').is_file():
+            train(out, name, splits=splits, seed=seed, **tk)
+            evaluate(out, name, n_boot=n_boot, seed=seed, device=device)
+    for s in seeds: _run(f'baseline_s{s}', s)
+    rows = []
+    count = int(_train_labels(out, cfg)[:, cfg['labels'].index(label)].sum())
+    if checkpoint is not None:
+        n_pool = int(np.ceil(max(ratios)*count))
+        pool = out/'synthetic'/'generate.json'
+        if not pool.is_file() or json.loads(pool.read_text())['n'] != n_pool or json.loads(pool.read_text())['target'] != label:
+            sample_labels(out, label, n=n_pool, seed=0)
+            generate(out, checkpoint, seed=0, n_steps=n_steps, device=device, progress=progress)
+            combine_synthetic(out)
+        for r in ratios:
+            for s in seeds:
+                if r == 0: continue
+                k = int(round(r*count))
+                name = f'x{r:g}_s{s}'
+                _run(name, s, _splits_with(out, k, f'augmented_x{r:g}/splits.csv'))
+                df = compare(out, f'baseline_s{s}', name, n_boot=n_boot, seed=s)
+                rows += _sweep_rows(df, label, kind='augmented', ratio=r, n_synthetic=k, seed=s)
+        if tstr:
+            tw = out/'tstr'
+            if not (tw/'study.json').is_file(): combine(tw, cfg['data'], task=cfg['task'], fs=cfg['fs'], progress=progress)
+            if not (tw/'synthetic'/'generate.json').is_file():
+                _twin_labels(tw, label, n_twin)
+                generate(tw, checkpoint, seed=1, n_steps=n_steps, device=device, progress=progress)
+            if not (tw/'tstr'/'splits.csv').is_file():
+                combine_synthetic(tw)
+                sp = read_splits(tw/'augmented'/'splits.csv', _study(tw)).reset_index()
+                sp = sp[~((sp.provenance == 'real') & (sp.split == 'train'))]        # synthetic records alone train it
+                _write_csv(tw/'tstr'/'splits.csv', sp[_SPLIT_COLS], index=False)
+            n_syn = len(pd.read_csv(tw/'synthetic'/'records.csv'))
+            for s in seeds:
+                name = f'tstr_s{s}'
+                if not (tw/name/'preds.npz').is_file():
+                    train(tw, name, splits='tstr/splits.csv', seed=s, **tk)
+                    evaluate(tw, name, n_boot=n_boot, seed=s, device=device)
+                (tw/f'baseline_s{s}').mkdir(parents=True, exist_ok=True)          # TRTR: the sweep's own baseline
+                shutil.copyfile(out/f'baseline_s{s}'/'preds.npz', tw/f'baseline_s{s}'/'preds.npz')
+                df = compare(tw, f'baseline_s{s}', name, n_boot=n_boot, seed=s)
+                rows += _sweep_rows(df, label, kind='tstr', ratio=np.nan, n_synthetic=n_syn, seed=s)
+    res = pd.DataFrame(rows)
+    if len(res):
+        res.insert(0, 'task', cfg['task'])
+        res.insert(1, 'target', label)
+        res['arch'] = arch
+        res['n_train_real'] = len(_train_labels(out, cfg))
+        res['count_real'] = count
+        _write_csv(out/'sweep.csv', res, index=False)
+    return res
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #df10215a
+def sweep_table(res:pd.DataFrame, # Rows of `augmentation_sweep` (several sweeps may be concatenated)
+               )->pd.DataFrame:
+    "Mean over seeds of baseline, augmented and their difference, per task, kind, ratio, label and metric."
+    g = res.assign(ratio=res.ratio.fillna(-1)).groupby(['task', 'target', 'kind', 'ratio', 'label', 'metric'], sort=False)
+    t = g.agg(seeds=('seed', 'nunique'), n_synthetic=('n_synthetic', 'first'), baseline=('a', 'mean'),
+              augmented=('b', 'mean'), delta=('delta', 'mean'), delta_sd=('delta', 'std'),
+              ci_above_0=('lo', lambda v: int((v > 0).sum())), ci_below_0=('hi', lambda v: int((v < 0).sum())))
+    return t.rename(index={-1.: 'tstr'}, level='ratio')
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #adb92f21
+def plot_sweep(res:pd.DataFrame, # Rows of `augmentation_sweep` (one task)
+               metric:str='auc', # 'auc' or 'f1'
+               title:str=None,
+              ):
+    "Forest plot: the difference to the baseline with its 95 % paired-bootstrap interval, per ratio and seed."
+    s = res[res.metric == metric].copy()
+    s['key'] = [f"{'TSTR' if k == 'tstr' else f'{r:g}x'} seed {d}" for k, r, d in zip(s.kind, s.ratio, s.seed)]
+    keys = list(dict.fromkeys(s.key))
+    labs = list(dict.fromkeys(s.label))
+    fig = _figure(figsize=(4.2*len(labs), .28*len(keys) + 1.6))
+    axs = np.atleast_1d(fig.subplots(1, len(labs), sharey=True))
+    for ax, l in zip(axs, labs):
+        t = s[s.label == l].set_index('key').reindex(keys)
+        k = np.arange(len(keys))
+        col = np.where(t.kind == 'tstr', 'tab:purple', 'tab:blue')
+        ax.hlines(k, t.lo, t.hi, colors=col, lw=1.5)
+        ax.scatter(t.delta, k, c=col, s=14, zorder=3)
+        ax.axvline(0, color='k', lw=.8)
+        ax.set(xlabel=f'{metric.upper()} difference to the baseline (95 % CI)', title=l)
+    axs[0].set_yticks(np.arange(len(keys)), keys, fontsize=8)
+    axs[0].invert_yaxis()
+    fig.suptitle(title or f"{s.task.iloc[0]}: augmenting {s.target.iloc[0]} ({s.arch.iloc[0]})")
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #d5ff78a6
 _CLI_ERRORS = (ECGDataError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, SyntheticInTestError, KeyError)

@@ -1233,6 +1233,7 @@ def realism_curve(checkpoints, # Training checkpoints or `save_sssd` files (EMA 
                   folds=(9,), # Held-out folds to compare with
                   classes=('NORM', 'SBRAD', 'STACH'), # Classes to measure
                   repeat:int=1, # Generated ECGs per real label vector
+                  n_max:int|None=None, # At most this many real records per class
                   sampler:str='ddim', # Sampler (see `sample_sssd`)
                   n_steps:int=25, # Sampling steps
                   guidance:float=1., # Classifier-free guidance weight
@@ -1248,7 +1249,8 @@ def realism_curve(checkpoints, # Training checkpoints or `save_sssd` files (EMA 
         def sample(Y):
             x = sample_sssd(m, Y, sampler=sampler, n_steps=n_steps, guidance=guidance, L=L, seed=seed, progress=False)
             return to_12_leads(x.numpy()/scale)
-        tab = realism_table(label_matched(sample, data, folds=folds, classes=classes, repeat=repeat))
+        tab = realism_table(label_matched(sample, data, folds=folds, classes=classes, repeat=repeat,
+                                                 n_max=n_max))
         r = dict(checkpoint=Path(f).name, epoch=ck.get('epoch', -1) + 1, steps=ck.get('train_iter'))
         for c in tab.index:
             r[f'c2st_{c}'] = tab.loc[c].get('c2st', np.nan)
