@@ -19,10 +19,11 @@ from fastprogress.fastprogress import progress_bar
 # %% auto #0
 __all__ = ['LEADS', 'TASKS', 'SIM_CODES', 'DEFAULT_CLASS_MIX', 'DEFAULT_RHYTHM_MIX', 'GRID_COLORS', 'PTBXL_COLUMNS',
            'PTBXL_SIG_NAMES', 'PROVENANCES', 'ECGDataError', 'lead_name', 'limb_leads', 'scp_statements', 'task_labels',
-           'parse_scp_codes', 'codes_to_labels', 'simulate_ecg', 'detect_qrs', 'heart_rate', 'align_peaks',
+           'parse_scp_codes', 'codes_to_labels', 'sim_codes', 'simulate_ecg', 'detect_qrs', 'heart_rate', 'align_peaks',
            'median_beat', 'remove_baseline', 'knot_baseline', 'ecg_intervals', 'paper_layout', 'plot_ecg', 'ECGRecord',
            'read_record', 'write_wfdb', 'write_ptbxl', 'SyntheticInTestError', 'check_test_integrity', 'PTBXL',
-           'load_ptbxl', 'data_identity', 'TrainedOnTestError', 'trained_on', 'check_not_trained_on']
+           'load_ptbxl', 'data_identity', 'TrainedOnTestError', 'trained_on', 'check_not_trained_on', 'ludb_durations',
+           'fit_beat', 'ludb_t_end', 'fit_simulator', 'calibrate_simulator']
 
 # %% ../nbs/00_data.ipynb #0a9f7510
 LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
@@ -245,20 +246,29 @@ def _electrode_noise(rng, n, fs, scale):
         out[e] = resp + drift + emg + line
     return scale*out
 
+# %% ../nbs/00_data.ipynb #a814075e
+def _ectopic_beats(codes, beats, duration:float, rng)->np.ndarray:
+    "With PVC in `codes`: 1-2 beats in the window made ventricular and premature (`beats` moved in place); their mask."
+    ectopic = np.zeros(len(beats), bool)
+    if 'PVC' in codes:     # all inside the window: a record labelled PVC shows one
+        k = rng.integers(1, 3)
+        cand = np.where((beats[:-2] > .1) & (beats[1:-1] < duration - .1))[0] + 1
+        cand = cand[cand >= 2]
+        for i in (rng.choice(cand, size=min(k, len(cand)), replace=False) if len(cand) else []):
+            if not (ectopic[i-1] or ectopic[i+1]): ectopic[i] = True
+        i = np.where(ectopic)[0]   # premature by 30-45 %, then the compensatory pause (the next sinus beat stays)
+        beats[i] = beats[i-1] + rng.uniform(.55, .7, len(i))*(beats[i] - beats[i-1])
+    return ectopic
+
+def _fibrillation(rng, n:int, fs:float)->np.ndarray:
+    "Fibrillatory waves of atrial fibrillation as a dipole (3, n): 4-9 Hz, most visible in V1 and the inferior leads."
+    b, a = sps.butter(2, [4/(fs/2), min(9/(fs/2), .99)], 'band')
+    f = sps.filtfilt(b, a, rng.normal(size=n))
+    return _u(-.3, .5, .8)[:, None]*f/(np.abs(f).max() + 1e-12)*rng.uniform(.06, .12)
+
 # %% ../nbs/00_data.ipynb #aebbee77
-def simulate_ecg(labels,              # PTB-XL SCP codes, e.g. ['NORM', 'SR'] (see `SIM_CODES`)
-                 fs:int=500,          # sampling rate in Hz
-                 duration:float=10.,  # seconds
-                 seed=None,           # seed or `np.random.Generator`
-                 hr:float=None,       # mean heart rate in bpm; by default drawn from the rhythm's range
-                 noise:float=1.,      # scale of baseline wander, EMG and powerline noise (0: clean)
-                 return_meta:bool=False, # also return a dict of the generator's parameters
-                ):
-    "A (12, fs*duration) float32 ECG in mV, leads I, II, III, aVR, aVL, aVF, V1-V6, showing the physiology of `labels`."
-    codes = [labels] if isinstance(labels, str) else list(labels)
-    bad = [c for c in codes if c not in SIM_CODES]
-    if bad: raise ValueError(f"simulate_ecg: unknown SCP code(s) {bad}; supported codes: {sorted(SIM_CODES)}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+def _simulate_textbook(codes, rng, fs, duration, hr, noise, return_meta):
+    "The textbook model of `simulate_ecg`: Gaussian waves of a 3-D dipole with hand-set directions."
     rhythm = [c for c in codes if c in _RHYTHMS] or ['SR']
     rh = 'AFIB' if 'AFIB' in rhythm else next((c for c in ('SBRAD', 'STACH', 'SARRH') if c in rhythm), 'SR')
     if hr is None: hr = rng.uniform(*{'SBRAD': (42, 56), 'STACH': (104, 135), 'AFIB': (70, 125)}.get(rh, (60, 95)))
@@ -272,15 +282,7 @@ def simulate_ecg(labels,              # PTB-XL SCP codes, e.g. ['NORM', 'SR'] (s
         b = beats[(beats >= 0) & (beats < duration)]
         if len(b) > 2: beats = b[0] + (beats - b[0])*mean_rr/np.diff(b).mean()
     m = _morphology(codes, rng)
-    ectopic = np.zeros(len(beats), bool)
-    if 'PVC' in codes:     # 1-2 ectopic beats, all inside the window: a record labelled PVC shows one
-        k = rng.integers(1, 3)
-        cand = np.where((beats[:-2] > .1) & (beats[1:-1] < duration - .1))[0] + 1
-        cand = cand[cand >= 2]
-        for i in (rng.choice(cand, size=min(k, len(cand)), replace=False) if len(cand) else []):
-            if not (ectopic[i-1] or ectopic[i+1]): ectopic[i] = True
-        i = np.where(ectopic)[0]   # premature by 30-45 %, then the compensatory pause (the next sinus beat stays)
-        beats[i] = beats[i-1] + rng.uniform(.55, .7, len(i))*(beats[i] - beats[i-1])
+    ectopic = _ectopic_beats(codes, beats, duration, rng)
     t = np.arange(int(round(fs*duration)))/fs
     dip = np.zeros((3, len(t)))
     for i, tb in enumerate(beats):
@@ -297,10 +299,7 @@ def simulate_ecg(labels,              # PTB-XL SCP codes, e.g. ['NORM', 'SR'] (s
         t_mu, t_w = m['qrs_on'] + .4*sq - 2.2*m['t_w']*sq, m['t_w']*sq
         dip[:, lo:hi] += amp*m['t'][:, None]*(.6*_gauss(tt, t_mu - .02*sq, t_w) + .5*_gauss(tt, t_mu + .02*sq, .75*t_w))
         dip[:, lo:hi] += m['st'][:, None]*_plateau(tt, m['qrs_off'], t_mu)
-    if rh == 'AFIB':   # fibrillatory waves, 4-9 Hz, most visible in V1 and the inferior leads
-        b, a = sps.butter(2, [4/(fs/2), min(9/(fs/2), .99)], 'band')
-        f = sps.filtfilt(b, a, rng.normal(size=len(t)))
-        dip += _u(-.3, .5, .8)[:, None]*f/(np.abs(f).max() + 1e-12)*rng.uniform(.06, .12)
+    if rh == 'AFIB': dip += _fibrillation(rng, len(t), fs)   # fibrillatory waves
     I, II, V = _I_LEAD @ dip, _II_LEAD @ dip, _V_LEAD @ dip
     if noise:
         nz = _electrode_noise(rng, len(t), fs, noise)       # RA, LA, LL, V1..V6
@@ -309,6 +308,451 @@ def simulate_ecg(labels,              # PTB-XL SCP codes, e.g. ['NORM', 'SR'] (s
     if not return_meta: return x
     return x, dict(hr=hr, rhythm=rh, r_peaks=beats[(beats >= 0) & (beats < duration)], ectopic=ectopic[(beats >= 0) & (beats < duration)],
                    pr=m['pr'], qrs=m['qrs_off'] - m['qrs_on'])
+
+# %% ../nbs/00_data.ipynb #b084fcb0
+_SIM_MAP = {**{c: c for c in SIM_CODES},
+            'AFLT': 'AFIB', 'SVTAC': 'STACH', 'PSVT': 'STACH', 'SVARR': 'SARRH',
+            'ILMI': 'IMI', 'IPLMI': 'IMI', 'IPMI': 'IMI', 'PMI': 'IMI', 'INJIN': 'IMI', 'INJIL': 'IMI',
+            'ASMI': 'AMI', 'ALMI': 'AMI', 'LMI': 'AMI', 'INJAS': 'AMI', 'INJAL': 'AMI', 'INJLA': 'AMI',
+            'VCLVH': 'LVH', 'HVOLT': 'LVH', 'SEHYP': 'LVH', 'ILBBB': 'CLBBB', 'PACE': 'CLBBB', 'LPR': '1AVB',
+            'NST_': 'NDT', 'NT_': 'NDT', 'LOWT': 'NDT', 'INVT': 'NDT', 'TAB_': 'NDT', 'DIG': 'NDT', 'LNGQT': 'NDT',
+            'EL': 'NDT', 'ANEUR': 'NDT', 'ISCLA': 'ISCAL', 'ISCAN': 'ISCAL', 'ISCAS': 'ISCAL', 'ISC_': 'ISCAL',
+            'ISCIN': 'ISCAL', 'ISCIL': 'ISCAL', 'STD_': 'ISCAL', 'PRC(S)': 'PVC', 'BIGU': 'PVC', 'TRIGU': 'PVC'}
+
+def sim_codes(codes)->list:
+    "The simulator's codes for a record's PTB-XL SCP `codes`: the nearest supported ones, sinus rhythm if no rhythm."
+    out = sorted({_SIM_MAP[c] for c in codes if c in _SIM_MAP})
+    return out if any(c in _RHYTHMS for c in out) else out + ['SR']
+
+# %% ../nbs/00_data.ipynb #5d7a413a
+_FIT_CODES = ('NORM', 'IMI', 'AMI', 'LVH', 'CLBBB', 'CRBBB', 'LAFB', '1AVB', 'NDT', 'ISCAL', 'AFIB')
+_WAVES = ('P', 'Q', 'R', 'S', 'T', 'ST', 'Ta', 'dR', 'dT')
+_TIMING = ('Pmu', 'Psd', 'Rmu', 'Rsd', 'dQ', 'Qsd', 'dS', 'Ssd', 'Tmu', 'Tsd')
+
+def _waves(th, t):
+    "The unit waves (9, len(t)) of one beat with timing `th` (s, R at 0): P, Q, R, S, T, ST, Ta and the R and T shifts."
+    pm, ps, rm, rs, dq, qs, ds, ss, tm, tsd = th
+    qon, qoff = rm - dq - 2.5*qs, rm + ds + 2.5*ss
+    R = _gauss(t, rm, rs)
+    t1, t2 = _gauss(t, tm - .3*tsd, tsd), _gauss(t, tm + .3*tsd, .75*tsd)     # T: slower up- than downstroke
+    return np.stack([_gauss(t, pm, ps), _gauss(t, rm - dq, qs), R, _gauss(t, rm + ds, ss), .6*t1 + .5*t2,
+                     _plateau(t, qoff, tm), _plateau(t, pm + 2*ps, qon + .01, .01),
+                     -(t - rm)/rs*R, -.6*(t - tm + .3*tsd)/tsd*t1 - .5*(t - tm - .3*tsd)/(.75*tsd)*t2])
+
+# %% ../nbs/00_data.ipynb #e8cc7f02
+_FIT_UNITS = {'amp': 1e3, 'own': 1e3, 'pc': 1e3, 'psd': 1e3}   # stored in uV, unit vectors in 1/1000
+
+def _fit_from_text(s:str)->dict:
+    "The fitted parameters (a dict of arrays) from the text lines of `_fit_to_text`."
+    vals, key = {}, None
+    for line in s.strip().splitlines():
+        if line.startswith(' '): vals[key] += [float(w) for w in line.split()]
+        else:
+            key, rest = line.split(':'); vals[key] = [float(w) for w in rest.split()]
+    fit = {k: {} for k in ('amp', 'time', 'psd', 'hr', 'rrcv', 'ludb', 'pc', 'own', 'noise', 'lead')}
+    for k, v in vals.items():
+        sec, *g = k.split()
+        v = np.array(v)/_FIT_UNITS.get(sec, 1)
+        if g: fit[sec][g[0]] = v.reshape(8, -1) if sec == 'amp' else v
+        else: fit[sec] = v if len(v) > 1 else float(v[0])
+    for sec in ('pc', 'own', 'noise', 'lead'): fit[sec] = np.stack(list(fit[sec].values()))
+    return fit
+
+# %% ../nbs/00_data.ipynb #7df68cf0
+def _fit_to_text(fit:dict)->str:
+    "The fitted parameters as text lines 'section key: values' (amplitudes in uV), wrapped at 110 characters."
+    lines = []
+    def add(key, v, sec):
+        v = np.atleast_1d(np.asarray(v, np.float64)).ravel()*_FIT_UNITS.get(sec, 1)
+        line = f'{key}:'
+        for w in (f'{x:.0f}' if sec in ('amp', 'own', 'pc') else f'{x:.4g}' for x in v):
+            if len(line) + len(w) > 110: lines.append(line); line = '   '
+            line += ' ' + w
+        lines.append(line)
+    for sec in ('amp', 'time', 'psd', 'hr', 'rrcv', 'ludb'):
+        for g, v in fit[sec].items(): add(f'{sec} {g}', v, sec)
+    for sec, keys in (('pc', range(len(fit['pc']))), ('own', range(len(fit['own']))), ('lead', LEADS[6:]),
+                      ('noise', ('RA', 'LA', 'LL', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'))):
+        for k, v in zip(keys, fit[sec]): add(f'{sec} {k}', v, sec)
+    for k in ('noise_sd', 'beat_cv', 'qt_exp'): add(k, fit[k], k)
+    return '\n'.join(lines)
+
+# %% ../nbs/00_data.ipynb #8cc858a5
+_SIM_FIT = """
+amp base: 59 -37 599 -52 151 -22 -6 144 47 88 -23 685 -116 162 -42 -33 113 45 -28 169 -555 -200 -14 46 -14 62
+    -7 -6 260 -266 -518 280 63 -20 375 110 18 241 509 -614 330 35 -20 469 116 35 102 1144 -480 278 -11 -19 437
+    92 42 -1 1112 -237 218 -28 -13 300 66 42 -35 884 -75 167 -28 -13 144 44
+amp NORM: -0 4 37 -7 46 16 -3 2 -8 -4 -23 62 28 64 22 2 23 -16 5 55 10 -117 -3 -8 2 -58 10 4 107 -17 -128 70 18
+    -9 -94 5 1 25 149 -72 85 17 -14 -109 -16 -3 -9 148 -15 98 20 -10 -56 -23 -4 -18 150 -28 89 20 -9 -4 -20 -4
+    -22 119 -18 68 16 -4 14 -15
+amp IMI: 11 42 46 -11 -7 -12 8 -38 -7 -13 -94 -245 12 -48 8 -20 -123 -14 -7 -8 36 -12 17 -7 -14 69 7 -5 68 52
+    -82 0 -17 -24 74 -14 -4 7 -80 -18 -31 -26 -28 31 -20 -4 -15 -270 -28 -40 -12 -26 -23 -24 -1 -27 -187 -49
+    -40 -5 -15 -96 -19 0 -22 -160 -26 -36 -2 -6 -80 -14
+amp AMI: -6 39 -134 70 -75 2 -1 -9 -25 3 64 -145 -32 -11 -2 6 40 -4 2 -138 -140 20 30 12 -6 -95 21 -1 -284 -434
+    134 -95 19 -26 -300 -4 3 -204 -663 59 -105 36 -31 -292 -5 1 -29 -576 67 -98 15 -10 -123 1 -2 88 -334 8 -84
+    2 5 -10 -13 -4 101 -146 -18 -61 -8 16 -11 -15
+amp LVH: 1 17 244 129 -9 -6 -14 126 -4 11 40 160 -2 14 -1 -13 185 2 -8 114 -413 -152 42 30 34 -200 11 -4 158
+    -468 -26 91 39 42 -133 29 -3 138 -182 -32 98 38 21 49 25 5 111 480 -66 69 0 2 203 18 7 46 773 12 24 -18 -19
+    245 4 4 19 515 87 -1 -14 -19 156 -0
+amp CLBBB: -14 159 -260 478 -185 -51 -1 -42 -97 -44 95 -417 -128 -59 -21 -13 -79 -26 -16 -678 -341 -383 226 98
+    38 -198 145 -43 -1125 -1005 -355 201 121 27 -498 141 -52 -694 -1621 -314 150 81 -17 -665 117 -37 -66 -1399
+    -310 7 24 8 -482 25 -12 193 -739 69 -120 -50 20 -379 -43 -5 214 -504 345 -152 -34 33 -160 -107
+amp CRBBB: -26 -7 -227 -242 58 -12 -47 287 21 -47 -11 -405 142 -17 -3 118 35 -31 -3 41 554 660 -243 -17 47 -372
+    -107 -33 80 577 526 -264 -60 34 -188 -185 -40 -34 181 391 -219 -57 62 36 -172 -35 -62 -585 244 -83 -25 116
+    338 -91 -28 51 -733 69 8 -24 134 296 -15 -24 6 -530 41 41 -18 87 180 18
+amp LAFB: -5 14 -24 62 -14 -10 -37 -97 -1 -12 83 -604 -269 5 20 18 96 31 -7 -106 134 71 -12 -0 31 100 -9 -7
+    -150 94 102 -32 12 16 106 -27 -7 -83 -337 38 -12 20 19 140 -6 -6 122 -612 -73 -21 16 25 61 -2 -5 169 -592
+    -143 -12 10 8 61 8 -4 145 -450 -171 -3 6 -6 53 14
+amp 1AVB: -21 -59 52 -12 -17 -25 5 -44 15 -41 -49 -88 -25 9 -7 -49 76 15 -8 21 29 68 -13 13 -1 -19 -15 -15 -54
+    86 45 -9 6 -25 12 8 -24 -85 -26 42 12 -1 -61 89 28 -26 -132 122 -9 34 -10 -65 65 32 -23 -93 62 -17 23 -16
+    -38 55 25 -20 -64 17 -56 9 -17 -40 49 17
+amp NDT: 0 16 130 27 -42 -13 -5 -32 -18 -14 11 30 -29 -46 -17 -4 -53 -8 1 -13 46 -99 21 -9 1 18 17 3 14 231
+    -122 -57 -33 3 36 -25 1 3 171 -90 -97 -43 -5 -18 -21 -4 9 53 -81 -106 -31 -15 -63 -20 -7 15 70 -88 -84 -20
+    -17 -34 -13 -5 18 70 -46 -62 -17 -10 -42 -11
+amp ISCAL: -3 65 5 45 -88 -27 2 -110 -27 -17 9 51 4 -78 -28 11 -53 -15 -3 -74 -131 -64 52 13 6 53 30 -11 -11
+    -223 -141 -34 -11 2 -35 15 -12 13 -185 -131 -107 -25 3 -51 -10 -9 64 52 -115 -136 -45 22 -68 -20 -4 60 179
+    -31 -147 -48 11 -127 -37 0 52 130 21 -113 -37 8 -138 -32
+amp AFIB: -51 35 -154 -6 -21 -3 -9 53 -12 -71 65 -183 110 -37 0 40 50 -10 34 -56 182 -64 -14 -15 27 -113 12 14
+    7 -171 -55 -43 -35 46 -124 27 -7 100 -456 -56 -3 -30 80 18 50 -24 141 -316 -10 -5 -15 72 233 24 -28 144 -61
+    -25 -15 -23 40 182 -8 -35 89 -88 -6 -26 -15 38 132 -8
+time base: -0.1519 0.02089 0.0007716 0.01055 0.02164 0.009368 0.01813 0.01237 0.2591 0.05455
+time NORM: -0.001584 0.001432 8.917e-05 -0.0001402 -0.0006377 -0.0007653 -0.001664 4.432e-05 -0.00126 -0.004543
+time IMI: -0.004183 0.0006431 -0.001785 0.0003454 -0.0002108 -6.169e-05 0.000289 0.000935 0.0007295 0.001784
+time AMI: -0.00479 -0.0007327 -0.0002604 0.0002145 -0.0008388 -0.0002639 0.0009638 -0.0009692 -0.0008294
+    -0.0006555
+time LVH: -0.005538 0.001317 0.001279 -3.651e-05 0.001611 -0.0009029 -0.001348 -0.0006328 -0.002399 -0.00176
+time CLBBB: -0.01973 0.009699 0.00456 0.008135 0.006169 0.004126 0.009815 0.004824 0.01696 0.008139
+time CRBBB: -0.0008506 0.00284 0.003493 0.005358 0.004358 0.002854 0.01878 0.003124 0.01414 0.00891
+time LAFB: -0.0005103 0.001028 -0.003025 0.001416 -0.0009191 5.545e-05 0.003493 0.001893 0.0005856 0.0003967
+time 1AVB: -0.02863 -2.763e-05 -0.0004091 0.0005657 -8.166e-05 -0.000955 0.0004483 -5.9e-05 -0.005334 0.0007622
+time NDT: -0.002107 0.0002397 -0.0006591 -0.0004894 -0.000952 -0.0006391 -0.002008 1.565e-05 0.001723 0.005584
+time ISCAL: -0.003922 0.001861 -0.0002811 0.0005278 0.001426 0.0005403 0.0008399 -0.0003511 0.002268 0.001081
+time AFIB: -0.01813 0.005915 -0.0001036 0.0001463 -0.001352 -0.001863 -0.001854 0.001149 -0.02996 0.00535
+psd base: 2230 1326 1237 1225 721.8 522.5 618.8 716.6 425.3 484.8 403.1 493.2 395.4 438 322.6 363 308.1 269.1
+    220.8 277.8 227.5 250.4 167.7 188.5
+psd NORM: 1815 1078 1001 796 618.7 441.3 448.7 363 347.2 334.9 303.6 327.5 273.7 265.3 212 216.5 218.3 215.7
+    196.1 183.5 169.1 171.7 147.7 148.7
+psd IMI: 1624 1481 927.1 949.7 722.7 621.5 561.1 458.8 418 396.8 445.9 406.6 350.7 324.1 292.1 263.6 261.6
+    269.6 262.4 222.5 218.6 222.8 207.3 166.9
+psd AMI: 1741 1475 988.2 1194 798.4 748 696.8 673.4 499.1 494.9 523.2 414.2 421.3 366.5 338 344.5 320.8 327.9
+    300.1 265.3 266.9 275.6 247.8 217.6
+psd LVH: 2297 1609 1373 1191 956.3 913.6 858.1 704.4 683 605.9 532.8 476.4 534.2 464.2 356.6 410.1 433.4 430.8
+    334.3 338.6 333.6 249.8 298.6 283.7
+psd CLBBB: 1712 1551 1485 1561 1377 1314 984.8 1250 685.8 884.4 737.3 592.3 645.4 620.1 960.4 771.5 491.6 479.2
+    650.1 474.9 456.3 370.6 436.2 406.4
+psd CRBBB: 1562 1925 932.3 1827 1006 1025 936 537.5 574.7 418.2 546.3 323.4 524.8 460.8 549.3 464.2 361.1 386.2
+    292.8 256.8 341.3 455.7 305.9 236.9
+psd LAFB: 1834 1841 946.3 1219 790.4 785.4 638.7 561.1 467.3 459.6 446.3 411.7 398.5 365.9 356.1 341 269.6
+    376.2 301.3 280.9 261.3 250.6 235.1 191.8
+psd 1AVB: 1677 1441 1014 1011 638.8 839.7 707.7 577.3 483.1 356.6 383.7 371 527.8 321.4 351.1 326.8 345.3 245
+    308.1 208.1 230.7 250.7 277.7 140.6
+psd NDT: 1683 1371 940.8 914.1 648.7 574.6 544.9 411.3 407.1 376.3 351.3 400.5 302.2 297.2 247.1 238.2 257.8
+    231.3 223.5 231.4 217 185.7 184.7 175.5
+psd ISCAL: 2065 1520 1309 1183 850.9 783.8 821.6 657.8 637.1 569.3 477.7 435.7 508.4 449.3 325.5 406.9 384.3
+    388.8 322.5 331.5 340.2 237.7 289.3 267
+psd AFIB: 1791 1730 974.1 1313 737.1 800.9 805.4 516.8 431.5 464.8 432.8 347.6 398 363.9 441.6 327 296.1 344.3
+    304 260.3 283.8 268.4 278.2 227.5
+hr SR: 71.5 12.73 40 110
+hr SARRH: 71.51 8.619 45 110
+hr SBRAD: 49.01 4.245 35 59
+hr STACH: 112.9 12.12 101 170
+hr AFIB: 98.05 27.78 45 180
+rrcv SR: 0.02208 0.8131
+rrcv SARRH: 0.09228 0.7448
+rrcv SBRAD: 0.02778 0.8406
+rrcv STACH: 0.01676 0.7373
+rrcv AFIB: 0.1726 0.6051
+ludb normal: 0.09833 0.01176 0.1524 0.02114 0.09143 0.009014 0.3999 0.02512
+ludb 1AVB: 0.1192 0.01745 0.2087 0.01889 0.1064 0.02105 0.414 0.03508
+ludb CLBBB: 0.099 0.01176 0.133 0.02114 0.1518 0.01218 0.4401 0.01052
+ludb CRBBB: 0.1122 0.009251 0.189 0.01627 0.141 0.0239 0.4436 0.02245
+ludb LAFB: 0.1016 0.01312 0.1621 0.01335 0.1119 0.02147 0.4298 0.01923
+pc 0: -0 8 43 -19 -1 -1 1 -143 -2 0 24 60 -60 -1 -1 6 -157 -0 1 4 57 -60 4 -1 -0 61 3 1 12 225 -167 8 -3 2 -97
+    1 0 34 327 -216 2 -7 1 -318 -1 0 46 307 -210 -2 -6 4 -444 -1 1 39 185 -128 -1 -4 6 -367 -1 0 26 87 -60 -0
+    -2 3 -232 -2
+pc 1: 2 -55 66 1 6 2 0 59 -1 3 -38 67 10 6 -1 -2 51 0 1 31 77 -23 1 -2 -10 24 -3 4 -56 337 -18 13 -3 -19 254 -4
+    4 -140 479 -3 9 -11 -14 348 -2 4 -169 386 9 6 -6 -11 318 -4 1 -132 223 18 8 -2 -4 202 -3 0 -86 116 13 7 0
+    -3 111 -0
+pc 2: 1 -12 18 26 2 2 4 96 -2 4 -29 165 8 12 -1 -1 160 -4 -4 131 -183 -75 4 6 8 -236 6 -5 246 -340 -144 31 15
+    16 -384 16 -3 185 -113 -154 50 13 11 -127 19 0 39 304 -109 40 3 6 142 5 4 -44 344 -21 22 -5 -1 211 -2 3 -57
+    242 20 15 -3 -2 179 -6
+pc 3: -1 -11 14 -48 6 0 17 -77 -1 1 -33 196 -130 8 -5 -12 -130 4 -2 -37 -196 151 -3 4 -17 240 5 -6 -84 -408 193
+    22 10 -15 377 23 -6 -100 -269 57 35 5 -16 261 30 -3 -79 132 -115 27 -7 -16 -61 22 0 -67 270 -153 13 -10 -6
+    -206 9 1 -39 220 -104 5 -6 1 -203 -2
+pc 4: 3 50 -65 3 -2 -1 -19 10 3 -0 72 -69 -88 -6 -3 -8 -57 8 -5 -11 196 -182 8 -1 5 61 4 -7 105 42 -344 22 -1
+    -10 239 33 -8 197 -138 -424 8 2 -29 273 41 -4 232 -174 -377 3 -7 -20 206 48 5 178 -26 -256 -0 -17 -13 62 36
+    8 104 -62 -45 0 -6 -4 6 7
+pc 5: -0 101 -42 -14 2 3 -16 25 -1 1 82 79 33 3 3 -9 -13 -8 -0 76 -38 110 -5 -4 0 74 -7 1 393 -22 235 -28 -8 -8
+    172 -32 3 489 211 236 -31 -21 -8 138 -34 3 414 164 185 -21 -21 -3 -42 -25 -0 260 -8 116 -8 -5 2 -62 -13 -1
+    136 -46 47 4 -0 -6 -20 2
+pc 6: 1 33 40 -161 18 2 9 -62 15 1 18 -57 -162 3 -1 -15 7 20 -1 -58 164 354 -59 -26 -15 3 -35 7 -1 391 331 -117
+    -45 -18 -154 -66 -0 81 -183 99 -42 -23 -22 -172 -4 -2 68 -118 -93 3 -17 -25 112 32 1 54 207 -333 34 -13 -10
+    172 41 3 29 228 -299 39 -6 -2 108 30
+pc 7: -7 177 -144 110 -14 6 9 -7 -7 -5 177 -39 54 -3 2 7 47 -7 -2 -406 69 -53 34 13 23 -3 22 -4 -506 27 14 76
+    27 51 -78 44 -2 -71 -167 44 117 25 34 -16 48 2 242 297 44 53 21 11 66 -18 -2 312 160 157 6 10 -1 44 -25 -5
+    257 51 136 -6 4 -5 33 -15
+pc 8: 15 -21 598 -38 4 -21 -22 -29 4 2 108 -58 68 -21 3 6 25 -5 -3 -3 -505 -22 52 28 55 -90 21 0 -146 63 -102
+    84 17 83 3 44 8 -23 190 -2 0 2 67 69 4 4 149 -311 29 -32 12 42 31 2 2 177 22 -25 -39 5 -5 19 -6 2 133 256
+    -66 -31 -6 -19 -55 -1
+pc 9: -4 21 -183 32 6 1 5 250 12 2 70 187 -355 37 -2 20 3 9 2 -62 -97 146 20 -4 50 -163 -5 3 -117 -249 168 110
+    -5 114 -31 14 5 -128 386 -59 101 -10 105 13 -16 1 25 6 -203 84 -4 92 -127 -7 -10 97 -321 -155 44 17 43 134
+    0 -8 81 -121 -260 22 7 9 168 21
+pc 10: -1 -112 61 103 -73 -12 2 342 -22 -4 48 60 -18 -116 12 44 -80 -49 -8 42 -2 -85 -53 6 33 -231 -37 -1 -111
+    61 66 -337 -12 78 130 -186 -0 -28 -171 -6 -396 -10 88 51 -170 2 61 94 -134 -369 19 71 -179 -157 2 11 59 6
+    -240 7 50 4 -86 -1 -6 -5 52 -142 5 32 89 -49
+pc 11: 2 -162 34 142 66 13 -3 429 19 1 -8 69 63 75 5 -12 -128 26 -1 166 85 -109 33 -3 11 -169 17 -2 -19 202 87
+    194 7 26 370 111 -7 53 -166 17 249 26 23 -208 137 -7 71 -118 34 244 30 2 -243 96 -2 -28 117 83 164 16 -11
+    61 55 -0 -74 147 94 105 12 -12 105 25
+pc 12: -11 64 -272 61 3 8 30 27 -13 -4 49 427 -69 2 0 58 -238 -36 16 -38 213 -157 -12 11 27 -49 -0 14 57 11
+    -163 -12 30 130 -131 -23 11 -48 119 88 -60 45 155 50 -72 6 -27 -357 301 -23 27 123 163 -44 -1 24 133 18 -3
+    13 71 -59 -51 -6 58 332 -79 -5 -6 39 -214 -31
+pc 13: 2 46 -25 90 -23 -11 -12 -106 -10 -6 -45 286 -57 -35 -20 -64 10 10 -5 -155 -90 -1 -25 -5 -53 382 23 -13
+    -106 -105 -10 -110 -36 -144 246 31 -13 84 168 -182 -175 -37 -154 -446 -6 -6 59 -163 18 -112 -34 -127 10 17
+    1 -48 -0 118 -62 -24 -91 329 2 4 -53 84 127 -32 -11 -50 183 -8
+pc 14: -1 -17 159 -212 18 23 95 -120 -41 -8 70 -104 -1 -4 29 177 -297 -90 9 -17 34 115 24 -19 45 201 13 15 66
+    -16 -88 101 28 225 131 -79 14 91 -134 -111 104 54 316 -174 -147 12 -22 185 25 61 60 293 57 -189 -10 -108
+    -111 153 25 70 216 265 -161 -16 -27 -42 -72 2 33 146 19 -72
+pc 15: 1 91 60 -395 58 7 -87 124 -6 5 -33 -61 278 27 24 -90 -6 -81 17 -97 253 81 -77 -8 -40 -167 -59 20 -20
+    -217 -136 20 32 -210 92 -145 16 -90 67 -94 32 72 -233 58 -234 8 34 5 122 48 60 -185 -202 -206 -11 54 -65 40
+    64 56 -126 84 -138 -15 38 214 -209 56 13 -112 27 -41
+pc 16: -9 -18 -98 189 -39 7 52 26 -25 -24 87 -570 151 -18 4 110 151 14 9 -54 199 -162 23 -11 -14 131 24 -4 60
+    -328 125 -15 -3 70 91 27 -11 -22 277 82 -76 -23 119 -78 -17 -16 -39 -154 -3 -39 -36 126 -108 48 -5 -10 258
+    -169 1 -26 107 62 28 1 9 183 -40 -7 -6 99 58 -9
+pc 17: 5 -86 122 -104 24 -9 -1 183 75 0 215 -183 -70 -10 -28 -16 -518 97 4 23 34 -31 -63 -9 -53 -138 -37 2 -30
+    -208 -7 -108 -20 -90 19 92 6 -3 67 -6 -101 -58 -82 -238 178 10 -87 171 196 -84 -55 -116 344 179 13 73 -17
+    -50 -1 -44 -81 -29 158 13 79 -126 -79 23 -19 -38 -126 94
+pc 18: -3 112 -21 -380 43 5 56 83 91 2 -130 164 356 31 -56 103 86 121 -5 -116 37 245 -125 -26 82 -36 -51 -8 -28
+    -50 -41 -217 -66 196 23 57 -10 -35 68 -160 -127 -75 216 60 181 -5 -4 -64 -27 24 -94 155 -84 271 6 40 42 21
+    81 -71 68 -58 230 10 -13 -42 215 71 -36 71 69 136
+pc 19: 1 28 137 26 -7 -21 10 -157 105 1 24 83 -90 10 -36 38 37 141 4 16 128 -269 -2 1 -38 117 -34 -2 56 17 -217
+    -56 -20 -51 -10 139 6 -41 -164 238 -91 -69 2 146 212 6 -14 198 120 -98 -42 66 -311 158 -12 36 -233 62 -27
+    -1 75 172 149 -13 42 188 -359 14 -29 31 224 175
+pc 20: -9 -128 -104 113 -6 -2 -105 -84 19 -5 181 -176 -29 5 -15 -167 -371 39 -14 104 -14 145 -66 -14 131 158
+    -28 -14 28 4 83 -127 -57 153 -280 -7 -15 -76 37 -134 -4 -2 49 309 7 -10 80 -63 -115 84 -16 -109 -222 43 -9
+    -66 6 270 42 -10 -215 213 12 -7 -57 181 159 21 -23 -220 28 32
+pc 21: 3 72 -107 -133 -133 6 69 224 -16 -18 -52 -68 21 -191 -47 5 -154 2 -1 -153 -0 287 254 -64 -70 16 98 -5 42
+    43 -205 378 -104 -80 -87 199 -12 62 17 142 75 -153 -63 75 114 -14 33 -61 -49 -211 -106 -35 -94 22 -5 -106
+    70 20 -325 -57 22 45 -20 -3 -137 38 34 -276 -20 49 15 -43
+pc 22: -22 -11 -271 -142 -102 -20 -202 -28 35 -20 -49 -52 189 -74 -43 -184 160 21 1 125 -119 -123 132 43 293 16
+    -12 5 -34 56 -5 77 15 363 182 -15 5 62 -49 34 8 -21 195 -196 19 -9 -64 104 22 -81 -12 -73 111 1 -27 1 -87
+    -52 -132 -28 -274 8 14 -31 14 58 -259 -108 -50 -294 -111 66
+pc 23: 15 -56 162 -107 114 11 -126 -37 -22 -3 146 82 -189 55 47 -121 -10 -46 17 -47 136 54 -43 -5 163 92 -25 26
+    57 -92 -324 83 71 177 30 -47 8 -92 22 395 -29 7 78 -42 -42 -7 -8 -79 -1 -41 46 -60 -72 -58 14 28 293 -183
+    64 4 -158 -55 -3 19 -2 -320 180 94 41 -133 318 -50
+own 0: -1 15 79 -34 -2 -2 2 -260 -4 1 43 109 -108 -1 -2 11 -284 -1 3 8 103 -108 8 -2 -0 111 5 2 22 408 -302 14
+    -6 4 -176 1 1 61 593 -392 4 -13 2 -577 -2 1 84 558 -381 -3 -10 8 -806 -3 1 71 336 -232 -2 -7 11 -666 -3 0
+    46 158 -108 -0 -3 6 -422 -4
+own 1: 2 -59 71 1 6 2 0 64 -1 3 -41 73 10 6 -1 -2 55 0 1 33 83 -25 1 -2 -11 25 -3 5 -61 363 -19 14 -3 -20 274
+    -4 5 -151 516 -4 10 -12 -15 375 -2 4 -182 416 10 6 -7 -12 343 -4 2 -142 240 19 8 -2 -4 218 -3 0 -92 125 14
+    7 0 -3 120 -0
+own 2: 1 -12 18 26 2 2 4 96 -2 4 -29 166 8 12 -1 -1 161 -4 -4 131 -183 -75 4 6 8 -236 6 -5 246 -340 -144 31 15
+    16 -385 16 -3 185 -113 -154 50 13 11 -127 19 0 39 304 -109 40 3 6 142 5 4 -44 344 -21 22 -5 -1 211 -2 3 -57
+    242 20 15 -3 -2 179 -6
+own 3: -1 -9 11 -38 5 0 13 -61 -1 1 -26 156 -103 6 -4 -10 -104 3 -2 -29 -156 120 -2 3 -14 191 4 -5 -67 -324 153
+    17 8 -12 300 19 -5 -80 -214 45 28 4 -12 207 24 -2 -63 105 -91 21 -5 -13 -48 18 0 -53 215 -122 10 -8 -5 -164
+    7 1 -31 175 -83 4 -5 1 -161 -2
+own 4: 2 31 -40 2 -1 -1 -12 6 2 -0 44 -43 -55 -3 -2 -5 -35 5 -3 -7 121 -113 5 -1 3 38 3 -4 65 26 -213 13 -1 -6
+    148 21 -5 122 -85 -262 5 1 -18 169 25 -2 143 -108 -234 2 -4 -12 127 30 3 110 -16 -158 -0 -10 -8 39 22 5 64
+    -39 -28 0 -4 -3 4 4
+own 5: -0 45 -19 -6 1 1 -7 11 -1 0 36 35 14 1 1 -4 -6 -4 -0 33 -17 49 -2 -2 0 33 -3 0 174 -10 104 -12 -4 -3 76
+    -14 1 216 93 104 -14 -9 -4 61 -15 1 183 72 82 -9 -9 -1 -19 -11 -0 115 -4 51 -4 -2 1 -27 -6 -1 60 -20 21 2
+    -0 -3 -9 1
+own 6: 0 15 18 -72 8 1 4 -28 7 0 8 -25 -73 2 -0 -7 3 9 -0 -26 73 159 -26 -12 -7 1 -16 3 -1 175 148 -52 -20 -8
+    -69 -30 -0 36 -82 44 -19 -10 -10 -77 -2 -1 30 -53 -42 1 -8 -11 50 14 0 24 93 -149 15 -6 -5 77 18 1 13 102
+    -134 18 -3 -1 48 13
+own 7: -3 64 -52 40 -5 2 3 -3 -2 -2 64 -14 20 -1 1 3 17 -3 -1 -147 25 -19 12 5 8 -1 8 -1 -184 10 5 28 10 19 -28
+    16 -1 -26 -61 16 42 9 12 -6 17 1 88 108 16 19 8 4 24 -7 -1 113 58 57 2 4 -1 16 -9 -2 93 18 49 -2 2 -2 12 -5
+own 8: 5 -7 208 -13 1 -7 -8 -10 1 1 38 -20 24 -7 1 2 9 -2 -1 -1 -175 -8 18 10 19 -31 7 0 -51 22 -35 29 6 29 1
+    15 3 -8 66 -1 0 1 23 24 2 2 52 -108 10 -11 4 15 11 1 1 61 8 -9 -14 2 -2 7 -2 1 46 89 -23 -11 -2 -7 -19 -0
+own 9: -1 7 -61 11 2 0 2 84 4 1 23 63 -119 13 -1 7 1 3 1 -21 -32 49 7 -1 17 -54 -2 1 -39 -83 56 37 -2 38 -10 5
+    2 -43 129 -20 34 -3 35 4 -5 0 8 2 -68 28 -1 31 -42 -2 -3 33 -108 -52 15 6 14 45 0 -3 27 -41 -87 7 2 3 56 7
+own 10: -0 -34 19 31 -22 -4 0 104 -7 -1 15 18 -5 -35 4 13 -24 -15 -2 13 -1 -26 -16 2 10 -70 -11 -0 -34 18 20
+    -102 -4 24 40 -57 -0 -9 -52 -2 -120 -3 27 16 -52 1 19 29 -41 -112 6 22 -54 -48 1 3 18 2 -73 2 15 1 -26 -0
+    -2 -1 16 -43 1 10 27 -15
+own 11: 1 -53 11 47 22 4 -1 140 6 0 -3 23 21 24 2 -4 -42 8 -0 54 28 -36 11 -1 4 -55 6 -1 -6 66 28 64 2 8 121 36
+    -2 17 -54 6 82 8 7 -68 45 -2 23 -39 11 80 10 1 -80 32 -1 -9 38 27 54 5 -4 20 18 -0 -24 48 31 34 4 -4 34 8
+own 12: -3 17 -75 17 1 2 8 7 -4 -1 13 117 -19 0 0 16 -65 -10 4 -10 58 -43 -3 3 7 -13 -0 4 16 3 -45 -3 8 36 -36
+    -6 3 -13 32 24 -16 12 43 14 -20 2 -8 -98 82 -6 8 34 45 -12 -0 7 37 5 -1 4 19 -16 -14 -2 16 91 -22 -1 -2 11
+    -59 -9
+own 13: 1 12 -7 24 -6 -3 -3 -28 -3 -2 -12 76 -15 -9 -5 -17 3 3 -1 -41 -24 -0 -7 -1 -14 101 6 -3 -28 -28 -3 -29
+    -10 -38 65 8 -3 22 45 -48 -46 -10 -41 -118 -2 -1 16 -43 5 -30 -9 -34 3 5 0 -13 -0 31 -16 -6 -24 87 1 1 -14
+    22 34 -8 -3 -13 49 -2
+own 14: -0 -4 34 -45 4 5 20 -25 -9 -2 15 -22 -0 -1 6 38 -63 -19 2 -4 7 24 5 -4 10 43 3 3 14 -3 -19 21 6 48 28
+    -17 3 19 -28 -24 22 11 67 -37 -31 3 -5 39 5 13 13 62 12 -40 -2 -23 -24 33 5 15 46 56 -34 -3 -6 -9 -15 0 7
+    31 4 -15
+own 15: 0 20 13 -85 13 1 -19 27 -1 1 -7 -13 60 6 5 -19 -1 -17 4 -21 55 17 -17 -2 -9 -36 -13 4 -4 -47 -29 4 7
+    -45 20 -31 3 -19 15 -20 7 15 -50 12 -51 2 7 1 27 10 13 -40 -44 -45 -2 12 -14 9 14 12 -27 18 -30 -3 8 46 -45
+    12 3 -24 6 -9
+own 16: -2 -4 -21 41 -9 2 11 6 -5 -5 19 -124 33 -4 1 24 33 3 2 -12 43 -35 5 -2 -3 29 5 -1 13 -72 27 -3 -1 15 20
+    6 -2 -5 60 18 -16 -5 26 -17 -4 -3 -9 -34 -1 -9 -8 27 -23 10 -1 -2 56 -37 0 -6 23 13 6 0 2 40 -9 -2 -1 22 13
+    -2
+own 17: 1 -19 26 -22 5 -2 -0 40 16 0 46 -39 -15 -2 -6 -3 -112 21 1 5 7 -7 -14 -2 -12 -30 -8 1 -7 -45 -1 -23 -4
+    -19 4 20 1 -1 14 -1 -22 -12 -18 -51 38 2 -19 37 42 -18 -12 -25 74 39 3 16 -4 -11 -0 -10 -17 -6 34 3 17 -27
+    -17 5 -4 -8 -27 20
+own 18: -1 22 -4 -75 8 1 11 16 18 0 -26 32 70 6 -11 20 17 24 -1 -23 7 48 -24 -5 16 -7 -10 -2 -6 -10 -8 -43 -13
+    38 4 11 -2 -7 13 -31 -25 -15 42 12 35 -1 -1 -13 -5 5 -19 30 -16 53 1 8 8 4 16 -14 13 -11 45 2 -2 -8 42 14
+    -7 14 14 27
+own 19: 0 5 25 5 -1 -4 2 -29 19 0 4 15 -17 2 -7 7 7 26 1 3 23 -49 -0 0 -7 22 -6 -0 10 3 -40 -10 -4 -9 -2 25 1
+    -8 -30 44 -17 -13 0 27 39 1 -3 36 22 -18 -8 12 -57 29 -2 7 -43 11 -5 -0 14 32 27 -2 8 35 -66 3 -5 6 41 32
+own 20: -1 -22 -18 19 -1 -0 -18 -14 3 -1 31 -30 -5 1 -3 -28 -63 7 -2 18 -2 24 -11 -2 22 27 -5 -2 5 1 14 -21 -10
+    26 -47 -1 -3 -13 6 -23 -1 -0 8 52 1 -2 14 -11 -19 14 -3 -18 -38 7 -2 -11 1 46 7 -2 -36 36 2 -1 -10 31 27 4
+    -4 -37 5 5
+own 21: 1 12 -18 -23 -23 1 12 39 -3 -3 -9 -12 4 -33 -8 1 -26 0 -0 -26 -0 49 44 -11 -12 3 17 -1 7 7 -35 65 -18
+    -14 -15 34 -2 11 3 24 13 -26 -11 13 20 -2 6 -11 -8 -36 -18 -6 -16 4 -1 -18 12 3 -56 -10 4 8 -3 -1 -24 7 6
+    -47 -3 8 3 -7
+own 22: -3 -2 -40 -21 -15 -3 -30 -4 5 -3 -7 -8 28 -11 -6 -27 24 3 0 18 -18 -18 20 6 43 2 -2 1 -5 8 -1 11 2 54
+    27 -2 1 9 -7 5 1 -3 29 -29 3 -1 -9 15 3 -12 -2 -11 16 0 -4 0 -13 -8 -19 -4 -40 1 2 -5 2 9 -38 -16 -7 -43
+    -16 10
+own 23: 2 -8 24 -16 17 2 -19 -5 -3 -0 22 12 -28 8 7 -18 -1 -7 3 -7 20 8 -6 -1 24 14 -4 4 8 -14 -48 12 10 26 4
+    -7 1 -14 3 59 -4 1 12 -6 -6 -1 -1 -12 -0 -6 7 -9 -11 -9 2 4 44 -27 10 1 -24 -8 -0 3 -0 -48 27 14 6 -20 47
+    -7
+lead V1: -0.8273 -0.01381 0.905
+lead V2: -0.3203 0.2033 2.092
+lead V3: 0.2724 0.7177 1.911
+lead V4: 0.828 0.9786 1
+lead V5: 1.066 0.7778 0.2126
+lead V6: 0.9366 0.5657 -0.127
+noise RA: -5.371 -3.193 -7.764 -5.586 -5.212 -5.275 -5.013 -5.134 -5.668 -5.951
+noise LA: -6.294 -2.875 -6.841 -4.065 -4.152 -4.734 -4.89 -5.359 -5.809 -5.699
+noise LL: -5.21 -2.472 -7.1 -3.753 -4.128 -4.386 -5.255 -6.151 -5.901 -5.477
+noise V1: -4.821 -2.59 -5.936 -4.189 -5.844 -5.97 -5.63 -6.277 -7.239 -5.867
+noise V2: -3.208 -2.55 -5.128 -4.997 -7.694 -8.271 -6.229 -5.581 -6.242 -5.267
+noise V3: -2.727 -2.554 -5.172 -5.474 -7.245 -7.375 -5.102 -4.69 -5.297 -5.018
+noise V4: -3.967 -2.422 -5.843 -6.821 -7.089 -6.573 -5.151 -4.638 -4.71 -4.921
+noise V5: -3.537 -2.373 -6.478 -6.528 -6.753 -6.003 -5.295 -4.889 -4.902 -5.162
+noise V6: -3.231 -2.311 -6.336 -5.378 -5.924 -5.788 -5.105 -5.063 -5.522 -5.667
+noise_sd: 0.65 0.5 0.15
+beat_cv: 0.04575 0.05084
+qt_exp: 0.3349
+"""
+
+@functools.lru_cache(maxsize=1)
+def _sim_fit()->dict:
+    "The calibrated model's parameters (fitted by `fit_simulator` and `calibrate_simulator`) as a dict of arrays."
+    return _fit_from_text(_SIM_FIT)
+
+# %% ../nbs/00_data.ipynb #f2f58c34
+def _ludb_group(codes)->str:
+    "The LUDB group whose durations a record takes: its conduction disorder, else 'normal'."
+    return next((c for c in ('CLBBB', 'CRBBB', 'LAFB', '1AVB') if c in codes), 'normal')
+
+def _morphology_fit(codes, rng, fit):
+    "One record's wave timing (10,) and amplitudes (8, 9) drawn from the fitted table `fit` for its codes."
+    on = [c for c in _FIT_CODES if c in codes]
+    A = fit['amp']['base'] + sum(fit['amp'][c] for c in on)                       # (8, 9): leads I, II, V1-V6
+    th = fit['time']['base'] + sum(fit['time'][c] for c in on)
+    if on == ['NORM']: z = rng.normal(size=len(fit['own'])) @ fit['own']          # normal records: their own spread
+    else:
+        sd = np.sqrt(np.mean([fit['psd'][g]**2 for g in on or ['base']], 0))   # the codes' spread per component
+        z = (rng.normal(size=len(sd))*sd) @ fit['pc']
+    A = A + z.reshape(A.shape)
+    p, p_sd, pr, pr_sd, qrs, qrs_sd, qt1, qt1_sd = fit['ludb'][_ludb_group(codes)]   # LUDB's durations, s
+    P_dur, PR = np.clip(rng.normal(p, p_sd), .06, .16), np.clip(rng.normal(pr, pr_sd), .11, .35)
+    if '1AVB' in codes: PR = max(PR, .205)                 # first-degree AV block: PR above 200 ms by definition
+    s = np.clip(rng.normal(qrs, qrs_sd), .6*qrs, 1.6*qrs)/qrs  # the fitted QRS shape, widths spread as LUDB's
+    pm, ps, rm, rs, dq, qs, ds, ss, tm, tsd = th
+    rs, dq, qs, ds, ss = rs*s, dq*s, qs*s, ds*s, ss*s
+    qon = rm - dq - 2.5*qs
+    ps = P_dur/5
+    return np.array([qon - PR + 2.5*ps, ps, rm, rs, dq, qs, ds, ss, np.clip(rng.normal(qt1, qt1_sd), .3, .55), tsd]), A
+
+_T_END = 2.   # where LUDB's cardiologists mark the end of T: 2.0 T widths past its centre (see `ludb_t_end`)
+
+def _beat_timing(th, rr:float, b:float):
+    "The timing of one beat whose RR interval is `rr`: T ends QT = QT1 rr^b after the QRS onset, and widens as rr^b."
+    out = th.copy()
+    qon, tsd = th[2] - th[4] - 2.5*th[5], th[9]*rr**b
+    out[8], out[9] = qon + th[8]*rr**b - _T_END*tsd, tsd
+    return out
+
+# %% ../nbs/00_data.ipynb #7bdfb06c
+_NOISE_BANDS = (0, .25, .5, 1, 2, 4, 8, 15, 25, 40, 50)
+
+def _electrode_noise_fit(rng, n:int, fs:float, scale:float, fit):
+    "Noise (9, n) in mV at RA, LA, LL, V1-V6 with the fitted band densities; record levels vary below and above 2 Hz."
+    f = np.fft.rfftfreq(n, 1/fs)
+    band = np.clip(np.searchsorted(_NOISE_BANDS, f, 'right') - 1, 0, len(_NOISE_BANDS) - 2)   # above 50 Hz: as 40-50
+    sd_lf, sd_hf, sd_e = fit['noise_sd']
+    level = np.where(f < 2, rng.normal(0, sd_lf), rng.normal(0, sd_hf))     # baseline wander and EMG vary by record
+    out = np.empty((9, n))
+    for e in range(9):
+        logd = (fit['noise'][e] + rng.normal(0, sd_e))[band] + level       # log10 mV^2/Hz
+        X = np.fft.rfft(rng.normal(size=n))*np.sqrt(10**logd*fs/2)         # white noise shaped to that density
+        X[0] = 0
+        out[e] = np.fft.irfft(X, n)
+    return scale*out
+
+# %% ../nbs/00_data.ipynb #d84ad7b4
+def _simulate_fit(codes, rng, fs, duration, hr, noise, return_meta, fit=None):
+    "The calibrated model of `simulate_ecg`: the fitted waves per lead, rates, variability and noise of `fit`."
+    fit = fit or _sim_fit()
+    rhythm = [c for c in codes if c in _RHYTHMS] or ['SR']
+    rh = 'AFIB' if 'AFIB' in rhythm else next((c for c in ('SBRAD', 'STACH', 'SARRH') if c in rhythm), 'SR')
+    mu, sd, lo, hi = fit['hr'][rh]
+    if hr is None: hr = float(np.clip(rng.normal(mu, sd), lo, hi))
+    mean_rr, n = 60/hr, int(duration*hr/60) + 8
+    cv = float(np.clip(fit['rrcv'][rh][0]*np.exp(fit['rrcv'][rh][1]*rng.normal()), .003, .4))   # RR variability
+    if rh == 'AFIB': rr = mean_rr*np.clip(rng.gamma(1/cv**2, cv**2, n), .4, 2.)
+    else: rr = _tachogram(rng, n, mean_rr, mean_rr*cv, .85 if rh == 'SARRH' else .5)
+    beats = -rng.uniform(.3, 1.)*mean_rr + np.concatenate([[0], np.cumsum(rr)])
+    for _ in range(3):   # rescale so that the RR intervals inside the window average exactly 60/hr
+        b = beats[(beats >= 0) & (beats < duration)]
+        if len(b) > 2: beats = b[0] + (beats - b[0])*mean_rr/np.diff(b).mean()
+    th, A = _morphology_fit(codes + (['AFIB'] if rh == 'AFIB' else []), rng, fit)
+    if rh == 'AFIB': A[:, [_WAVES.index('P'), _WAVES.index('Ta')]] = 0        # no P wave, no atrial repolarisation
+    L8 = np.r_[[_I_LEAD, _II_LEAD], fit['lead']]                               # (8, 3): I, II, V1-V6 of a dipole
+    ectopic = _ectopic_beats(codes, beats, duration, rng)
+    while True:   # an ectopic focus whose beats are visible in lead II (where rhythm is read)
+        pv = _u(*rng.normal(size=3))
+        if abs(_II_LEAD @ pv) > .5: break
+    pvc, pvc_t = [(-.03, .028, pv*rng.uniform(1.4, 2.)), (.035, .025, pv*rng.uniform(.5, .9))], -pv*rng.uniform(.35, .5)
+    cv_q, cv_t = fit['beat_cv']*np.exp(.4*rng.normal(size=2))                  # beat-to-beat size of QRS and T
+    t = np.arange(int(round(fs*duration)))/fs
+    s8 = np.zeros((8, len(t)))
+    for i, tb in enumerate(beats):
+        lo, hi = np.searchsorted(t, [tb - .6, tb + 1.])
+        if hi <= lo: continue
+        tt, amp = t[lo:hi] - tb, 1 + cv_q*rng.normal()
+        rr_i = np.clip(mean_rr if rh == 'AFIB' or i + 1 >= len(beats) else beats[i+1] - tb, .3, 2.)
+        if ectopic[i]:
+            d = sum(v[:, None]*_gauss(tt, m_, s_) for m_, s_, v in pvc)
+            d = d + pvc_t[:, None]*_gauss(tt, .32*np.sqrt(rr_i), .06)
+            s8[:, lo:hi] += amp*(L8 @ d)
+            continue
+        w = _waves(_beat_timing(th, rr_i, fit['qt_exp']), tt)
+        w[[_WAVES.index('T'), _WAVES.index('dT')]] *= 1 + cv_t*rng.normal()
+        s8[:, lo:hi] += amp*(A @ w)
+    if rh == 'AFIB': s8 += L8 @ _fibrillation(rng, len(t), fs)
+    I, II, V = s8[0], s8[1], s8[2:]
+    if noise:
+        nz = _electrode_noise_fit(rng, len(t), fs, noise, fit)               # RA, LA, LL, V1..V6
+        I, II, V = I + nz[1] - nz[0], II + nz[2] - nz[0], V + nz[3:] - nz[:3].mean(0)
+    x = np.stack([*limb_leads(I, II), *V]).astype(np.float32)
+    if not return_meta: return x
+    win = (beats >= 0) & (beats < duration)
+    qon = th[2] - th[4] - 2.5*th[5]
+    return x, dict(hr=hr, rhythm=rh, r_peaks=beats[win], ectopic=ectopic[win], pr=qon - th[0] + 2.5*th[1],
+                   qrs=th[4] + 2.5*th[5] + th[6] + 2.5*th[7])
+
+# %% ../nbs/00_data.ipynb #8ba61336
+_MODELS = {'ptbxl': _simulate_fit, 'textbook': _simulate_textbook}
+
+def simulate_ecg(labels,              # PTB-XL SCP codes, e.g. ['NORM', 'SR'] (see `SIM_CODES`)
+                 fs:int=500,          # sampling rate in Hz
+                 duration:float=10.,  # seconds
+                 seed=None,           # seed or `np.random.Generator`
+                 hr:float=None,       # mean heart rate in bpm; by default drawn from the rhythm's range
+                 noise:float=1.,      # scale of baseline wander, EMG and powerline noise (0: clean)
+                 return_meta:bool=False, # also return a dict of the generator's parameters
+                 model:str='ptbxl',   # 'ptbxl': calibrated on real PTB-XL and LUDB; 'textbook': the hand-built model
+                ):
+    "A (12, fs*duration) float32 ECG in mV, leads I, II, III, aVR, aVL, aVF, V1-V6, showing the physiology of `labels`."
+    codes = [labels] if isinstance(labels, str) else list(labels)
+    bad = [c for c in codes if c not in SIM_CODES]
+    if bad: raise ValueError(f"simulate_ecg: unknown SCP code(s) {bad}; supported codes: {sorted(SIM_CODES)}")
+    if model not in _MODELS: raise ValueError(f"simulate_ecg: unknown model {model!r}; expected one of {list(_MODELS)}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return _MODELS[model](codes, rng, fs, duration, hr, noise, return_meta)
 
 # %% ../nbs/00_data.ipynb #d946977e
 DEFAULT_CLASS_MIX = {'NORM': .3, 'IMI': .08, 'AMI': .06, 'LVH': .08, 'CLBBB': .05, 'CRBBB': .05, '1AVB': .05,
@@ -643,6 +1087,7 @@ def write_ptbxl(dest,                     # folder to create
                 duration:float=10.,        # seconds per record
                 rates:tuple=(100, 500),    # which of records100/ and records500/ to write
                 overwrite:bool=False,      # replace an existing corpus
+                model:str='ptbxl',         # the simulator's model (see `simulate_ecg`)
                 progress:bool=True,
                )->Path:
     "Write a simulated corpus in PTB-XL's layout (records500/, records100/, ptbxl_database.csv, scp_statements.csv)."
@@ -665,7 +1110,7 @@ def write_ptbxl(dest,                     # folder to create
             ecg_id, p = i + 1, patients[i]
             codes = _sample_codes(rng, class_mix, rhythm_mix)
             profile_of[ecg_id] = '+'.join(c for c in codes if c not in _RHYTHMS)
-            x = simulate_ecg(codes, fs=500, duration=duration, seed=int(rng.integers(2**31)))
+            x = simulate_ecg(codes, fs=500, duration=duration, seed=int(rng.integers(2**31)), model=model)
             x100 = sps.resample_poly(x.astype(np.float64), 1, 5, axis=1)     # PTB-XL's 100 Hz version
             folder = f"{(ecg_id//1000)*1000:05d}"
             fn_lr, fn_hr = f"records100/{folder}/{ecg_id:05d}_lr", f"records500/{folder}/{ecg_id:05d}_hr"
@@ -926,3 +1371,216 @@ def check_not_trained_on(provenance:list|None, # the model's entries of `trained
     seen = sorted({i for e in provenance if e['data'] == ident for i in e['ecg_ids'] if i in held})
     if seen: raise TrainedOnTestError(f"{where}: trained on {len(seen)} held-out record(s) of {data} (ecg_ids {seen[:5]}"
                                       f"{' ...' if len(seen) > 5 else ''}); the held-out folds must stay unseen")
+
+# %% ../nbs/00_data.ipynb #084ec884
+_LUDB_LEADS = ('i', 'ii', 'iii', 'avr', 'avl', 'avf', 'v1', 'v2', 'v3', 'v4', 'v5', 'v6')
+_LUDB_DIAG = {'1AVB': 'I degree AV block', 'CLBBB': 'Complete left bundle branch block',
+              'CRBBB': 'Complete right bundle branch block', 'LAFB': 'Left anterior hemiblock'}
+_LUDB_OTHER = ('I degree AV block|bundle branch block|hemiblock|Atrial fibrillation|Atrial flutter|pacing|AV-block|'
+               'conduction')
+
+def ludb_durations(path,          # the LUDB folder (records 1-200 with per-lead annotations .i, .ii, ... .v6)
+                   records=None,  # record numbers (default: all)
+                  )->pd.DataFrame:
+    "Per LUDB record: RR and the P, PR, QRS and QT durations (s), medians over beats and leads of its annotations."
+    path = Path(path)
+    records = records or sorted(int(f.stem) for f in path.glob('*.hea') if f.stem.isdigit())
+    rows = []
+    for rec in records:
+        per, r2 = [], []
+        for ld in _LUDB_LEADS:
+            an = wfdb.rdann(str(path/str(rec)), ld)
+            s, smp, fs = list(an.symbol), an.sample, an.fs or 500
+            w = [(c, smp[k-1], smp[k], smp[k+1]) for k, c in enumerate(s)           # '(' wave ')': onset, peak, offset
+                 if c in 'pNt' and 0 < k < len(s) - 1 and s[k-1] == '(' and s[k+1] == ')']
+            for _, on, pk, off in (x for x in w if x[0] == 'N'):
+                p = [x for x in w if x[0] == 'p' and on - .15*fs <= x[3] <= on and x[1] >= on - .35*fs]
+                t = [x for x in w if x[0] == 't' and off <= x[1] < off + .5*fs]
+                per.append(dict(lead=ld, qrs=(off - on)/fs, p=(p[0][3] - p[0][1])/fs if p else np.nan,
+                                pr=(on - p[0][1])/fs if p else np.nan, qt=(t[0][3] - on)/fs if t else np.nan))
+                if ld == 'ii': r2.append(pk)
+        d = pd.DataFrame(per).groupby('lead').median(numeric_only=True).median()
+        hea = (path/f'{rec}.hea').read_text().splitlines()
+        diag = ' | '.join(l[1:].strip() for l in hea if l.startswith('#') and not l.startswith('#<'))
+        rr = np.median(np.diff(r2))/fs if len(r2) > 1 else np.nan
+        rows.append(dict(record=rec, rr=rr, **d.to_dict(), diagnoses=diag))
+    return pd.DataFrame(rows).set_index('record')
+
+# %% ../nbs/00_data.ipynb #81b49250
+_T_LO = np.array([-.32, .008, -.02, .005, .012, .004, .012, .004, .12, .02])    # bounds of the timing (s), `_TIMING`
+_T_HI = np.array([-.06, .05, .02, .04, .07, .03, .09, .04, .5, .12])
+_T_X0 = np.array([-.16, .02, 0., .011, .028, .008, .026, .009, .26, .05])
+
+@functools.lru_cache(maxsize=64)
+def _decimator(n:int, q:int)->np.ndarray:
+    "The (n, n//q) matrix of `scipy.signal.resample_poly(x, 1, q)` on n samples (it is linear)."
+    return sps.resample_poly(np.eye(n), 1, q, axis=0).T.copy()
+
+def fit_beat(beat,              # (8, n) median beat in mV, leads I, II, V1-V6
+             a:int,             # index of the R peak in `beat`
+             rr:float,          # median RR interval, s (the fit stays within one beat)
+             fs:int=100,        # sampling rate of `beat`, Hz (100 or 500)
+             ridge:float=1e-3,  # ridge on the amplitudes, relative to the mean wave energy
+            ):
+    "Timing (10,) and amplitudes (8, 9) of the simulator's waves that best fit a median beat (least squares)."
+    from scipy.optimize import least_squares
+    lo, hi = max(0, a - int(min(.3, .5*rr)*fs)), min(beat.shape[1], a + int(np.ceil(min(.6, .8*rr)*fs)) + 1)
+    y = np.asarray(beat, np.float64)[:, lo:hi]
+    y = y - y.mean(1, keepdims=True)                                # a free offset per lead
+    q, pad, n = 500//fs, 4, hi - lo
+    t = (np.arange((n + 2*pad)*q) - (a - lo + pad)*q)/(fs*q)       # the waves at 500 Hz, decimated to fs
+    D = _decimator(len(t), q) if q > 1 else np.eye(len(t))
+    def amps(th):
+        G = (_waves(th, t) @ D)[:, pad:pad + n]
+        G = G - G.mean(1, keepdims=True)
+        GG = G @ G.T
+        return y @ G.T @ np.linalg.inv(GG + ridge*np.trace(GG)/len(GG)*np.eye(len(GG))), G
+    def res(th):
+        A, G = amps(th)
+        return (A @ G - y).ravel()
+    sol = least_squares(res, _T_X0, bounds=(_T_LO, _T_HI), x_scale=(_T_HI - _T_LO)/10, diff_step=1e-3, max_nfev=100,
+                        ftol=1e-4, xtol=1e-4)
+    return sol.x, amps(sol.x)[0]
+
+# %% ../nbs/00_data.ipynb #f754824a
+def _beats_of(x, fs:int):
+    "Median beat (12, n) on the PR-segment baseline, its R index, R peaks, beat-to-beat SD/mean of QRS and T size."
+    from ecgdiff.evaluation import _qrs_bounds
+    x = np.asarray(x, np.float64)
+    r = detect_qrs(x, fs, None)
+    if len(r) < 3: return None
+    r = align_peaks(remove_baseline(x, fs), fs, r)
+    ms = lambda v: int(round(v*fs))
+    try:
+        beat, a = median_beat(remove_baseline(x, fs), fs, r, pre=.3, post=.6, adaptive=False)
+        on = _qrs_bounds(beat, a, fs)[0]
+        xk = knot_baseline(x, r + (on - a) - ms(.01), ms(.02))          # the baseline through the PR segments
+        beat, a = median_beat(xk, fs, r, pre=.3, post=.6, adaptive=False)
+    except ECGDataError: return None
+    beat = beat - beat[:, max(on - ms(.03), 0):on].mean(1, keepdims=True)
+    rk = r[(r - a >= 0) & (r + beat.shape[1] - a <= x.shape[1])]
+    stack = np.stack([xk[_IND, i - a:i - a + beat.shape[1]] for i in rk])
+    def size_cv(i0, i1):                                  # each beat's size against the median beat over [i0, i1)
+        m, s = beat[_IND, i0:i1] - beat[_IND, i0:i0+1], stack[:, :, i0:i1] - stack[:, :, i0:i0+1]
+        k = (s*m).sum((1, 2))/(m*m).sum()
+        return k.std()/k.mean()
+    return dict(beat=beat, a=a, r=r, rr=float(np.median(np.diff(r)))/fs, cv_qrs=size_cv(a - ms(.06), a + ms(.07)),
+                cv_t=size_cv(a + ms(.15), a + ms(.4)))
+
+def _lead_field(S)->np.ndarray:
+    "(6, 3) lead vectors of V1-V6 from beats S (8, n): x = I, y = (2 II - I)/sqrt 3, z the largest rest of V1-V6."
+    x, y = S[0], (2*S[1] - S[0])/np.sqrt(3)
+    A = np.linalg.lstsq(np.stack([x, y]).T, S[2:].T, rcond=None)[0].T
+    R = S[2:] - A @ np.stack([x, y])
+    b = np.linalg.svd(R, full_matrices=False)[0][:, 0]
+    b = b*np.sign(b[1])                                   # anterior: positive in V2
+    z = b @ R
+    return np.c_[A, b*np.sqrt(z.var()/((x.var() + y.var())/2))]   # z on the scale of x and y
+
+# %% ../nbs/00_data.ipynb #b86ca41d
+def ludb_t_end(path,          # the LUDB folder
+               records=None,  # record numbers (default: all)
+              )->pd.DataFrame:
+    "Per LUDB record: the annotated end of T in lead II, against the T wave `fit_beat` fits to its median beat."
+    path = Path(path)
+    records = records or sorted(int(f.stem) for f in path.glob('*.hea') if f.stem.isdigit())
+    rows = []
+    for rec in records:
+        r = read_record(path/str(rec))
+        b = _beats_of(r.x, int(r.fs))
+        an = wfdb.rdann(str(path/str(rec)), 'ii')
+        s, smp, fs = list(an.symbol), an.sample, an.fs or r.fs
+        off = [smp[k+1] for k, c in enumerate(s[:-1]) if c == 't' and s[k+1] == ')']
+        ends = [min((o - q for o in off if 0 < o - q < .8*fs), default=np.nan) for q, c in zip(smp, s) if c == 'N']
+        if b is None or not np.isfinite(ends).any(): continue
+        th = fit_beat(b['beat'][_IND], b['a'], b['rr'], int(r.fs))[0]
+        t_end = np.nanmedian(ends)/fs                                  # s after the R peak, median over beats
+        rows.append(dict(record=rec, t_end=t_end, tm=th[8], tsd=th[9], k=(t_end - th[8])/th[9]))
+    return pd.DataFrame(rows).set_index('record')
+
+
+# %% ../nbs/00_data.ipynb #645bb319
+def _ludb_table(d:pd.DataFrame, b:float)->dict:
+    "Mean and SD of P, PR, QRS and QT at RR = 1 s (QT/RR^b) per conduction group of LUDB records."
+    d = d.assign(qt1=d.qt/d.rr**b)
+    out = {}
+    for g in ('normal', *_LUDB_DIAG):
+        s = d[~d.diagnoses.str.contains(_LUDB_OTHER)] if g == 'normal' else d[d.diagnoses.str.contains(_LUDB_DIAG[g])]
+        out[g] = np.array([v for k in ('p', 'pr', 'qrs', 'qt1') for v in (s[k].mean(), s[k].std())])
+        out[g] = np.where(np.isnan(out[g]), out['normal'], out[g])   # too few P waves (LBBB in LUDB): the normal ones
+    return out
+
+def fit_simulator(path,                      # real PTB-XL in PTB-XL's layout (e.g. ../shared/data/ptbxl-fold10)
+                  ludb,                      # the LUDB folder, or its `ludb_durations`
+                  folds=tuple(range(1, 9)),  # the folds that may inform the fit
+                  k:int=24,                  # principal components of the record-to-record variability
+                  progress:bool=False,
+                 )->dict:
+    "The calibrated model's parameters from real records: waves per code, their variability, rates and durations."
+    ds = load_ptbxl(path, task='all', fs=100, drop_empty=False, progress=False)
+    rows, Y, hr, cv, rh, cvs, S = [], [], [], [], [], [], []
+    for i in _progress(np.where(np.isin(ds.folds, folds))[0], progress):
+        b = _beats_of(ds.X[i], ds.fs)
+        if b is None: continue
+        codes = sim_codes(parse_scp_codes(ds.meta.scp_codes.iloc[i]))
+        th, A = fit_beat(b['beat'][_IND], b['a'], b['rr'], ds.fs)
+        rr = np.diff(b['r'])/ds.fs
+        rows.append(np.r_[th, A.ravel()]); Y.append([c in codes for c in _FIT_CODES])
+        hr.append(60/rr.mean()); cv.append(rr.std()/rr.mean()); cvs.append((b['cv_qrs'], b['cv_t']))
+        rh.append('AFIB' if 'AFIB' in codes else next((c for c in ('SBRAD', 'STACH', 'SARRH') if c in codes), 'SR'))
+        S.append(b['beat'][_IND, b['a'] - int(.25*ds.fs):b['a'] + int(.5*ds.fs)])
+    X, Y, hr, cv, rh = np.array(rows), np.array(Y, float), np.array(hr), np.array(cv), np.array(rh)
+    d = ludb if isinstance(ludb, pd.DataFrame) else ludb_durations(ludb)
+    nd = d[~d.diagnoses.str.contains(_LUDB_OTHER)].dropna(subset=['rr', 'qt'])
+    b_qt = float(np.polyfit(np.log(nd.rr), np.log(nd.qt), 1)[0])      # QT = a RR^b on LUDB's normal records
+    X[:, 9] = X[:, 9]/(60/hr)**b_qt                                       # the T width at RR = 1 s
+    D = np.c_[np.ones(len(Y)), Y]                                        # each code's additive effect (ridge 1)
+    beta = np.linalg.solve(D.T @ D + np.diag(np.r_[0, np.ones(Y.shape[1])]), D.T @ X)
+    ra = (X - D @ beta)[:, 10:]                                          # what the codes leave: the variability
+    Vt = np.linalg.svd(ra, full_matrices=False)[2][:k]
+    groups = {'base': Y.sum(1) == 0, **{c: Y[:, j] > 0 for j, c in enumerate(_FIT_CODES)}}
+    nm = groups['NORM'] & (Y.sum(1) == 1)
+    _, s2, V2 = np.linalg.svd(ra[nm] - ra[nm].mean(0), full_matrices=False)
+    lim = dict(SR=(40, 110), SARRH=(45, 110), SBRAD=(35, 59), STACH=(101, 170), AFIB=(45, 180))   # SBRAD<60<100<STACH
+    return dict(amp={g: beta[j, 10:].reshape(8, len(_WAVES)) for j, g in enumerate(['base', *_FIT_CODES])},
+                time={g: beta[j, :10] for j, g in enumerate(['base', *_FIT_CODES])},
+                psd={g: (ra[m] @ Vt.T).std(0) for g, m in groups.items()}, pc=Vt,
+                own=V2[:k]*(s2[:k]/np.sqrt(nm.sum()))[:, None],
+                hr={r: np.array([hr[rh == r].mean(), hr[rh == r].std(), *lim[r]]) for r in lim},
+                rrcv={r: np.array([np.median(cv[rh == r]), np.std(np.log(cv[rh == r] + .003))]) for r in lim},
+                ludb=_ludb_table(d, b_qt), lead=_lead_field(np.concatenate(S, 1)), beat_cv=np.median(cvs, 0),
+                qt_exp=b_qt)
+
+# %% ../nbs/00_data.ipynb #5b988c56
+_LIMB_E = ([0, 1, 3], [0, 2, 4], [1, 2, 5])     # the leads RA, LA and LL enter: I, II, aVR; I, III, aVL; II, III, aVF
+
+def _fine_bp(X, fs:int=100)->np.ndarray:
+    "Log10 power (..., 12, 10) of the signals in the noise bands `_NOISE_BANDS` (Welch, 4 s segments)."
+    f, p = sps.welch(X - X.mean(-1, keepdims=True), fs=fs, nperseg=min(X.shape[-1], 4*fs), axis=-1)
+    return np.log10(np.stack([p[..., (f >= lo) & (f < hi)].sum(-1)*(f[1] - f[0])
+                              for lo, hi in zip(_NOISE_BANDS[:-1], _NOISE_BANDS[1:])], -1) + 1e-12)
+
+def calibrate_simulator(fit:dict,                   # the parameters of `fit_simulator`
+                        path,                       # the real PTB-XL records
+                        folds=tuple(range(1, 9)),   # the folds that may inform the fit
+                        n:int=150,                  # records simulated per step, label-matched to real ones
+                        iters:int=6,
+                        seed:int=0,
+                       )->dict:
+    "`fit` with noise densities and levels fitted so that simulated records have the band powers of real ones."
+    ds = load_ptbxl(path, task='all', fs=100, drop_empty=False, progress=False)
+    idx = np.sort(np.random.default_rng(seed).choice(np.where(np.isin(ds.folds, folds))[0], n, replace=False))
+    real = _fine_bp(np.asarray(ds.X[idx], np.float64))                                 # (n, 12, bands)
+    codes = [sim_codes(parse_scp_codes(ds.meta.scp_codes.iloc[i])) for i in idx]
+    fit = dict(fit, noise=np.tile(real.mean((0, 1)) - np.log10(np.diff(_NOISE_BANDS)) - 1.5, (9, 1)),
+               noise_sd=np.array([.5, .5, .15]))
+    for _ in range(iters):
+        sim = _fine_bp(np.stack([sps.resample_poly(_simulate_fit(c, np.random.default_rng(seed + j), 500, 10., None, 1.,
+                                                                 False, fit).astype(np.float64), 1, 5, axis=1)
+                                 for j, c in enumerate(codes)]))
+        d = real.mean(0) - sim.mean(0)                                                # log10 power short of real
+        fit['noise'] = fit['noise'] + 1.5*np.stack([d[l].mean(0) for l in _LIMB_E] + [d[6 + e] for e in range(6)])
+        for j, k in ((0, 1), (1, 9)):                     # record-level spread: wander (0.25-0.5 Hz), EMG (40-50 Hz)
+            gap = (real[..., k].std(0)**2 - sim[..., k].std(0)**2).mean()
+            fit['noise_sd'][j] = np.sqrt(np.clip(fit['noise_sd'][j]**2 + gap, .01, 1.))
+    return fit
