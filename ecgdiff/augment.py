@@ -1061,7 +1061,7 @@ def run_pipeline(out,                          # study folder
     _write_json(out/'pipeline.json', s)
     return s
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #80359102
+# %% ../nbs/07_ptbxl_augmentation.ipynb #15a9da59
 def _splits_with(out, k:int, dest:str)->str:
     "Write `dest`: the real splits plus the first `k` synthetic records of the pool (`augmented/splits.csv`)."
     out, cfg = Path(out), _study(out)
@@ -1071,7 +1071,7 @@ def _splits_with(out, k:int, dest:str)->str:
     _write_csv(out/dest, aug[keep][_SPLIT_COLS], index=False)
     return dest
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #007371be
+# %% ../nbs/07_ptbxl_augmentation.ipynb #135708c0
 def _twin_labels(out, label:str, n_twin:int, seed:int=0)->int:
     "Labels of the TSTR twin: `n_twin` random training records and all those carrying `label`, with their sources."
     out, cfg = Path(out), _study(out)
@@ -1084,7 +1084,7 @@ def _twin_labels(out, label:str, n_twin:int, seed:int=0)->int:
     _write_json(out/'labels.json', dict(label=label, n=len(pick), seed=seed, twin=True))
     return len(pick)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #75c10920
+# %% ../nbs/07_ptbxl_augmentation.ipynb #a1781a40
 def _sweep_rows(df:pd.DataFrame, label:str, **keys)->list:
     "The rows of `compare`'s table for `label` and the macro average, with the run's keys."
     s = df[df.label.isin([label, 'macro'])]
@@ -1165,7 +1165,7 @@ def augmentation_sweep(out,                          # study folder (created wit
         _write_csv(out/'sweep.csv', res, index=False)
     return res
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #df10215a
+# %% ../nbs/07_ptbxl_augmentation.ipynb #6963f661
 def sweep_table(res:pd.DataFrame, # Rows of `augmentation_sweep` (several sweeps may be concatenated)
                )->pd.DataFrame:
     "Mean over seeds of baseline, augmented and their difference, per task, kind, ratio, label and metric."
@@ -1175,7 +1175,7 @@ def sweep_table(res:pd.DataFrame, # Rows of `augmentation_sweep` (several sweeps
               ci_above_0=('lo', lambda v: int((v > 0).sum())), ci_below_0=('hi', lambda v: int((v < 0).sum())))
     return t.rename(index={-1.: 'tstr'}, level='ratio')
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #adb92f21
+# %% ../nbs/07_ptbxl_augmentation.ipynb #6b35cee2
 def plot_sweep(res:pd.DataFrame, # Rows of `augmentation_sweep` (one task)
                metric:str='auc', # 'auc' or 'f1'
                title:str=None,
