@@ -36,8 +36,8 @@ __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'Pag
            'column_runs', 'follow_trace', 'centreline', 'follow_dp', 'einthoven', 'find_rows', 'read_text', 'lead_of',
            'read_labels', 'digitize_classical', 'page_heart_rate', 'load_config', 'ResNetD', 'UNet', 'letterbox',
            'StageData', 'DigitizerLoss', 'HeadAccuracy', 'CornerError', 'Dice', 'build_model', 'train_stage',
-           'Digitizer', 'write_record', 'kaggle_rows', 'overlay', 'page_report', 'digitize_files', 'digitize_cli',
-           'quality', 'decoder_ceiling']
+           'Digitizer', 'failed_checks', 'write_record', 'kaggle_rows', 'overlay', 'page_report', 'digitize_files',
+           'digitize_cli', 'quality', 'decoder_ceiling']
 
 # %% ../nbs/05_digitizer.ipynb #c4d02720
 def _rgb(c)->np.ndarray:
@@ -1326,13 +1326,15 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         c0, c1 = int(r['xs'] + t0*r['pxs']), int(r['xs'] + t1*r['pxs'])
         yy = r['yc'][c0:c1]
         if t0 > 0 or t1 < D - 1/fs:                  # the row's path jumps where panels meet: follow the panel alone
-            ca, cb = max(int(r['xs'] + t0*r['pxs'] - pen/2), 0), min(int(np.ceil(r['xs'] + t1*r['pxs'] + pen/2)), w)
+            ca = max(int(r['xs'] + t0*r['pxs'] - pen/2), 0)
+            cb = min(int(np.ceil(r['xs'] + t1*r['pxs'] + pen/2)), w)
             top, bot = follow_dp(r['M'][:, ca:cb], r['y0'] - r['r0'], reach=r['reach'])
             yp = centreline(top, bot, max(2*int(pen/2), 2)) + r['r0']
-            cc = np.arange(ca, cb); okp = np.isfinite(yp) & (t0 == 0 or cc + .5 >= r['xs'] + t0*r['pxs'] + 1)   # past the joint
+            cc = np.arange(ca, cb)
+            okp = np.isfinite(yp) & (t0 == 0 or cc + .5 >= r['xs'] + t0*r['pxs'] + 1)   # past the joint
             seg = _on_time(ts[a:b], cc[okp] + .5, yp[okp], r, pxmv)
             yy = yp[c0 - ca:c1 - ca] if c0 >= ca else yy
-        if np.isfinite(seg).sum() > .3*(b - a):
+        if np.isfinite(seg).sum() > .3*(b - a) and abs(np.nanmedian(yy) - r['y0']) <= r['reach']:   # not a neighbour's
             ok = np.flatnonzero(np.isfinite(seg))
             seg[:ok[0]], seg[ok[-1] + 1:] = seg[ok[0]], seg[ok[-1]]     # the edges held flat
             v[a:b] = _fill_gaps(seg - np.nanmedian(seg), b - a)
@@ -1942,6 +1944,23 @@ class Digitizer:
             res[i].notes.insert(0, f"{n or 'image'}: learned pipeline failed ({r}); classical baseline used")
         return res[0] if single else res
 
+# %% ../nbs/05_digitizer.ipynb #fail0001
+def failed_checks(r:dict,            # a page's report: `leads`, `hr` (bpm) and `einthoven` (corr(II, I + III))
+                  grid:bool=True,    # whether the page's grid was found (else rows are placed by their ink's extent)
+                 )->list:
+    "What can be checked on a digitized page without its truth and failed, each message naming the step that failed: heart rate 30-220 bpm, corr(II, I + III) >= 0.7, 8 leads of 2 s."
+    out, limb = [], {'I', 'II', 'III'} <= set(r['leads'])
+    hr, e = r.get('hr'), r.get('einthoven')
+    if len(r['leads']) < 8: out.append(f"layout: {len(r['leads'])} lead(s) of at least 2 s read (a partial page, or rows not found)")
+    if hr is None or not np.isfinite(hr) or not 30 <= hr <= 220:
+        out.append(f"trace following: no regular QRS complexes followed (heart rate {hr} bpm, expected 30-220)")
+    if not limb: out.append("layout: the limb leads I, II and III are not all on the page (Einthoven's law cannot be checked)")
+    elif e is None or e < .7:
+        why = "" if grid else " or row alignment (no grid found: each row's start comes from its ink)"
+        out.append(f"trace following{why}: corr(II, I + III) = {e} < 0.7 (missed QRS spikes, or the leads' rows out of step)")
+    return out
+
+
 # %% ../nbs/05_digitizer.ipynb #1ecfcd09
 _OVERLAY_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22',
                    '#7f7f7f', '#393b79', '#e7298a']
@@ -2031,9 +2050,11 @@ def _digitize_one(f:Path, out:Path, mode:str, dg, fs:float, max_px:int)->tuple:
 def page_report(d:Digitization)->dict:
     "What can be checked on a digitized page without its truth: layout, the leads read for at least 2 s, heart rate, corr(II, I + III) before the Einthoven correction, method and notes."
     e = d.info.get('einthoven_raw', _einthoven_corr(d.x))
-    return dict(layout=d.layout, leads=[l for l, v in zip(LEADS, d.x) if np.isfinite(v).sum() >= 2*d.fs],
-                hr=round(page_heart_rate(d.x, d.fs), 1), einthoven=None if not np.isfinite(e) else round(float(e), 3),
-                method=d.method, notes=list(d.notes))
+    r = dict(layout=d.layout, leads=[l for l, v in zip(LEADS, d.x) if np.isfinite(v).sum() >= 2*d.fs],
+             hr=round(page_heart_rate(d.x, d.fs), 1), einthoven=None if not np.isfinite(e) else round(float(e), 3),
+             method=d.method, notes=list(d.notes))
+    r['failed'] = failed_checks(r, grid=d.info.get('grid', True))
+    return r
 
 def digitize_files(inputs,                 # an image file, a folder of images, or a list of files
                    output,                 # output folder
