@@ -418,6 +418,7 @@ LAYOUTS = ('3x4+II', '3x4', '6x2', '12x1')
 def random_page(seed=None,               # seed or `np.random.Generator`
                 distorted:bool=False,    # photograph the page with `distort`
                 record=None,             # a WFDB record to draw from (default: `simulate_ecg`)
+                sim_model:str='textbook', # `simulate_ecg`'s model without a record: the digitizer's checks were set on it
                 fs:float=500,
                 layouts=LAYOUTS,         # layouts to draw from
                 speeds=(25., 50.),       # paper speeds; 50 mm/s pages show 5 s
@@ -437,7 +438,7 @@ def random_page(seed=None,               # seed or `np.random.Generator`
     if record is None:
         codes = [str(rng.choice(list(SIM_CODES)))]
         if codes[0] == 'NORM': codes.append('SR')
-        x = simulate_ecg(codes, fs=fs, duration=duration, seed=rng, noise=rng.uniform(0, 1))
+        x = simulate_ecg(codes, fs=fs, duration=duration, seed=rng, noise=rng.uniform(0, 1), model=sim_model)
     else:
         n = wfdb.rdheader(str(Path(record).with_suffix('') if Path(record).suffix in ('.hea', '.dat') else record))
         x = record_signals(record, fs, duration, rng.uniform(0, max(n.sig_len/n.fs - duration, 0)))
