@@ -1122,16 +1122,18 @@ def augmentation_sweep(out,                          # study folder (created wit
     if checkpoint is not None:
         n_pool = int(np.ceil(max(ratios)*count))
         pool = out/'synthetic'/'generate.json'
-        if not pool.is_file() or json.loads(pool.read_text())['n'] != n_pool or json.loads(pool.read_text())['target'] != label:
+        have = json.loads(pool.read_text()) if pool.is_file() else {}
+        if (have.get('n'), have.get('target')) != (n_pool, label):
+            for d in out.glob('x*_s*'): shutil.rmtree(d)            # runs trained on another pool are stale
             sample_labels(out, label, n=n_pool, seed=0)
             generate(out, checkpoint, seed=0, n_steps=n_steps, device=device, progress=progress)
             combine_synthetic(out)
-        for r in ratios:
+        for r in (r for r in ratios if r > 0):
+            k = int(round(r*count))
+            splits = _splits_with(out, k, f'augmented_x{r:g}/splits.csv')
             for s in seeds:
-                if r == 0: continue
-                k = int(round(r*count))
                 name = f'x{r:g}_s{s}'
-                _run(name, s, _splits_with(out, k, f'augmented_x{r:g}/splits.csv'))
+                _run(name, s, splits)
                 df = compare(out, f'baseline_s{s}', name, n_boot=n_boot, seed=s)
                 rows += _sweep_rows(df, label, kind='augmented', ratio=r, n_synthetic=k, seed=s)
         if tstr:
