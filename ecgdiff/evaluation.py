@@ -13,11 +13,13 @@ from scipy import stats
 
 from .data import (LEADS, ECGDataError, _IND, _progress, _sustained_below, align_peaks, detect_qrs,
                           knot_baseline, median_beat, remove_baseline)
+# ruff: disable[E501]  (nbdev writes `__all__` next and wraps it at 120 characters after `__all__ = `)
 
 # %% auto #0
 __all__ = ['BANDS', 'band_powers', 'beat_features', 'ecg_features', 'C2ST', 'ecg_c2st', 'effect_sizes', 'plot_effect_sizes']
 
 # %% ../nbs/01c_evaluation.ipynb #ff973852
+# ruff: enable[E501]
 BANDS = ((0., .5), (.5, 5.), (5., 15.), (15., 40.), (40., 50.))
 
 # %% ../nbs/01c_evaluation.ipynb #d6bf4f8a

@@ -34,6 +34,7 @@ from .training import (atomic_path, atomic_save, load_checkpoint, check_state_di
 from .ddim import make_betas, alpha_bar, ab_at, q_sample, pred_target, sample_diffusion, DiffusionCallback
 from .ddim import SAMPLERS, PREDS, timestep_embedding
 from .distributed import distributed_ctx, is_rank0, rank0_first
+# ruff: disable[E501]  (nbdev writes `__all__` next and wraps it at 120 characters after `__all__ = `)
 
 # %% auto #0
 __all__ = ['DEFAULT_CONFIG', 'LDM_STAGES', 'FMRIDataError', 'hrf', 'voxel_grid', 'synth_fmri', 'write_fmri_npz', 'read_fmri_npz',
@@ -47,6 +48,7 @@ __all__ = ['DEFAULT_CONFIG', 'LDM_STAGES', 'FMRIDataError', 'hrf', 'voxel_grid',
            'fmri_data', 'write_figures', 'stage_checkpoints', 'run_fmri', 'fmri_cli']
 
 # %% ../nbs/06_fmri_ldm.ipynb #3f4edd3b
+# ruff: enable[E501]
 class FMRIDataError(ValueError):
     "Bad fMRI input: the message names the file or subject key and what was expected."
 

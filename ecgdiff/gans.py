@@ -17,6 +17,7 @@ from fastai.callback.progress import ProgressCallback   # noqa: F401 (progress b
 from fastai.learner import Learner, Metric
 from fastai.optimizer import Adam
 from .training import EMACallback, NanGuard
+# ruff: disable[E501]  (nbdev writes `__all__` next and wraps it at 120 characters after `__all__ = `)
 
 # %% auto #0
 __all__ = ['MODEL_LEADS', 'REFERENCE_LEADS', 'to_8_leads', 'to_12_leads', 'ConditionalBatchNorm1d', 'PhaseShuffle', 'UpConv1d',
@@ -25,6 +26,7 @@ __all__ = ['MODEL_LEADS', 'REFERENCE_LEADS', 'to_8_leads', 'to_12_leads', 'Condi
            'gan_learner', 'GeneratorEMA', 'label_vector', 'gan_dataloaders', 'gan_generate', 'ecgdiff_gan_train']
 
 # %% ../nbs/03_gans.ipynb #3fce92ba
+# ruff: enable[E501]
 MODEL_LEADS = ['I', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6', 'aVF']
 
 # %% ../nbs/03_gans.ipynb #511dc29c

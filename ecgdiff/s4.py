@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from fastai.callback.core import Callback
 from fastai.callback.schedule import ParamScheduler
 from fastcore.basics import patch
+# ruff: disable[E501]  (nbdev writes `__all__` next and wraps it at 120 characters after `__all__ = `)
 
 # %% auto #0
 __all__ = ['CHUNK_MB', 'FROZEN_MAP_MB', 'hippo_legs', 'nplr_legs', 's4d_init', 'log_dt_init', 'cauchy_backends', 'cauchy_backend',
@@ -20,6 +21,7 @@ __all__ = ['CHUNK_MB', 'FROZEN_MAP_MB', 'hippo_legs', 'nplr_legs', 's4d_init', '
            'get_torch_trans']
 
 # %% ../nbs/01_s4_kernels.ipynb #2d33f60a
+# ruff: enable[E501]
 def hippo_legs(N:int, # State size
               ):
     "The HiPPO-LegS matrices `(A, B)` as dense float64 tensors of shape (N, N) and (N,)."

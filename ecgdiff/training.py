@@ -20,6 +20,7 @@ from fastai.callback.schedule import ParamScheduler, SchedCos, SchedLin, combine
 from fastai.callback.training import GradientAccumulation
 from fastai.optimizer import Adam
 from fastai.torch_core import get_model, rank_distrib
+# ruff: disable[E501]  (nbdev writes `__all__` next and wraps it at 120 characters after `__all__ = `)
 
 # %% auto #0
 __all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'atomic_path', 'atomic_write', 'atomic_save',
@@ -30,6 +31,7 @@ __all__ = ['adamw', 'cosine_sched', 'fit_cosine', 'ema_decay', 'EMACallback', 'a
            'amp_mode', 'precision_cbs', 'grad_accum', 'flush_denormals', 'FlushDenormals']
 
 # %% ../nbs/01a_training.ipynb #08e2e526
+# ruff: enable[E501]
 def adamw(wd:float=1e-2,            # Decoupled weight decay
           betas:tuple=(.9, .999),   # Adam's (beta1, beta2)
           eps:float=1e-8,           # Added to the denominator
