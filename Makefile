@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_OUT ?= demo_out
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install export-check nbtest pytest slow clean-venv chromium readme
+.PHONY: test demo install export-check lint nbtest pytest slow clean-venv chromium readme
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,10 @@ export-check: install
 	  echo "nbdev_export/nbdev_clean changed files: commit the exported modules and clean notebooks"; \
 	  git status --porcelain; exit 1; fi
 
+# ruff (ruff.toml) on the exported modules: fix what it reports in the notebooks
+lint: install
+	$(BIN)/ruff check ecgdiff
+
 nbtest: install
 	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/python tests/nbrun.py --n_workers 2 --timing
 
@@ -42,7 +46,7 @@ chromium:
 pytest: install chromium
 	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations 15 tests
 
-test: export-check nbtest pytest
+test: export-check lint nbtest pytest
 
 # the heavy cells too (CPU minutes to hours; see each notebook)
 slow: install
