@@ -23,7 +23,8 @@ def n_defs(src:str)->int:
     "Top-level definitions: functions, classes and assignments of names (imports not counted)."
     try: tree = ast.parse(src)
     except SyntaxError: return -1
-    return sum(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)) for n in tree.body)
+    return sum(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign))
+               for n in tree.body)
 
 def semicolon_lines(src:str)->int:
     "Lines where a `;` token joins statements (strings and comments do not count)."
@@ -44,13 +45,16 @@ def main():
     with_defs = [d for d in defs if d > 0]
     mods = sorted(p for p in (ROOT/'ecgdiff').glob('*.py') if p.name != '_modidx.py')
     lines = [l for m in mods for l in m.read_text().splitlines()]
-    res = dict(exported_cells=len(cells), cell_lines_median=float(np.median(sizes)), cell_lines_p90=float(np.percentile(sizes, 90)),
+    res = dict(exported_cells=len(cells), cell_lines_median=float(np.median(sizes)),
+               cell_lines_p90=float(np.percentile(sizes, 90)),
                cell_lines_max=int(sizes.max()), cells_over_60=int((sizes > 60).sum()),
                single_definition_share=round(sum(d == 1 for d in with_defs)/len(with_defs), 3),
                cells_with_5_or_more_definitions=sum(d >= 5 for d in with_defs),
-               largest_cells=[f'{nb}#{i}: {n}' for n, (nb, i, _) in sorted(zip(sizes, cells), key=lambda t: -t[0])[:a.top]],
+               largest_cells=[f'{nb}#{i}: {n}'
+                              for n, (nb, i, _) in sorted(zip(sizes, cells), key=lambda t: -t[0])[:a.top]],
                module_lines=len(lines), semicolon_joined_lines=sum(semicolon_lines(m.read_text()) for m in mods),
-               lines_over_120=sum(len(l) > 120 for l in lines), lines_over_120_share=round(sum(len(l) > 120 for l in lines)/len(lines), 4),
+               lines_over_120=sum(len(l) > 120 for l in lines),
+               lines_over_120_share=round(sum(len(l) > 120 for l in lines)/len(lines), 4),
                longest_line=max(len(l) for l in lines))
     print(json.dumps(res, indent=1))
 

@@ -11,8 +11,10 @@ import torch
 from ecgdiff.demo import run_demo
 
 p = argparse.ArgumentParser()
-p.add_argument('--scale', type=float, default=1.); p.add_argument('--device', default='cpu')
-p.add_argument('--seed', type=int, default=0); p.add_argument('--out', default=None)
+p.add_argument('--scale', type=float, default=1.)
+p.add_argument('--device', default='cpu')
+p.add_argument('--seed', type=int, default=0)
+p.add_argument('--out', default=None)
 a = p.parse_args()
 out = Path(a.out or tempfile.mkdtemp(prefix='ecgdiff_bench_demo_'))/'demo'
 t = time.perf_counter()

@@ -9,16 +9,19 @@ cost); stages 1 and 2 are then fed the true page geometry, so that each stage's 
 `pipeline` is `Digitizer.__call__` on the batch, image decoding of arrays included. `stage2_decode_...` is the CPU
 decoding of stage 2 alone on perfect masks (what a trained model's output resembles).
 """
-import argparse, json, os, time
+import argparse, json, time
 from pathlib import Path
 import numpy as np
 import torch
 from ecgdiff.digitizer import (Digitizer, build_model, digitize_classical, load_config, random_page, render_page)
 
 p = argparse.ArgumentParser()
-p.add_argument('--device', default=None); p.add_argument('--n', type=int, default=16)
-p.add_argument('--bs', type=int, default=8); p.add_argument('--dpi', type=float, default=200.)
-p.add_argument('--checkpoints', default=None); p.add_argument('--n_classical', type=int, default=None)
+p.add_argument('--device', default=None)
+p.add_argument('--n', type=int, default=16)
+p.add_argument('--bs', type=int, default=8)
+p.add_argument('--dpi', type=float, default=200.)
+p.add_argument('--checkpoints', default=None)
+p.add_argument('--n_classical', type=int, default=None)
 p.add_argument('--configs', default=str(Path(__file__).resolve().parents[1]/'configs'/'digitizer'))
 a = p.parse_args()
 dev = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
@@ -39,10 +42,14 @@ for k in range(3):
 def timed(f, *args):
     "Seconds taken by `f(*args)`, after a warm-up call on the first batch."
     f(*[x[:a.bs] for x in args])
-    sync(); t = time.perf_counter(); out = f(*args); sync()
+    sync()
+    t = time.perf_counter()
+    out = f(*args)
+    sync()
     return time.perf_counter() - t, out
 
-true0 = [dict(layout=t.layout, speed=t.speed, gain=t.gain, duration=t.duration, geom=t.geom, H0=t.H, notes=[]) for t in truths]
+true0 = [dict(layout=t.layout, speed=t.speed, gain=t.gain, duration=t.duration, geom=t.geom, H0=t.H, notes=[])
+         for t in truths]
 true1 = [dict(r, G=t.H, ppmm=t.ppmm, n_grid=0) for r, t in zip(true0, truths)]
 t0, _ = timed(dg.stage0, imgs)
 t1, _ = timed(dg.stage1, imgs, true0)
@@ -50,14 +57,16 @@ t2, out = timed(lambda i, s: dg.stage2(i, s, 500), imgs, true1)
 if trained: tp, _ = timed(dg, imgs)
 else: tp = t0 + t1 + t2
 # stage 2's CPU decoding alone, on the perfect masks a trained model approaches (random weights give dense noise)
-s2 = dg.cfgs[2]['ppmm']; S2 = np.diag([s2, s2, 1.])
+s2 = dg.cfgs[2]['ppmm']
+S2 = np.diag([s2, s2, 1.])
 masks = [render_page(t.x, t.fs, t.layout, t.speed, t.gain, 'none', 25.4*s2, t.leads, t.lw, labels=False, pulses=False,
                      header=None)[1].masks().astype(np.float32) for t in truths[:8]]
 t = time.perf_counter()
 for r, m in zip(true1, masks): dg._decode(r, m, s2, S2, 500)
 td = (time.perf_counter() - t)/len(masks)
 nc = a.n_classical or min(a.n, 8)
-sync(); t = time.perf_counter()
+sync()
+t = time.perf_counter()
 for im in imgs[:nc]: digitize_classical(im)
 tc = time.perf_counter() - t
 from ecgdiff.digitizer import _straighten, _digitize_rows, _digitize_pulses   # the classical path's stages
@@ -71,9 +80,11 @@ for name, f in (('straighten', lambda im, p: _straighten(im)), ('rows', lambda i
         except Exception: pass
     cs[name] = nc/(time.perf_counter() - t)
 
-res = dict(device=torch.cuda.get_device_name(dev) if cuda else 'cpu', torch=torch.__version__, threads=torch.get_num_threads(),
+res = dict(device=torch.cuda.get_device_name(dev) if cuda else 'cpu', torch=torch.__version__,
+           threads=torch.get_num_threads(),
            n=a.n, bs=a.bs, dpi=a.dpi, image_px=int(np.mean([im.shape[0]*im.shape[1] for im in imgs])),
-           weights='trained' if trained else 'random', pipeline_kind='Digitizer.__call__' if trained else 'stages chained on true geometry',
+           weights='trained' if trained else 'random',
+           pipeline_kind='Digitizer.__call__' if trained else 'stages chained on true geometry',
            encoders={k: dg.cfgs[k]['model']['encoder'] + f"/w{dg.cfgs[k]['model']['width']}" for k in range(3)},
            classical_stages_images_per_s=cs,
            images_per_s=dict(classical=nc/tc, stage0=a.n/t0, stage1=a.n/t1, stage2=a.n/t2, pipeline=a.n/tp),

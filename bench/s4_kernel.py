@@ -23,7 +23,10 @@ def _time(f, dev, repeats, warmup=1):
     _sync(dev)
     ts = []
     for _ in range(repeats):
-        t0 = time.perf_counter(); f(); _sync(dev); ts.append((time.perf_counter() - t0)*1e3)
+        t0 = time.perf_counter()
+        f()
+        _sync(dev)
+        ts.append((time.perf_counter() - t0)*1e3)
     ts.sort()
     return round(ts[len(ts)//2], 3)
 
@@ -43,8 +46,11 @@ print((hwm() - r0)/1024)
 def _peak_mb(f, dev, cfg=None):
     "Peak memory of f() above the baseline: CUDA allocator peak; CPU: peak RSS growth of a fresh process running it."
     if dev == 'cuda':
-        torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
-        f(); torch.cuda.synchronize()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        f()
+        torch.cuda.synchronize()
         return round((torch.cuda.max_memory_allocated() - base)/2**20, 1)
     out = subprocess.run([sys.executable, '-c', _CPU_PEAK, json.dumps(cfg)], capture_output=True, text=True)
     return round(float(out.stdout.split()[-1]), 1) if out.returncode == 0 else f'failed: {out.stderr[-200:]}'
@@ -53,13 +59,16 @@ def _peak_mb(f, dev, cfg=None):
 def _saved_mb(f):
     "MB that autograd keeps for the backward while running f()."
     tot = []
-    def pack(t): tot.append(t.numel()*t.element_size()); return t
+    def pack(t):
+        tot.append(t.numel()*t.element_size())
+        return t
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): f()
     return round(sum(tot)/2**20, 1)
 
 
 def bench_device(dev, H, N, L, bs, repeats, backends):
-    res = {'backends': {b: (why or 'ok') for b, why in cauchy_backends(dev).items()}, 'default_backend': cauchy_backend(dev)}
+    res = {'backends': {b: (why or 'ok') for b, why in cauchy_backends(dev).items()},
+           'default_backend': cauchy_backend(dev)}
     torch.manual_seed(0)
     lay = S4Layer(H, L, N, bidirectional=True, layer_norm=True).to(dev)
     x = torch.randn(L, bs, H, device=dev)
@@ -95,7 +104,11 @@ def bench_device(dev, H, N, L, bs, repeats, backends):
         res['cached_inference_fwd_ms'] = _time(lambda: lay(x), dev, repeats*3)
         lay.s4_layer.clear_cache()
         res['uncached_inference_fwd_ms'] = _time(lambda: (lay.s4_layer.clear_cache(), lay(x)), dev, repeats)
-        lay.s4_layer.clear_cache(); lay(x); n1 = len(calls); lay(x); lay(x)
+        lay.s4_layer.clear_cache()
+        lay(x)
+        n1 = len(calls)
+        lay(x)
+        lay(x)
         res['kernel_calls_in_cached_forwards'] = len(calls) - n1
         if dev == 'cuda':
             with torch.autocast('cuda', dtype=torch.bfloat16):
@@ -107,8 +120,10 @@ def bench_device(dev, H, N, L, bs, repeats, backends):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--device', default='auto', help="'cpu', 'cuda' or 'auto' (CPU, then CUDA when available)")
-    p.add_argument('--H', type=int, default=512); p.add_argument('--N', type=int, default=64)
-    p.add_argument('--L', type=int, default=1000); p.add_argument('--bs', type=int, default=8)
+    p.add_argument('--H', type=int, default=512)
+    p.add_argument('--N', type=int, default=64)
+    p.add_argument('--L', type=int, default=1000)
+    p.add_argument('--bs', type=int, default=8)
     p.add_argument('--repeats', type=int, default=0, help='timed repeats (0: 3 on CPU, 50 on CUDA)')
     p.add_argument('--backends', default='', help='comma-separated subset of Cauchy backends (default: all that work)')
     a = p.parse_args(argv)
@@ -120,7 +135,8 @@ def main(argv=None):
         if d == 'cuda': out['gpu'] = torch.cuda.get_device_name()
         reps = a.repeats or (50 if d == 'cuda' else 3)
         out[d] = bench_device(d, a.H, a.N, a.L, a.bs, reps, [b for b in a.backends.split(',') if b])
-    json.dump(out, sys.stdout, indent=1); print()
+    json.dump(out, sys.stdout, indent=1)
+    print()
 
 
 if __name__ == '__main__':

@@ -23,7 +23,6 @@ Reference numbers (public SSSD-ECG as shipped, H200): 0.357 s/step at batch 8 (2
 """
 import argparse, json, platform, sys, time, traceback
 
-import numpy as np
 import torch
 
 
@@ -31,7 +30,10 @@ def _sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)
 
 def _reset_peak(dev):
-    if dev.type == 'cuda': _sync(dev); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(dev)
+    if dev.type == 'cuda':
+        _sync(dev)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
 
 def _peak_gb(dev):
     return round(torch.cuda.max_memory_allocated(dev)/2**30, 2) if dev.type == 'cuda' else None
@@ -57,15 +59,20 @@ def train_speed(cfg, dev, bs, n_steps, warmup, L, precision='auto', backend=None
     g = torch.Generator().manual_seed(0)
     X, Y = torch.randn(n, 8, L, generator=g)*.3, (torch.rand(n, model.n_labels, generator=g) < .05).float()
     items = list(zip(X, Y))
-    dls = DataLoaders(DataLoader(items, bs=bs, shuffle=False, drop_last=True), DataLoader(items[:bs], bs=bs), device=dev)
+    dls = DataLoaders(DataLoader(items, bs=bs, shuffle=False, drop_last=True), DataLoader(items[:bs], bs=bs),
+                      device=dev)
     dls.labels = model.labels
 
     class Timer(Callback):
         order = 99
         def before_batch(self):
-            if self.training and self.iter == warmup: _sync(dev); self.t0 = time.perf_counter()
+            if self.training and self.iter == warmup:
+                _sync(dev)
+                self.t0 = time.perf_counter()
         def after_batch(self):
-            if self.training and self.iter == n_steps + warmup - 1: _sync(dev); self.t1 = time.perf_counter()
+            if self.training and self.iter == n_steps + warmup - 1:
+                _sync(dev)
+                self.t1 = time.perf_counter()
 
     timer = Timer()
     learn = sssd_learner(torch.compile(model) if compile else model, dls, precision=precision, cbs=timer)
@@ -78,14 +85,16 @@ def train_speed(cfg, dev, bs, n_steps, warmup, L, precision='auto', backend=None
 def sample_speed(model, dev, sampler, steps, bs, L, conv, graph, compile=False):
     "Steady-state samples/s (second batch) and samples/s including set-up (kernels, Toeplitz matrices, graph capture)."
     from ecgdiff.sssd import sample_sssd
-    lab = torch.zeros(2*bs, model.n_labels); lab[:, model.labels.index('NORM')] = lab[:, model.labels.index('SR')] = 1
+    lab = torch.zeros(2*bs, model.n_labels)
+    lab[:, model.labels.index('NORM')] = lab[:, model.labels.index('SR')] = 1
     _reset_peak(dev)
     st = {}
     t0 = time.perf_counter()
     sample_sssd(model, lab, sampler=sampler, n_steps=steps, L=L, bs=bs, conv=conv, cuda_graph=graph, compile=compile,
                 progress=False, stats=st)
     tot = time.perf_counter() - t0
-    return dict(sampler=sampler, steps=steps, bs=bs, conv=st['conv'], amp=st['amp'], cuda_graph=st['cuda_graph'], compile=compile,
+    return dict(sampler=sampler, steps=steps, bs=bs, conv=st['conv'], amp=st['amp'], cuda_graph=st['cuda_graph'],
+                compile=compile,
                 samples_per_s=round(bs/st['batch_s'][1], 2), samples_per_s_with_setup=round(2*bs/tot, 2),
                 s_per_step=round(st['batch_s'][1]/steps, 5), prepare_s=round(st['prepare_s'], 3), peak_gb=_peak_gb(dev))
 
@@ -100,10 +109,12 @@ def baseline_sampling(model, dev, bs, L, steps):
         for m in s4s: m.clear_cache()
         return model(x, t, y)
     model.eval()
-    x = torch.randn(bs, 8, L, device=dev); y = torch.zeros(bs, model.n_labels, device=dev)
+    x = torch.randn(bs, 8, L, device=dev)
+    y = torch.zeros(bs, model.n_labels, device=dev)
     with torch.no_grad():
         sample_ddpm(f, x, ab, timesteps(200, 200, 'trailing')[:1], cond=(y,))      # warm-up
-        _sync(dev); t0 = time.perf_counter()
+        _sync(dev)
+        t0 = time.perf_counter()
         sample_ddpm(f, x, ab, timesteps(200, 200, 'trailing')[:steps], cond=(y,))
         _sync(dev)
     s = (time.perf_counter() - t0)/steps
@@ -113,13 +124,16 @@ def baseline_sampling(model, dev, bs, L, steps):
 def agreement(model, dev, L, bs=8):
     "Relative difference of DDIM-20 samples: default fast path vs fp32 FFT path without graphs (same noise)."
     from ecgdiff.sssd import sample_sssd
-    lab = torch.zeros(bs, model.n_labels); lab[:, 0] = 1
+    lab = torch.zeros(bs, model.n_labels)
+    lab[:, 0] = 1
     kw = dict(sampler='ddim', n_steps=20, L=L, seed=3, progress=False)
     a = sample_sssd(model, lab, amp='fp32', conv='fft', cuda_graph=False, **kw)
     out = {}
     for conv in ('toeplitz', 'fft'):
         try: b = sample_sssd(model, lab, conv=conv, **kw)
-        except Exception as e: out[conv] = f'failed: {type(e).__name__}: {e}'[:200]; continue
+        except Exception as e:
+            out[conv] = f'failed: {type(e).__name__}: {e}'[:200]
+            continue
         out[conv] = round(float((b - a).norm()/a.norm()), 5)
     return out
 
@@ -132,11 +146,13 @@ def sync_free(model, dev, L, bs=4):
     ab = alpha_bar(sssd_ecg_betas())
     prepare_inference(model, L, 'fft')
     fn = _CUDAGraphed(_Denoiser(model, 1., torch.bfloat16))
-    x = torch.randn(bs, 8, L, device=dev); y = torch.zeros(bs, model.n_labels, device=dev)
+    x = torch.randn(bs, 8, L, device=dev)
+    y = torch.zeros(bs, model.n_labels, device=dev)
     g = torch.Generator(device=dev).manual_seed(0)
     try:
         with torch.no_grad():
-            sample_ddpm(fn, x, ab, timesteps(200, 200, 'trailing')[:2], cond=(y,), generator=g)   # capture outside the check
+            # capture outside the check
+            sample_ddpm(fn, x, ab, timesteps(200, 200, 'trailing')[:2], cond=(y,), generator=g)
             _sync(dev)
             torch.cuda.set_sync_debug_mode('error')
             try: sample_ddpm(fn, x, ab, timesteps(200, 200, 'trailing')[2:5], cond=(y,), generator=g)
@@ -154,8 +170,10 @@ def main():
     p.add_argument('--sample-bs', default=None, help='comma-separated sampling batch sizes (default 64,256)')
     p.add_argument('--conv', default='auto', help="sampling S4 convolution: auto, toeplitz, fft or both")
     p.add_argument('--no-baseline', action='store_true', help='skip the reference-like baseline')
-    p.add_argument('--compile', action='store_true', help='measure with torch.compile (training and sampling; compiling takes minutes)')
-    p.add_argument('--skip-train', action='store_true'); p.add_argument('--skip-sample', action='store_true')
+    p.add_argument('--compile', action='store_true',
+                   help='measure with torch.compile (training and sampling; compiling takes minutes)')
+    p.add_argument('--skip-train', action='store_true')
+    p.add_argument('--skip-sample', action='store_true')
     p.add_argument('--threads', type=int, default=1, help='CPU threads (CPU runs)')
     p.add_argument('--blocks', type=int, default=0, help="residual blocks of the paper's widths (0: the paper's 36)")
     p.add_argument('--out', default=None, help='also write the JSON here')
@@ -176,8 +194,10 @@ def main():
     if a.train_bs: train_bs = [int(b) for b in a.train_bs.split(',')]
     if a.sample_bs: sample_bs = [int(b) for b in a.sample_bs.split(',')]
     res = dict(device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else platform.processor() or 'cpu',
-               torch=torch.__version__, config='tiny (--quick)' if a.quick else f'paper widths, {a.blocks or 36} blocks', L=L,
-               cauchy_backend=cauchy_backend(dev), reference_h200=dict(train_s_per_step_bs8=.357, train_samples_per_s=22.4,
+               torch=torch.__version__,
+               config='tiny (--quick)' if a.quick else f'paper widths, {a.blocks or 36} blocks', L=L,
+               cauchy_backend=cauchy_backend(dev),
+               reference_h200=dict(train_s_per_step_bs8=.357, train_samples_per_s=22.4,
                                                                       ddpm200_samples_per_s_bs64=1.08))
     n_params = sum(p.numel() for p in _model(cfg, 'cpu').parameters())
     res['n_params'] = n_params
@@ -191,8 +211,12 @@ def main():
         for bs in train_bs:
             try: runs.append(train_speed(cfg, dev, bs, n_steps, warmup, L, compile=a.compile))
             except Exception as e:
-                if _oom(e): runs.append(dict(bs=bs, error='out of memory')); break
-                runs.append(dict(bs=bs, error=f'{type(e).__name__}: {e}'[:300])); traceback.print_exc(); break
+                if _oom(e):
+                    runs.append(dict(bs=bs, error='out of memory'))
+                    break
+                runs.append(dict(bs=bs, error=f'{type(e).__name__}: {e}'[:300]))
+                traceback.print_exc()
+                break
             finally:
                 if dev.type == 'cuda': torch.cuda.empty_cache()
             print(f'# train {runs[-1]}', file=sys.stderr, flush=True)
@@ -200,14 +224,18 @@ def main():
         ok = [r for r in runs if 'samples_per_s' in r]
         if ok:
             best = max(ok, key=lambda r: r['samples_per_s'])
-            log('train_best', dict(best, **({} if a.quick else {'speedup_vs_reference': round(best['samples_per_s']/22.4, 1)})))
+            log('train_best',
+                dict(best, **({} if a.quick else {'speedup_vs_reference': round(best['samples_per_s']/22.4, 1)})))
         if not a.no_baseline:
             import ecgdiff.s4 as s4
             mb, s4.FROZEN_MAP_MB = s4.FROZEN_MAP_MB, 0      # the reference sums the Cauchy kernels at every step
-            try: log('train_baseline', train_speed(cfg, dev, train_bs[0], max(2, n_steps//3), 1, L, precision='fp32', backend='naive'))
+            try:
+                log('train_baseline',
+                    train_speed(cfg, dev, train_bs[0], max(2, n_steps//3), 1, L, precision='fp32', backend='naive'))
             except Exception as e: log('train_baseline', dict(error=f'{type(e).__name__}: {e}'[:300]))
             finally: s4.FROZEN_MAP_MB = mb
-            mb, s4.FROZEN_MAP_MB = s4.FROZEN_MAP_MB, 0      # ecgdiff before the frozen-state map (Cauchy sums each step)
+            # ecgdiff before the frozen-state map (Cauchy sums each step)
+            mb, s4.FROZEN_MAP_MB = s4.FROZEN_MAP_MB, 0
             try: log('train_cauchy_each_step', train_speed(cfg, dev, train_bs[0], max(2, n_steps//3), 1, L))
             except Exception as e: log('train_cauchy_each_step', dict(error=f'{type(e).__name__}: {e}'[:300]))
             finally: s4.FROZEN_MAP_MB = mb
@@ -215,7 +243,8 @@ def main():
                 res['train_best']['speedup_vs_cauchy_each_step'] = round(
                     res['train_best']['samples_per_s']/res['train_cauchy_each_step']['samples_per_s'], 2)
             if 'samples_per_s' in res.get('train_baseline', {}) and ok:
-                res['train_best']['speedup_vs_baseline'] = round(res['train_best']['samples_per_s']/res['train_baseline']['samples_per_s'], 1)
+                res['train_best']['speedup_vs_baseline'] = round(
+                    res['train_best']['samples_per_s']/res['train_baseline']['samples_per_s'], 1)
 
     if not a.skip_sample:
         model = _model(cfg, dev).eval()
@@ -232,12 +261,15 @@ def main():
                         if not _oom(e): traceback.print_exc()
                     finally:
                         if dev.type == 'cuda': torch.cuda.empty_cache()
-                    runs.append(r); print(f'# sample {r}', file=sys.stderr, flush=True)
+                    runs.append(r)
+                    print(f'# sample {r}', file=sys.stderr, flush=True)
         log('sample', runs)
         ok = [r for r in runs if 'samples_per_s' in r and r['steps'] <= 50]
         if ok: log('sample_best_le50', max(ok, key=lambda r: r['samples_per_s']))
         if not a.no_baseline:
-            try: log('sample_baseline', baseline_sampling(_model(cfg, dev), dev, sample_bs[0], L, 3 if not a.quick else 2))
+            try:
+                log('sample_baseline',
+                    baseline_sampling(_model(cfg, dev), dev, sample_bs[0], L, 3 if not a.quick else 2))
             except Exception as e: log('sample_baseline', dict(error=f'{type(e).__name__}: {e}'[:300]))
     print(json.dumps(res, indent=1))
     if a.out:

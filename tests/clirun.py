@@ -23,7 +23,8 @@ def _exit_code(e:SystemExit, err)->int:
     return 1
 
 def _call(entry):
-    "Parse `sys.argv` as the installed wrapper of a `@call_parse` function does, then call it (plain entry points parse it themselves)."
+    """Parse `sys.argv` as the installed wrapper of a `@call_parse` function does, then call it (plain entry points
+    parse it themselves)."""
     f = getattr(entry, '__wrapped__', None)
     if f is None: return entry()
     args = vars(anno_parser(f, prog=sys.argv[0]).parse_args(sys.argv[1:]))

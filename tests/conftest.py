@@ -1,13 +1,13 @@
 """Shared fixtures: a headless Chromium (Debian's chromium and chromium-driver, which `make chromium` installs when no
 browser is there; a Chrome and chromedriver already installed, as on GitHub's Ubuntu runners, serve as well)."""
 import os, shutil
-from pathlib import Path
 import pytest
 
 BROWSERS = ('chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable')
 
 def find_browser():
-    "(browser, chromedriver) paths, or Nones: Debian's chromium first, then Chrome; $CHROMEWEBDRIVER is GitHub's driver folder."
+    """(browser, chromedriver) paths, or Nones: Debian's chromium first, then Chrome; $CHROMEWEBDRIVER is GitHub's
+    driver folder."""
     b = next((shutil.which(n) for n in BROWSERS if shutil.which(n)), None)
     d = shutil.which('chromedriver') or shutil.which('chromedriver', path=os.environ.get('CHROMEWEBDRIVER', '')) or None
     return b, d
@@ -16,13 +16,15 @@ def find_browser():
 def browser():
     binary, driver = find_browser()
     if not binary or not driver:
-        pytest.fail(f"headless Chromium is needed for the docs check (looked for {', '.join(BROWSERS)} and chromedriver): "
-                    "`make chromium` installs Debian's chromium and chromium-driver")
+        pytest.fail(f"headless Chromium is needed for the docs check (looked for {', '.join(BROWSERS)} and "
+                    "chromedriver): `make chromium` installs Debian's chromium and chromium-driver")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     o = webdriver.ChromeOptions()
-    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-dev-shm-usage',
-              '--disable-background-networking', '--disable-component-update', '--disable-sync', '--window-size=1280,2000'):
+    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+              '--disable-dev-shm-usage',
+              '--disable-background-networking', '--disable-component-update', '--disable-sync',
+              '--window-size=1280,2000'):
         o.add_argument(a)
     o.binary_location = binary
     d = webdriver.Chrome(service=Service(driver), options=o)

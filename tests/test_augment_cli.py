@@ -1,6 +1,6 @@
-"""The `ecgdiff_augment` console script, step by step and as a pipeline, on a tiny simulated corpus (CPU, about a minute),
-on the embedded default (no --data, no --arch), and on a mini corpus in PTB-XL's own layout built from the real rows
-and the real record in ../shared (skipped when ../shared is absent)."""
+"""The `ecgdiff_augment` console script, step by step and as a pipeline, on a tiny simulated corpus (CPU, about a
+minute), on the embedded default (no --data, no --arch), and on a mini corpus in PTB-XL's own layout built from the real
+rows and the real record in ../shared (skipped when ../shared is absent)."""
 import ast, json, os, shutil, subprocess, sys
 from pathlib import Path
 
@@ -57,7 +57,8 @@ def baseline(corpus, tmp_path_factory):
     return out
 
 def copy_study(src, dst):
-    shutil.copytree(src, dst); return dst
+    shutil.copytree(src, dst)
+    return dst
 
 def test_installed_script(tmp_path):
     "The installed console script, as a new process: --help, and an unknown step fails with the list of steps."
@@ -143,7 +144,8 @@ def test_augmentation_steps(baseline, tmp_path):
     assert set(cmp.label) == set(LABELS) | {'macro'} and set(cmp.metric) == {'auc', 'f1'}
     pa, pb = np.load(out/'baseline/preds.npz'), np.load(out/'augmented/preds.npz')
     assert list(pa['ids_test']) == list(pb['ids_test'])                          # paired: the same real test records
-    j = LABELS.index('MI'); row = cmp[(cmp.label == 'MI') & (cmp.metric == 'auc')].iloc[0]
+    j = LABELS.index('MI')
+    row = cmp[(cmp.label == 'MI') & (cmp.metric == 'auc')].iloc[0]
     d = roc_auc_score(pa['y_test'][:, j], pb['p_test'][:, j]) - roc_auc_score(pa['y_test'][:, j], pa['p_test'][:, j])
     assert abs(row.delta - d) < 1e-9 and row.lo <= row.delta <= row.hi
     assert json.loads(r.stdout)['result']['target'] == 'MI'
@@ -152,7 +154,8 @@ def test_augmentation_steps(baseline, tmp_path):
 def test_synthetic_in_test_fold_refused(baseline, tmp_path):
     out = copy_study(baseline, tmp_path/'s')
     cli('labels', '--out', out, '--label', 'CD', '--n', '5')
-    cli('generate', '--out', out, '--checkpoint', tiny_gan(tmp_path/'gan.pth', LABELS, 'superdiagnostic'), '--device', 'cpu', '--quiet')
+    cli('generate', '--out', out, '--checkpoint', tiny_gan(tmp_path/'gan.pth', LABELS, 'superdiagnostic'), '--device',
+        'cpu', '--quiet')
     cli('combine-with-provenance', '--out', out)
     f = out/'augmented/splits.csv'
     aug = pd.read_csv(f, dtype={'record': str})
@@ -180,7 +183,8 @@ def test_pipeline_rejects_bad_label_before_training(corpus, tmp_path):
     assert not (tmp_path/'p'/'baseline').exists()
 
 def test_generate_with_sssd_model(baseline, tmp_path):
-    "An `ecgdiff.sssd` model file works as a generator; one of another label set is refused (skipped without ecgdiff.sssd)."
+    """An `ecgdiff.sssd` model file works as a generator; one of another label set is refused (skipped without
+    ecgdiff.sssd)."""
     sssd = pytest.importorskip('ecgdiff.sssd')
     from ecgdiff.gans import to_12_leads
     out = copy_study(baseline, tmp_path/'s')
@@ -197,7 +201,8 @@ def test_generate_with_sssd_model(baseline, tmp_path):
     cli('generate', '--out', out, '--checkpoint', tmp_path/'run/model.pth', '--sampler', 'ddim', '--steps', '2',
         '--device', 'cpu', '--quiet')
     V = pd.read_csv(out/'labels.csv').to_numpy(np.float32)
-    ref = to_12_leads(sssd.sample_sssd(m, V, sampler='ddim', n_steps=2, seed=0, bs=3, device='cpu', progress=False).numpy())/2
+    ref = to_12_leads(sssd.sample_sssd(m, V, sampler='ddim', n_steps=2, seed=0, bs=3, device='cpu',
+                                       progress=False).numpy())/2
     np.testing.assert_allclose(np.load(out/'synthetic/signals.npy'), ref, atol=1e-4)
     assert set(pd.read_csv(out/'synthetic/records.csv').kind) == {'sssd'}
     r = sssd.build_model('dsat', 'tiny', labels='rhythm')
@@ -207,7 +212,8 @@ def test_generate_with_sssd_model(baseline, tmp_path):
 
 
 def test_pipeline_embedded_default(tmp_path):
-    "No --data and no --arch: the simulated corpus is written into OUT/ptbxl, and 'auto' picks the small ResNet on the CPU."
+    """No --data and no --arch: the simulated corpus is written into OUT/ptbxl, and 'auto' picks the small ResNet on the
+    CPU."""
     out = tmp_path/'p'
     r = cli('pipeline', '--out', out, '--n_records', '200', '--epochs', '2', '--bs', '32', '--gan_epochs', '1',
             '--n_boot', '100', '--device', 'cpu', '--quiet')
@@ -242,7 +248,8 @@ def real_corpus(tmp_path_factory):
     scp = pd.read_csv(meta/'scp_statements.csv', index_col=0)
     sup = db.scp_codes.map(lambda s: _superclasses(s, scp))
     one = sup[sup.map(len) == 1].map(lambda l: l[0])
-    ids = one.groupby([db.strat_fold[one.index], one]).head(1).index   # every class in every fold: train, valid and test
+    # every class in every fold: train, valid and test
+    ids = one.groupby([db.strat_fold[one.index], one]).head(1).index
     rows = db.loc[sorted(ids)]
     root = tmp_path_factory.mktemp('real')/'ptbxl'
     root.mkdir()
@@ -295,14 +302,16 @@ def test_real_ptbxl_layout(real_corpus, tmp_path):
 
     V = pd.read_csv(out/'labels.csv')                                  # labels: MI's co-occurrence in the real rows
     assert list(V.columns) == LABELS and len(V) == 12
-    assert (V.values == np.eye(len(LABELS), dtype=int)[LABELS.index('MI')]).all()   # the training MI records are MI only
+    # the training MI records are MI only
+    assert (V.values == np.eye(len(LABELS), dtype=int)[LABELS.index('MI')]).all()
     assert not list(out.rglob('*.tmp*'))
 
 # --- the real layout of ../shared/data/ptbxl-fold10: 1803 real PTB-XL records, folds 1-8 train, 9 valid, 10 test ---
 FOLD10 = SHARED.parent/'ptbxl-fold10'
 
 def test_real_fold10_provenance_guard(tmp_path):
-    "On real PTB-XL: the test fold holds its real records only; no generator that saw a held-out record, no synthetic test record."
+    """On real PTB-XL: the test fold holds its real records only; no generator that saw a held-out record, no synthetic
+    test record."""
     from ecgdiff.augment import save_generator
     from ecgdiff.data import trained_on
     from ecgdiff.gans import CondWaveGANGenerator
@@ -331,7 +340,8 @@ def test_real_fold10_provenance_guard(tmp_path):
     assert set(aug.ecg_id[aug.split == 'test'].astype(int)) == test_ids                 # the test fold untouched
     assert set(aug.strat_fold[aug.provenance == 'synthetic']) == {1}
     i = aug.index[aug.provenance == 'synthetic'][0]
-    aug.loc[i, ['strat_fold', 'split']] = [10, 'test']                                   # a synthetic record put in fold 10
+    # a synthetic record put in fold 10
+    aug.loc[i, ['strat_fold', 'split']] = [10, 'test']
     aug.to_csv(out/'augmented/splits.csv', index=False)
     r = cli('retrain', '--out', out, *TINY, check=False)
     assert r.returncode != 0 and 'SyntheticInTestError' in r.stderr and 'real records only' in r.stderr

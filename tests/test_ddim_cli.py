@@ -9,7 +9,8 @@ from clirun import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 MITDB = ROOT.parent/'shared'/'data'/'physionet'/'mitdb'/'100'
-pytestmark = pytest.mark.skipif(not MITDB.with_suffix('.hea').exists(), reason='../shared/data/physionet/mitdb/100 not present')
+pytestmark = pytest.mark.skipif(not MITDB.with_suffix('.hea').exists(),
+                                reason='../shared/data/physionet/mitdb/100 not present')
 
 @pytest.fixture(autouse=True, scope='module')
 def one_thread():
@@ -23,7 +24,8 @@ def one_thread():
 def run(entry, *args):
     "Run a console entry point of ecgdiff.paired as the installed script would (in this process)."
     import ecgdiff.paired
-    r = run_cli(getattr(ecgdiff.paired, entry), *args, prog={'train_main': 'ecgdiff_train', 'infer_main': 'ecgdiff_infer',
+    r = run_cli(getattr(ecgdiff.paired, entry), *args,
+                prog={'train_main': 'ecgdiff_train', 'infer_main': 'ecgdiff_infer',
                                                             'analyze_main': 'ecgdiff_analyze'}[entry])
     return r.returncode, r.stdout + r.stderr
 
@@ -70,7 +72,8 @@ def test_resume_incompatible_names_keys(trained):
     assert 'model.base_channels: 8 in checkpoint' in out and 'model.cond_dim: 16 in checkpoint' in out, out
 
 def test_unknown_config_key_lists_valid(tmp_path):
-    f = tmp_path/'bad.yaml'; f.write_text(yaml.safe_dump({'train': {'epoch': 3}}))
+    f = tmp_path/'bad.yaml'
+    f.write_text(yaml.safe_dump({'train': {'epoch': 3}}))
     rc, out = run_process('train_main', '--config', f)
     assert rc != 0 and "unknown key(s) ['train.epoch']" in out and "'epochs'" in out, out
 
@@ -81,7 +84,8 @@ def test_infer_writes_arrays_pngs_and_comparison(trained):
     assert rc == 0, out
     names = sorted(p.stem for p in (trained/'ds'/'images'/'val').glob('*.npy'))[:2]
     for n in names:
-        a = np.load(out_dir/f'{n}_images.npy'); b = np.load(out_dir/f'{n}_freq_embeddings.npy')
+        a = np.load(out_dir/f'{n}_images.npy')
+        b = np.load(out_dir/f'{n}_freq_embeddings.npy')
         assert a.shape == (32, 32) and b.shape == (32,) and a.dtype == np.float32 and np.isfinite(a).all()
         assert (out_dir/f'{n}.png').stat().st_size > 1000
     import pandas as pd
@@ -102,23 +106,28 @@ def check_comparison(df, names, out_dir, img_dir, freq_dir):
 
 def check_printed(df, out):
     "The table ecgdiff_infer --compare prints (4 decimals) and its mean line agree with compare.csv"
-    rows = {l.split()[0]: [float(v) for v in l.split()[1:]] for l in out.splitlines() if l.split() and l.split()[0] in set(df.name)}
+    rows = {l.split()[0]: [float(v) for v in l.split()[1:]]
+            for l in out.splitlines() if l.split() and l.split()[0] in set(df.name)}
     assert list(rows) == list(df.name), out
     for i, n in enumerate(df.name):
-        assert np.allclose(rows[n], df.loc[i, ['mse_images', 'corr_images', 'mse_freq', 'corr_freq']].to_numpy(float), atol=5.1e-5), (n, out)
+        assert np.allclose(rows[n], df.loc[i, ['mse_images', 'corr_images', 'mse_freq', 'corr_freq']].to_numpy(float),
+                           atol=5.1e-5), (n, out)
     assert f'corr images {df.corr_images.mean():.3f}, freq {df.corr_freq.mean():.3f}' in out, out
 
 def test_infer_compare_with_input_dir(trained, tmp_path):
-    "--compare with --input-dir: conditions and ground truth from the folder (renamed, so the val split cannot stand in)"
+    """--compare with --input-dir: conditions and ground truth from the folder (renamed, so the val split cannot stand
+    in)"""
     import pandas as pd
     val = sorted(p.stem for p in (trained/'ds'/'images'/'val').glob('*.npy'))
     picked = {f'sample_{j}': val[i] for j, i in enumerate((5, 40, 77))}
-    for kind, sub in (('amp_init', 'inits/amp_init'), ('emb_init', 'inits/emb_init'), ('images', 'images'), ('freq_embeddings', 'freq_embeddings')):
+    for kind, sub in (('amp_init', 'inits/amp_init'), ('emb_init', 'inits/emb_init'), ('images', 'images'),
+                      ('freq_embeddings', 'freq_embeddings')):
         (tmp_path/'in'/kind).mkdir(parents=True)
-        for new, old in picked.items(): (tmp_path/'in'/kind/f'{new}.npy').write_bytes((trained/'ds'/sub/'val'/f'{old}.npy').read_bytes())
+        for new, old in picked.items():
+            (tmp_path/'in'/kind/f'{new}.npy').write_bytes((trained/'ds'/sub/'val'/f'{old}.npy').read_bytes())
     out_dir = tmp_path/'o'
-    rc, out = run('infer_main', '--checkpoint', trained/'run'/'best.pth', '--num-samples', 3, '--num-steps', 3, '--compare',
-                  '--input-dir', tmp_path/'in', '--output-dir', out_dir, '--device', 'cpu')
+    rc, out = run('infer_main', '--checkpoint', trained/'run'/'best.pth', '--num-samples', 3, '--num-steps', 3,
+                  '--compare', '--input-dir', tmp_path/'in', '--output-dir', out_dir, '--device', 'cpu')
     assert rc == 0, out
     df = pd.read_csv(out_dir/'compare.csv')
     assert list(df.name) == list(picked), df
@@ -129,7 +138,8 @@ def test_infer_compare_with_input_dir(trained, tmp_path):
 def test_infer_input_dir_unpaired_listed(trained, tmp_path):
     import shutil
     for k in ('amp_init', 'emb_init'): shutil.copytree(trained/'ds'/'inits'/k/'val', tmp_path/'in'/k)
-    victim = sorted((tmp_path/'in'/'emb_init').glob('*.npy'))[0]; victim.unlink()
+    victim = sorted((tmp_path/'in'/'emb_init').glob('*.npy'))[0]
+    victim.unlink()
     rc, out = run('infer_main', '--checkpoint', trained/'run'/'best.pth', '--input_dir', tmp_path/'in',
                   '--output-dir', tmp_path/'o', '--device', 'cpu')
     assert rc != 0 and f'unpaired: amp_init/{victim.name} has no partner in emb_init' in out, out
@@ -149,7 +159,8 @@ def test_nan_stops_with_message(trained):
 def test_nan_after_good_epochs_keeps_checkpoint(trained, tmp_path):
     "A resumed run that diverges stops with a message naming the last good checkpoint, which is left as it was"
     import shutil, torch
-    run_dir = tmp_path/'nanrun'; run_dir.mkdir()
+    run_dir = tmp_path/'nanrun'
+    run_dir.mkdir()
     latest = run_dir/'latest.pth'
     shutil.copy(trained/'run'/'latest.pth', latest)
     before = latest.read_bytes()

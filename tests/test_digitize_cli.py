@@ -11,8 +11,8 @@ import wfdb
 from PIL import Image
 
 from ecgdiff.data import LEADS
-from ecgdiff.digitizer import (digitize_cli, digitize_classical, random_page, snr_kaggle, kaggle_score, train_stage, _deskew,
-                               _straighten)
+from ecgdiff.digitizer import (digitize_cli, digitize_classical, random_page, snr_kaggle, kaggle_score, train_stage,
+                               _deskew, _straighten)
 from clirun import run_cli
 
 BIN = Path(sys.executable).parent
@@ -22,7 +22,8 @@ DATA = Path(__file__).resolve().parents[2]/'shared'/'data'
 SHARED = DATA/'physionet'
 
 LAUNCHER = Path(tempfile.mkdtemp())/'ecgdiff_digitize'     # what pip writes for the console script
-LAUNCHER.write_text('import sys\nfrom ecgdiff.digitizer import digitize_cli\nif __name__ == "__main__": sys.exit(digitize_cli())\n')
+LAUNCHER.write_text('import sys\nfrom ecgdiff.digitizer import digitize_cli\nif __name__ == "__main__": '
+                    'sys.exit(digitize_cli())\n')
 
 @functools.wraps(digitize_cli.__wrapped__)
 def _exits(**kw):
@@ -31,7 +32,8 @@ def _exits(**kw):
 
 def cli(*args):
     "Run `ecgdiff_digitize ARGS` in this process (tests/clirun.py; `test_help` runs the installed script)."
-    return run_cli(types.SimpleNamespace(__wrapped__=_exits), *args, prog='ecgdiff_digitize', env={'OMP_NUM_THREADS': '1'})
+    return run_cli(types.SimpleNamespace(__wrapped__=_exits), *args, prog='ecgdiff_digitize',
+                   env={'OMP_NUM_THREADS': '1'})
 
 def installed(*args):
     "Run `ecgdiff_digitize ARGS`: the installed console script, or the same entry point through a launcher file."
@@ -46,11 +48,15 @@ def pages(tmp_path_factory):
     truth = {}
     for i in range(2):
         img, tr = random_page(40 + i, dpi=(120, 150), layouts=('3x4+II',), p_standard=1, grids=('red', 'pink'))
-        Image.fromarray(img).save(d/f'ecg{i}.png'); truth[f'ecg{i}'] = tr
+        Image.fromarray(img).save(d/f'ecg{i}.png')
+        truth[f'ecg{i}'] = tr
     img, tr = random_page(42, dpi=(120, 150), layouts=('6x2',), p_standard=1, grids=('grey',))
-    Image.fromarray(img).convert('L').save(d/'grey.png'); truth['grey'] = tr          # greyscale
-    Image.fromarray(img).convert('RGBA').save(d/'rgba.png'); truth['rgba'] = tr        # with an alpha channel
-    Image.fromarray(img).save(d/'photo.jpg', quality=90); truth['photo'] = tr
+    Image.fromarray(img).convert('L').save(d/'grey.png')
+    truth['grey'] = tr          # greyscale
+    Image.fromarray(img).convert('RGBA').save(d/'rgba.png')
+    truth['rgba'] = tr        # with an alpha channel
+    Image.fromarray(img).save(d/'photo.jpg', quality=90)
+    truth['photo'] = tr
     (d/'notes.png').write_text('this is not an image')
     (d/'cut.png').write_bytes((d/'ecg0.png').read_bytes()[:4000])                      # truncated
     Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(d/'dot.png')                    # 1x1
@@ -83,7 +89,8 @@ def test_batch_continues_and_lists_failures(classical):
     for name, why in (('notes.png', 'not a readable image'), ('cut.png', 'not a readable image'),
                       ('dot.png', 'too small'), ('blank.png', 'rows: no trace rows')):
         assert re.search(rf"{re.escape(name)}: .*{why}", tail), (name, tail)
-    assert '100.00%' in r.stdout + r.stderr                                              # a progress bar over the folder
+    # a progress bar over the folder
+    assert '100.00%' in r.stdout + r.stderr
 
 def test_records_match_truth(pages, classical):
     out, _ = classical
@@ -92,7 +99,8 @@ def test_records_match_truth(pages, classical):
         assert rec.fs == 500 and [s for s in rec.sig_name] == LEADS and rec.units == ['mV']*12
         x = rec.p_signal.T
         g = tr.signals()
-        assert (np.isfinite(x) == np.isfinite(g)).mean() > .99                           # NaN exactly where no lead is drawn
+        # NaN exactly where no lead is drawn
+        assert (np.isfinite(x) == np.isfinite(g)).mean() > .99
         assert snr_kaggle(g, x, 500) > 15, name
 
 def test_csv_and_overlay(pages, classical):
@@ -102,24 +110,30 @@ def test_csv_and_overlay(pages, classical):
     parts = csv.id.str.extract(r'^(?P<image>.+)_(?P<row>\d+)_(?P<lead>[A-Za-z0-9]+)$')
     assert parts.notna().all().all() and set(parts.lead) <= set(LEADS)
     n = parts.assign(row=parts.row.astype(int)).groupby(['image', 'lead']).row.agg(['min', 'max', 'count'])
-    assert (n['min'] == 0).all() and (n['count'] == n['max'] + 1).all()                 # rows count from each strip's start
-    assert n.loc[('ecg0', 'II'), 'count'] == 5000 and n.loc[('ecg0', 'V1'), 'count'] == 1250   # rhythm strip, 2.5 s strip
+    # rows count from each strip's start
+    assert (n['min'] == 0).all() and (n['count'] == n['max'] + 1).all()
+    # rhythm strip, 2.5 s strip
+    assert n.loc[('ecg0', 'II'), 'count'] == 5000 and n.loc[('ecg0', 'V1'), 'count'] == 1250
     assert n.loc[('grey', 'V1'), 'count'] == 2500                                       # 6x2: 5 s strips
     rec = wfdb.rdrecord(str(out/'ecg0'))
     v = csv[csv.id.str.match(r'^ecg0_\d+_II$')].value.values
-    np.testing.assert_allclose(v, rec.p_signal[:, 1], atol=2e-3)                        # the CSV holds what the record holds
+    # the CSV holds what the record holds
+    np.testing.assert_allclose(v, rec.p_signal[:, 1], atol=2e-3)
     for name in pages[1]:
-        ov, src = Image.open(out/f'{name}_overlay.png'), Image.open(pages[0]/(name + ('.jpg' if name == 'photo' else '.png')))
+        ov, src = (Image.open(out/f'{name}_overlay.png'),
+                   Image.open(pages[0]/(name + ('.jpg' if name == 'photo' else '.png'))))
         assert ov.size == src.size and ov.mode == 'RGB'
     assert not [p for p in out.iterdir() if p.name.startswith('.') or 'tmp' in p.name]  # nothing half-written left
 
 def test_huge_image_and_fs(pages, tmp_path):
-    r = cli('--input', pages[0]/'ecg0.png', '--output', tmp_path, '--mode', 'classical', '--fs', 250, '--max_px', 600_000)
+    r = cli('--input', pages[0]/'ecg0.png', '--output', tmp_path, '--mode', 'classical', '--fs', 250, '--max_px',
+            600_000)
     assert r.returncode == 0, r.stdout + r.stderr
     assert 'downscaled' in r.stdout
     rec = wfdb.rdrecord(str(tmp_path/'ecg0'))
     assert rec.fs == 250 and rec.sig_len == 2500
-    assert snr_kaggle(pages[1]['ecg0'].signals()[:, ::2], rec.p_signal.T, 250) > 8   # 3 px/mm after downscaling: still read
+    # 3 px/mm after downscaling: still read
+    assert snr_kaggle(pages[1]['ecg0'].signals()[:, ::2], rec.p_signal.T, 250) > 8
 
 def test_missing_leads_are_nan(tmp_path):
     if not SHARED.exists(): pytest.skip('no ../shared data')
@@ -128,13 +142,15 @@ def test_missing_leads_are_nan(tmp_path):
     r = cli('--input', tmp_path/'holter.png', '--output', tmp_path/'out', '--mode', 'classical')
     assert r.returncode == 0, r.stdout + r.stderr
     x = wfdb.rdrecord(str(tmp_path/'out'/'holter')).p_signal.T
-    assert [l for l, v in zip(LEADS, x) if np.isfinite(v).any()] == ['II', 'V5']        # the record has MLII and V5 only
+    # the record has MLII and V5 only
+    assert [l for l, v in zip(LEADS, x) if np.isfinite(v).any()] == ['II', 'V5']
 
 @pytest.fixture(scope='module')
 def checkpoints(tmp_path_factory):
     "Tiny untrained-quality checkpoints of the three stages (one small epoch each)."
     ck = tmp_path_factory.mktemp('ck')
-    tiny = {'model.width': 8, 'train.epochs': 1, 'train.bs': 2, 'data.n_train': 2, 'data.n_valid': 2, 'data.dpi': [40, 60]}
+    tiny = {'model.width': 8, 'train.epochs': 1, 'train.bs': 2, 'data.n_train': 2, 'data.n_valid': 2,
+            'data.dpi': [40, 60]}
     for k, o in ((0, {'size': 64}), (1, {'ppmm': 2., 'crop': 64}), (2, {'ppmm': 2.5, 'crop': 64})):
         train_stage(CONFIGS/f'stage{k}.yaml', out=ck, overrides=tiny | o, progress=False)
     return ck
@@ -148,16 +164,22 @@ def test_stages_alone_and_pipeline(pages, checkpoints, tmp_path):
     else: assert 'stage 0' in r.stdout
     # stage 1 alone on a canonical page with its sidecar, as stage 0 writes them (made here from the truth)
     from ecgdiff.digitizer import warp, _canon_shape
-    tr = pages[1]['ecg1']; img = np.asarray(Image.open(src).convert('RGB')); s = 2.
+    tr = pages[1]['ecg1']
+    img = np.asarray(Image.open(src).convert('RGB'))
+    s = 2.
     (tmp_path/'c').mkdir()
-    Image.fromarray(warp(img, np.diag([s, s, 1.]) @ np.linalg.inv(tr.H), _canon_shape(tr.geom, s))).save(tmp_path/'c'/'ecg1_stage0.png')
-    (tmp_path/'c'/'ecg1_stage0.json').write_text(json.dumps(dict(stage=0, layout=tr.layout, speed=tr.speed, gain=tr.gain,
+    Image.fromarray(warp(img, np.diag([s, s, 1.]) @ np.linalg.inv(tr.H), _canon_shape(tr.geom, s))).save(
+        tmp_path/'c'/'ecg1_stage0.png')
+    (tmp_path/'c'/'ecg1_stage0.json').write_text(json.dumps(dict(stage=0, layout=tr.layout, speed=tr.speed,
+                                                                 gain=tr.gain,
                                                                duration=tr.duration, ppmm=s)))
-    r = cli('--input', tmp_path/'c'/'ecg1_stage0.png', '--output', tmp_path/'s1', '--mode', 'stage1', '--checkpoints', checkpoints)
+    r = cli('--input', tmp_path/'c'/'ecg1_stage0.png', '--output', tmp_path/'s1', '--mode', 'stage1', '--checkpoints',
+            checkpoints)
     assert r.returncode == 0, r.stdout + r.stderr
     info = json.loads((tmp_path/'s1'/'ecg1_stage1.json').read_text())
     assert info['stage'] == 1 and info['layout'] == tr.layout and 'measured_ppmm' in info
-    r = cli('--input', tmp_path/'s1'/'ecg1_stage1.png', '--output', tmp_path/'s2', '--mode', 'stage2', '--checkpoints', checkpoints)
+    r = cli('--input', tmp_path/'s1'/'ecg1_stage1.png', '--output', tmp_path/'s2', '--mode', 'stage2', '--checkpoints',
+            checkpoints)
     assert r.returncode == 0, r.stdout + r.stderr
     assert wfdb.rdrecord(str(tmp_path/'s2'/'ecg1')).p_signal.shape == (5000, 12)
     r = cli('--input', src, '--output', tmp_path/'s2b', '--mode', 'stage2', '--checkpoints', checkpoints)
@@ -189,16 +211,17 @@ def test_photos_leads(photos):
     good = [f for f in files if len(rep[f].get('leads', [])) >= 8]
     assert len(good) >= 11, {f: rep[f].get('leads', rep[f].get('error')) for f in files}
     for f in files:
-        if 'error' in rep[f]: assert re.search(r': (rows|layout|scale|grid)[: ]', rep[f]['error']), rep[f]['error']   # names the step
+        # names the step
+        if 'error' in rep[f]: assert re.search(r': (rows|layout|scale|grid)[: ]', rep[f]['error']), rep[f]['error']
         else: assert (out/f"{Path(f).stem}_overlay.png").exists() and (out/f"{Path(f).stem}.hea").exists()
 
 @pytest.mark.xfail(strict=True, reason="measured 8 of 13 (the issue's floor is 10); the failing step, looked at on the "
-                                       "overlays: 00005 trace following (a black major grid line under every baseline is "
-                                       "followed instead of the QRS: no heart rate), 00008 layout (a V4/V5 crop: no limb "
-                                       "leads), 00038 row alignment (no grid found; row III starts at its label, 0.2 s off: "
-                                       "0.58), 00047 grid/perspective (keystone photo, grid not found, rows out of step, thin "
-                                       "R spikes with no upstroke ink: 0.18), 00054 ink (faint 1-px QRS spikes under the ink "
-                                       "threshold: 0.61)")
+                                       "overlays: 00005 trace following (a black major grid line under every baseline "
+                                       "is followed instead of the QRS: no heart rate), 00008 layout (a V4/V5 crop: no "
+                                       "limb leads), 00038 row alignment (no grid found; row III starts at its label, "
+                                       "0.2 s off: 0.58), 00047 grid/perspective (keystone photo, grid not found, rows "
+                                       "out of step, thin R spikes with no upstroke ink: 0.18), 00054 ink (faint 1-px "
+                                       "QRS spikes under the ink threshold: 0.61)")
 def test_photos_heart_rate_and_einthoven(photos):
     out, r, rep, files = photos
     ok = [f for f in files if _checked(rep[f])]
@@ -213,14 +236,15 @@ def test_photos_failures_name_the_step(photos):
 
 @pytest.mark.parametrize('angle', [12., -12.])
 def test_rotated_page(angle):
-    """A rendered page turned by 12 degrees on a larger sheet: the angle is found (the one that makes the projections of the
-    grid and traces sharpest) and the page turned back reads as well as upright."""
+    """A rendered page turned by 12 degrees on a larger sheet: the angle is found (the one that makes the projections of
+    the grid and traces sharpest) and the page turned back reads as well as upright."""
     img, tr = random_page(4, dpi=(150, 150), strokes=False, p_standard=1)      # 25 mm/s, 10 mm/mV: measured 20.5 dB
     p = int(.15*max(img.shape[:2]))
     big = np.pad(img, ((p, p), (p, p), (0, 0)), constant_values=255)
     g = tr.signals()
     def score(im):
-        x = digitize_classical(im).x; L = min(g.shape[1], x.shape[1])
+        x = digitize_classical(im).x
+        L = min(g.shape[1], x.shape[1])
         return kaggle_score([g[:, :L]], [x[:, :L]], 500)
     turned_img = _deskew(big, -angle)[0]
     assert abs(_straighten(turned_img)['angle'] - angle) < .3
@@ -255,8 +279,11 @@ def test_renders(kind, floor, tmp_path):
     for p in pages:
         g = render_truth(p.with_suffix('.json'))
         x = wfdb.rdrecord(str(tmp_path/p.stem)).p_signal.T
-        q = np.full_like(g, np.nan); L = min(g.shape[1], x.shape[1]); q[:, :L] = x[:, :L]
-        gs.append(g); ps.append(q)
+        q = np.full_like(g, np.nan)
+        L = min(g.shape[1], x.shape[1])
+        q[:, :L] = x[:, :L]
+        gs.append(g)
+        ps.append(q)
     score = kaggle_score(gs, ps, 500)
     print(f"{kind}: Kaggle score {score:.1f} dB over {len(pages)} pages")
     assert score >= floor

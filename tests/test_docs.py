@@ -1,7 +1,7 @@
 """The docs check: each notebook, as executed by `make nbtest` (saved in `_exec/` by tests/nbrun.py), rendered to HTML
 through nbdev's own processors and nbconvert, then opened in headless Chromium, which must show its title, its text
 and every figure. Quarto cannot be installed here; `.github/workflows/deploy.yaml` renders the real site with it."""
-import json, os, re, shutil
+import json, os
 from pathlib import Path
 import pytest
 
@@ -11,7 +11,7 @@ NBS = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb'))
 
 def render_html(nb_path:Path, dest:Path)->Path:
     "Render an executed notebook to a self-contained HTML page through nbdev's doc processors and nbconvert."
-    from execnb.nbio import read_nb, dict2nb
+    from execnb.nbio import read_nb
     from nbdev.processors import FilterDefaults
     from nbdev.config import get_config
     import nbformat, nbconvert
@@ -20,16 +20,22 @@ def render_html(nb_path:Path, dest:Path)->Path:
     FilterDefaults()(nb)
     fm = getattr(nb, 'frontmatter_', {})
     title, desc = fm.get('title'), fm.get('description')
-    nbf = nbformat.from_dict(dict(nbformat=4, nbformat_minor=5, metadata=dict(nb.metadata), cells=[dict(c) for c in nb.cells]))
+    nbf = nbformat.from_dict(dict(nbformat=4, nbformat_minor=5, metadata=dict(nb.metadata),
+                                  cells=[dict(c) for c in nb.cells]))
     for c in nbf.cells:
-        for k in [k for k in c if k not in ('cell_type', 'source', 'metadata', 'outputs', 'execution_count', 'attachments', 'id')]: del c[k]
+        for k in [k for k in c if k not in ('cell_type', 'source', 'metadata', 'outputs', 'execution_count',
+                                            'attachments', 'id')]:
+            del c[k]
         c.setdefault('metadata', {})
-        if c.cell_type == 'code': c.setdefault('outputs', []); c.setdefault('execution_count', None)
+        if c.cell_type == 'code':
+            c.setdefault('outputs', [])
+            c.setdefault('execution_count', None)
     html, _ = nbconvert.HTMLExporter(template_name='lab').from_notebook_node(nbf)
     if title:                                          # as Quarto shows them: the title, then the description under it
         import html as _h
         sub = f'<p class="nb-description">{_h.escape(desc)}</p>' if desc else ''
-        html = html.replace('<body', f'<body data-title="{_h.escape(title)}" data-description="{_h.escape(desc or "")}"', 1)
+        html = html.replace('<body', f'<body data-title="{_h.escape(title)}" '
+                                     f'data-description="{_h.escape(desc or "")}"', 1)
         html = html.replace('<main>', f'<main><h1 class="nb-title">{_h.escape(title)}</h1>{sub}', 1)
     dest.write_text(html)
     return dest
@@ -48,7 +54,8 @@ def test_page_renders(name, browser, tmp_path):
     assert desc in text, f"{name}: the description is not shown"
     assert title in text and len(text) > 500, f"{name}: the page shows too little text ({len(text)} characters)"
     assert 'Traceback (most recent call last)' not in text, f"{name}: an error is rendered on the page"
-    imgs = browser.execute_script("return Array.from(document.images).map(i => [i.complete && i.naturalWidth > 0, i.src.slice(0, 40)])")
+    imgs = browser.execute_script("return Array.from(document.images).map(i => [i.complete && i.naturalWidth "
+                                  "> 0, i.src.slice(0, 40)])")
     bad = [s for ok, s in imgs if not ok]
     assert not bad, f"{name}: {len(bad)} of {len(imgs)} figures failed to load"
     cells = json.loads(src.read_text())['cells']

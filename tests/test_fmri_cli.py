@@ -26,7 +26,8 @@ TINY = {'data': {'n_blocks': 10, 'synthetic': {'n_subjects': 2, 'n_timepoints': 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
 
@@ -97,7 +98,8 @@ def test_train_then_evaluate(tmp_path):
                     'latents_subjects.png', 'generated.png'}
     assert all((run/'figures'/f).stat().st_size > 5000 for f in figs)
     assert not list(run.rglob('*.tmp'))                           # atomic writes leave no temporary files
-    um = os.umask(0); os.umask(um)                                 # outputs get the usual permissions
+    um = os.umask(0)
+    os.umask(um)                                 # outputs get the usual permissions
     for f in ('metrics.json', 'metrics.csv', 'synthetic_fmri.npz', 'figures/generated.png'):
         assert (run/f).stat().st_mode & 0o777 == 0o666 & ~um, f'{f}: {oct((run/f).stat().st_mode)}'
 
@@ -120,9 +122,11 @@ def _error(capsys, **kw):
 
 
 def test_bad_config_and_mode(tmp_path, capsys):
-    bad = tmp_path/'bad.yaml'; bad.write_text('vae:\n  n_latnet: 8\n')
+    bad = tmp_path/'bad.yaml'
+    bad.write_text('vae:\n  n_latnet: 8\n')
     err = _error(capsys, config=str(bad), mode='train')
-    assert 'bad.yaml' in err and "unknown key(s) ['vae.n_latnet']" in err and "valid keys of 'vae'" in err and "'n_latent'" in err
+    assert ('bad.yaml' in err and "unknown key(s) ['vae.n_latnet']" in err and "valid keys of 'vae'" in err
+            and "'n_latent'" in err)
     err = _error(capsys, config=str(_config(tmp_path)), mode='fit')
     assert "mode='fit'" in err
     err = _error(capsys, config=str(_config(tmp_path)), mode='evaluate')
@@ -164,7 +168,8 @@ def test_bad_npz_names_the_subject(tmp_path, capsys, case):
 
 def test_bad_input_exit_status_from_the_command_line(tmp_path):
     f = tmp_path/'nan.npz'
-    X = synth_fmri(n_subjects=2, n_timepoints=60, n_voxels=50, rank=2, seed=0); X['sub-02'][0, 0] = np.inf
+    X = synth_fmri(n_subjects=2, n_timepoints=60, n_voxels=50, rank=2, seed=0)
+    X['sub-02'][0, 0] = np.inf
     write_fmri_npz(f, X)
     r = _run(tmp_path, '--config', _config(tmp_path, data={'path': str(f)}), '--mode', 'both')
     assert r.returncode == 2 and "ecgdiff_fmri: error:" in r.stderr and "subject 'sub-02'" in r.stderr
@@ -173,10 +178,12 @@ def test_bad_input_exit_status_from_the_command_line(tmp_path):
 
 def test_model_and_data_voxel_mismatch(tmp_path, capsys):
     cfg = _config(tmp_path, evaluate={'figures': False})
-    fmri_cli(config=str(cfg), mode='train'); capsys.readouterr()
-    f = tmp_path/'other.npz'; write_fmri_npz(f, synth_fmri(2, 200, 90, 4, seed=1))
-    err = _error(capsys, config=str(_config(tmp_path, 'other.yaml', data={'path': str(f), 'n_blocks': 10})), mode='evaluate',
-                 checkpoint=str(tmp_path/'run'/'model.pth'))
+    fmri_cli(config=str(cfg), mode='train')
+    capsys.readouterr()
+    f = tmp_path/'other.npz'
+    write_fmri_npz(f, synth_fmri(2, 200, 90, 4, seed=1))
+    err = _error(capsys, config=str(_config(tmp_path, 'other.yaml', data={'path': str(f), 'n_blocks': 10})),
+                 mode='evaluate', checkpoint=str(tmp_path/'run'/'model.pth'))
     assert 'other.npz: 90 voxels' in err and 'expects 120' in err
 
 

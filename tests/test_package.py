@@ -1,10 +1,12 @@
-"Checks a notebook cannot hold well: the built wheel (every module and the shipped weights) and the installed console scripts."
+"""Checks a notebook cannot hold well: the built wheel (every module and the shipped weights) and the installed console
+scripts."""
 import configparser, json, re, subprocess, sys, zipfile
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = configparser.ConfigParser(delimiters=['=']); CFG.read(ROOT/'settings.ini')
+CFG = configparser.ConfigParser(delimiters=['='])
+CFG.read(ROOT/'settings.ini')
 SCRIPTS = dict(s.split('=', 1) for s in CFG['DEFAULT'].get('console_scripts', '').split())
 BIN = Path(sys.executable).parent
 
@@ -17,8 +19,8 @@ def _exported_modules():
     return mods
 
 def test_wheel_contains_every_module(tmp_path):
-    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '-q', '-w', str(tmp_path), str(ROOT)], check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '-q', '-w', str(tmp_path), str(ROOT)],
+                   check=True, capture_output=True)
     whl, = tmp_path.glob('ecgdiff-*.whl')
     names = set(zipfile.ZipFile(whl).namelist())
     on_disk = {str(p.relative_to(ROOT)) for p in (ROOT/'ecgdiff').rglob('*.py')}
@@ -46,7 +48,8 @@ print(json.dumps(res))
 @pytest.fixture(scope='module')
 def helps():
     "Every installed console script run with --help, in one interpreter (torch and fastai are imported once)."
-    r = subprocess.run([sys.executable, '-c', _HELP, json.dumps({n: str(BIN/n) for n in SCRIPTS})], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, '-c', _HELP, json.dumps({n: str(BIN/n) for n in SCRIPTS})], capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -56,5 +59,6 @@ def test_console_script_help(name, helps):
     assert code in (0, None) and 'usage' in out.lower(), (code, out[-500:])
 
 def test_unknown_command_fails_clearly(tmp_path):
-    r = subprocess.run([str(BIN/'ecgdiff'), 'dmeo', '--out', str(tmp_path)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([str(BIN/'ecgdiff'), 'dmeo', '--out', str(tmp_path)], capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode != 0 and "unknown command 'dmeo'" in r.stderr

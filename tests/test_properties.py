@@ -1,11 +1,13 @@
-"Property-based tests (hypothesis): the loaders meet random malformed input with the library's own errors, never a crash."
+"""Property-based tests (hypothesis): the loaders meet random malformed input with the library's own errors, never a
+crash."""
 import os, shutil, tempfile
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from hypothesis import given, settings, HealthCheck, strategies as st
 from ecgdiff.data import ECGDataError, load_ptbxl, parse_scp_codes, read_record, write_ptbxl, write_wfdb
 
-SETTINGS = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 60)), deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
@@ -25,7 +27,10 @@ def test_scp_codes_strings(s):
     assert isinstance(d, dict)
 
 def _copy_record(record):
-    d = Path(tempfile.mkdtemp()); shutil.copy(f'{record}.hea', d); shutil.copy(f'{record}.dat', d); return d/record.name
+    d = Path(tempfile.mkdtemp())
+    shutil.copy(f'{record}.hea', d)
+    shutil.copy(f'{record}.dat', d)
+    return d/record.name
 
 @SETTINGS
 @given(st.data())
@@ -55,14 +60,17 @@ def test_mangled_dat(record, cut, junk):
 
 COLS = ['scp_codes', 'strat_fold', 'filename_lr', 'ecg_id']
 @SETTINGS
-@given(st.sampled_from(COLS), st.one_of(st.none(), st.text(max_size=12), st.integers(-5, 20), st.floats(allow_nan=True)),
+@given(st.sampled_from(COLS),
+       st.one_of(st.none(), st.text(max_size=12), st.integers(-5, 20), st.floats(allow_nan=True)),
        st.integers(0, 11), st.booleans())
 def test_mangled_database(corpus, col, value, row, drop):
     d = Path(tempfile.mkdtemp())/'c'
     shutil.copytree(corpus, d, ignore=shutil.ignore_patterns('.ecgdiff_cache'))
     db = pd.read_csv(d/'ptbxl_database.csv')
     if drop: db = db.drop(columns=[col])
-    else: db[col] = db[col].astype(object); db.loc[row, col] = value
+    else:
+        db[col] = db[col].astype(object)
+        db.loc[row, col] = value
     db.to_csv(d/'ptbxl_database.csv', index=False)
     try: ds = load_ptbxl(d, progress=False, cache=False)
     except ECGDataError: return
@@ -78,7 +86,8 @@ def _paired(root:Path, n=(4, 2)):
     rng = np.random.default_rng(0)
     for s, m in zip(('train', 'val'), n):
         for k in KINDS:
-            d = kind_dir(root, k, s); d.mkdir(parents=True, exist_ok=True)
+            d = kind_dir(root, k, s)
+            d.mkdir(parents=True, exist_ok=True)
             for i in range(m): np.save(d/f'{i}_lead0_z0_w000.npy', rng.normal(size=SHAPES[k]).astype(np.float32))
     return root
 
@@ -96,7 +105,8 @@ def test_mangled_paired(data):
     for _ in range(data.draw(st.integers(1, 3))):
         k, s = data.draw(st.sampled_from(KINDS)), data.draw(st.sampled_from(['train', 'val']))
         files = sorted(kind_dir(root, k, s).glob('*.npy'))
-        what = data.draw(st.sampled_from(['bytes', 'truncate', 'array', 'all_kind', 'constant', 'delete', 'extra', 'rmdir']))
+        what = data.draw(st.sampled_from(['bytes', 'truncate', 'array', 'all_kind', 'constant', 'delete', 'extra',
+                                          'rmdir']))
         f = files[data.draw(st.integers(0, len(files) - 1))] if files else None
         if what == 'bytes' and f: f.write_bytes(data.draw(st.binary(max_size=200)))
         elif what == 'truncate' and f: f.write_bytes(f.read_bytes()[:data.draw(st.integers(0, 200))])
@@ -119,7 +129,6 @@ def torch_finite(t): return bool(t.isfinite().all())
 
 def test_paired_errors_name_the_problem(tmp_path):
     "The messages of the structural problems name the kind and what was expected."
-    import re
     for k, a, msg in [('freq_embeddings', np.zeros((8, 2), np.float32), r'freq_embeddings.*1-D'),
                       ('images', np.zeros((8,), np.float32), r'images.*2-D'),
                       ('emb_init', np.zeros((0,), np.float32), r'emb_init.*empty'),

@@ -21,19 +21,23 @@ from fastcore.script import anno_parser
 ROOT = Path(__file__).resolve().parents[1]
 MITDB = ROOT.parent/'shared'/'data'/'physionet'/'mitdb'/'100'
 ENV = os.environ | {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'PYTHONWARNINGS': 'ignore'}
-ENTRIES = {'ecgdiff_train': ('ecgdiff.paired', 'train_main'), 'ecgdiff_sssd_train': ('ecgdiff.sssd', 'ecgdiff_sssd_train'),
+ENTRIES = {'ecgdiff_train': ('ecgdiff.paired', 'train_main'),
+           'ecgdiff_sssd_train': ('ecgdiff.sssd', 'ecgdiff_sssd_train'),
            'ecgdiff_fmri': ('ecgdiff.fmri_ldm', 'fmri_cli'), 'ecgdiff_augment': ('ecgdiff.augment', 'augment_cli')}
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
 
 def cli(f, *args, capsys):
     "Run the `@call_parse` function `f` on the command line `args` in this process: (exit code, stdout + stderr)"
     p = anno_parser(f.__wrapped__)
-    a = vars(p.parse_args([str(o) for o in args])); a.pop('pdb', None); a.pop('xtra', None)
+    a = vars(p.parse_args([str(o) for o in args]))
+    a.pop('pdb', None)
+    a.pop('xtra', None)
     try: code = f.__wrapped__(**a) or 0
     except SystemExit as e: code = e.code
     o = capsys.readouterr()
@@ -52,12 +56,15 @@ def launcher(tmp, name):
     "A script that runs console script `name` as pip's launcher does"
     mod, fn = ENTRIES[name]
     f = tmp/f'{name}.py'
-    f.write_text(f'import sys, torch\ntorch.set_num_threads(1)\nfrom {mod} import {fn}\nif __name__ == "__main__": sys.exit({fn}())\n')
+    f.write_text(f'import sys, torch\ntorch.set_num_threads(1)\nfrom {mod} import {fn}\nif __name__ == '
+                 f'"__main__": sys.exit({fn}())\n')
     return f
 
 def truncated(src, dst):
     "A copy of the checkpoint `src` cut in half (a run killed while copying, a partial download)"
-    b = Path(src).read_bytes(); Path(dst).write_bytes(b[:len(b)//2]); return Path(dst)
+    b = Path(src).read_bytes()
+    Path(dst).write_bytes(b[:len(b)//2])
+    return Path(dst)
 
 def no_tmp(folder): assert not [p for p in Path(folder).rglob('*') if '.tmp' in p.name], list(Path(folder).rglob('*'))
 
@@ -74,12 +81,15 @@ def corpus(tmp):
 
 @pytest.fixture(scope='module')
 def text_file(tmp):
-    f = tmp/'notes.txt'; f.write_text('this is a text file, not a checkpoint, npz or YAML mapping\n: : [\n'); return f
+    f = tmp/'notes.txt'
+    f.write_text('this is a text file, not a checkpoint, npz or YAML mapping\n: : [\n')
+    return f
 
 SSSD = ['--size', 'tiny', '--bs', '16', '--crop', '200', '--lr', '1e-3', '--ema', '0.9', '--quiet']
 
 def sigint_default():
-    "In the child: Ctrl-C raises KeyboardInterrupt even when pytest runs in the background (a shell's `&` ignores SIGINT, and children inherit that)"
+    """In the child: Ctrl-C raises KeyboardInterrupt even when pytest runs in the background (a shell's `&` ignores
+    SIGINT, and children inherit that)"""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 def interrupt_when(proc, file, timeout=120):
@@ -87,22 +97,30 @@ def interrupt_when(proc, file, timeout=120):
     t0 = time.time()
     while not Path(file).exists():
         if proc.poll() is not None or time.time() - t0 > timeout:
-            proc.kill(); o, e = proc.communicate(); pytest.fail(f'no checkpoint {file} appeared:\n{e[-3000:]}')
+            proc.kill()
+            o, e = proc.communicate()
+            pytest.fail(f'no checkpoint {file} appeared:\n{e[-3000:]}')
         time.sleep(.05)
     # Ctrl-C, and again every 5 s while the run goes on, as a user would: a SIGINT that lands inside a bare `except:`
     # (fastprogress prints its bar's first line in one) is swallowed, and under load that window is hit now and then
     for _ in range(int(timeout//5)):
         proc.send_signal(signal.SIGINT)
-        try: o, e = proc.communicate(timeout=5); break
+        try:
+            o, e = proc.communicate(timeout=5)
+            break
         except subprocess.TimeoutExpired: continue
-    else: proc.kill(); o, e = proc.communicate(); pytest.fail(f'still running {timeout} s after Ctrl-C:\n{e[-3000:]}')
+    else:
+        proc.kill()
+        o, e = proc.communicate()
+        pytest.fail(f'still running {timeout} s after Ctrl-C:\n{e[-3000:]}')
     return proc.returncode, o, e
 
 @pytest.fixture(scope='module')
 def sssd_interrupted(tmp, corpus):
     "ecgdiff_sssd_train (50 epochs planned) interrupted with SIGINT once its first checkpoint is written"
     out = tmp/'sssd'
-    p = subprocess.Popen(preexec_fn=sigint_default, args=[sys.executable, str(launcher(tmp, 'ecgdiff_sssd_train')), str(corpus), '--out', str(out),
+    p = subprocess.Popen(preexec_fn=sigint_default,
+                         args=[sys.executable, str(launcher(tmp, 'ecgdiff_sssd_train')), str(corpus), '--out', str(out),
                           '--epochs', '50', *SSSD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     return (out, *interrupt_when(p, out/'checkpoints'/'latest.pth'))
 
@@ -111,16 +129,20 @@ def paired_config(tmp, name, epochs):
          'model': dict(base_channels=8, channel_mults=[1, 2], n_res=1, cond_channels=8, cond_dim=16, n_heads=2),
          'train': dict(out_dir=str(tmp/'paired_run'), epochs=epochs, bs=8, lr=1e-3, precision='fp32'),
          'sample': dict(num_steps=3)}
-    f = tmp/f'{name}.yaml'; f.write_text(yaml.safe_dump(c)); return f
+    f = tmp/f'{name}.yaml'
+    f.write_text(yaml.safe_dump(c))
+    return f
 
-needs_mitdb = pytest.mark.skipif(not MITDB.with_suffix('.hea').exists(), reason='../shared/data/physionet/mitdb/100 not present')
+needs_mitdb = pytest.mark.skipif(not MITDB.with_suffix('.hea').exists(),
+                                 reason='../shared/data/physionet/mitdb/100 not present')
 
 @pytest.fixture(scope='module')
 def paired_interrupted(tmp):
     "ecgdiff_train (200 epochs planned) interrupted with SIGINT once its first checkpoint is written"
     if not MITDB.with_suffix('.hea').exists(): pytest.skip('../shared/data/physionet/mitdb/100 not present')
     cfg = paired_config(tmp, 'paired', 200)
-    p = subprocess.Popen(preexec_fn=sigint_default, args=[sys.executable, str(launcher(tmp, 'ecgdiff_train')), '--config', str(cfg), '--quiet'],
+    p = subprocess.Popen(preexec_fn=sigint_default,
+                         args=[sys.executable, str(launcher(tmp, 'ecgdiff_train')), '--config', str(cfg), '--quiet'],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     return (tmp/'paired_run', *interrupt_when(p, tmp/'paired_run'/'latest.pth'))
 
@@ -130,15 +152,19 @@ def fmri_config(tmp, name, out, vae_epochs, diffusion_epochs=1):
          'data': {'n_blocks': 10, 'synthetic': {'n_subjects': 2, 'n_timepoints': 200, 'n_voxels': 120, 'rank': 4}},
          'vae': {'hidden': [32], 'n_latent': 4, 'epochs': vae_epochs, 'bs': 32},
          'diffusion': {'T': 100, 'hidden': 16, 'n_blocks': 1, 't_dim': 8, 'epochs': diffusion_epochs, 'bs': 32}}
-    f = tmp/f'{name}.yaml'; f.write_text(yaml.safe_dump(c)); return f
+    f = tmp/f'{name}.yaml'
+    f.write_text(yaml.safe_dump(c))
+    return f
 
 @pytest.fixture(scope='module')
 def fmri_interrupted(tmp):
-    """ecgdiff_fmri --mode train (a 2000-epoch VAE stage planned) interrupted with SIGINT once its first checkpoint is written.
-    --quiet, as in the other scripts' tests: fastprogress's console bar prints its first line inside a bare `except:` (in
-    its `__init__`), so a SIGINT that lands just then, at the start of the next epoch, is swallowed"""
+    """ecgdiff_fmri --mode train (a 2000-epoch VAE stage planned) interrupted with SIGINT once its first checkpoint is
+    written. --quiet, as in the other scripts' tests: fastprogress's console bar prints its first line inside a bare
+    `except:` (in its `__init__`), so a SIGINT that lands just then, at the start of the next epoch, is swallowed"""
     cfg = fmri_config(tmp, 'fmri_ctrl_c', 'fmri_ctrl_c', 2000)
-    p = subprocess.Popen(preexec_fn=sigint_default, args=[sys.executable, str(launcher(tmp, 'ecgdiff_fmri')), '--config', str(cfg), '--mode', 'train',
+    p = subprocess.Popen(preexec_fn=sigint_default,
+                         args=[sys.executable, str(launcher(tmp, 'ecgdiff_fmri')), '--config', str(cfg), '--mode',
+                               'train',
                           '--quiet'],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     return (tmp/'fmri_ctrl_c', cfg, *interrupt_when(p, tmp/'fmri_ctrl_c'/'vae'/'latest.pth'))
@@ -155,8 +181,10 @@ def aug_study(tmp, corpus):
 @pytest.fixture(scope='module')
 def augment_interrupted(tmp, aug_study):
     "ecgdiff_augment train (500 epochs planned) interrupted with SIGINT once its first checkpoint is written"
-    p = subprocess.Popen(preexec_fn=sigint_default, args=[sys.executable, str(launcher(tmp, 'ecgdiff_augment')), 'train', '--out', str(aug_study),
-                          '--epochs', '500', *AUGMENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    p = subprocess.Popen(preexec_fn=sigint_default,
+                         args=[sys.executable, str(launcher(tmp, 'ecgdiff_augment')), 'train', '--out', str(aug_study),
+                          '--epochs', '500', *AUGMENT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=ENV)
     return (aug_study/'baseline', *interrupt_when(p, aug_study/'baseline'/'checkpoints'/'latest.pth'))
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -178,7 +206,8 @@ def test_ctrl_c_sssd_train_resumes(sssd_interrupted, corpus, tmp, capsys):
     # the printed command resumes; a shorter schedule (one more epoch) keeps the test quick
     cmd = e[e.index('resume with: ') + 13:].split()
     assert cmd[:2] == ['ecgdiff_sssd_train', str(corpus)] and cmd[-1] == '--resume'
-    code, msg = cli(ecgdiff_sssd_train, str(corpus), '--out', out, '--epochs', ck['epoch'] + 2, *SSSD, '--resume', capsys=capsys)
+    code, msg = cli(ecgdiff_sssd_train, str(corpus), '--out', out, '--epochs', ck['epoch'] + 2, *SSSD, '--resume',
+                    capsys=capsys)
     assert code == 0, msg
     report = [l for l in msg.strip().splitlines() if l.startswith("{")][-1]   # (warnings may print after it)
     assert json.loads(report)["model"] == str(out/"model.pth")
@@ -204,7 +233,8 @@ def test_ctrl_c_fmri_train_resumes(fmri_interrupted, tmp, capsys):
     out, cfg, rc, o, e = fmri_interrupted
     ck = check_interrupted(out, out/'vae'/'latest.pth', rc, e, 'ecgdiff_fmri')
     assert not (out/'model.pth').exists() and not (out/'diffusion').exists()
-    assert ck['n_epoch'] == 2000 and ck['meta']['stage'] == 'vae' and len(ck['meta']['history']['values']) == ck['epoch'] + 1
+    assert (ck['n_epoch'] == 2000 and ck['meta']['stage'] == 'vae'
+            and len(ck['meta']['history']['values']) == ck['epoch'] + 1)
     cmd = e[e.index('resume with: ') + 13:].split()
     assert cmd == ['ecgdiff_fmri', '--config', str(cfg), '--mode', 'train', '--quiet', '--resume'], cmd
     # the printed command resumes; the same config with a shorter VAE stage (one more epoch) keeps the test quick
@@ -215,7 +245,8 @@ def test_ctrl_c_fmri_train_resumes(fmri_interrupted, tmp, capsys):
     assert v['epoch'] == ck['epoch'] + 1 and d['epoch'] == 0
     model, _, hist = load_ldm(out/'model.pth')
     assert len(hist['vae']['values']) == ck['epoch'] + 2 and len(hist['diffusion']['values']) == 1
-    # the interrupted run's epochs come first, as it recorded them: a run that started over, with its new 2-epoch schedule
+    # the interrupted run's epochs come first, as it recorded
+    # them: a run that started over, with its new 2-epoch schedule
     # (another warm-up), would differ already in the first epoch
     assert hist['vae']['values'][:ck['epoch'] + 1] == ck['meta']['history']['values']
     assert all(torch.equal(model.vae.state_dict()[k], w) for k, w in v['model'].items())
@@ -229,7 +260,8 @@ def test_ctrl_c_augment_train_resumes(augment_interrupted, aug_study, capsys):
     assert not (out/'model.pth').exists() and ck['n_epoch'] == 500
     cmd = e[e.index('resume with: ') + 13:].split()
     assert cmd[:4] == ['ecgdiff_augment', 'train', '--out', str(aug_study)] and cmd[-1] == '--resume', cmd
-    code, msg = cli(augment_cli, 'train', '--out', aug_study, '--epochs', ck['epoch'] + 2, *AUGMENT, '--resume', capsys=capsys)
+    code, msg = cli(augment_cli, 'train', '--out', aug_study, '--epochs', ck['epoch'] + 2, *AUGMENT, '--resume',
+                    capsys=capsys)
     assert code == 0, msg
     assert torch.load(out/'checkpoints'/'latest.pth', weights_only=True)['epoch'] == ck['epoch'] + 1
     info = json.loads((out/'train.json').read_text())
@@ -254,7 +286,8 @@ def test_corrupted_checkpoint_sssd(sssd_interrupted, corpus, tmp, capsys):
     cut = truncated(out/'checkpoints'/'latest.pth', tmp/'sssd_cut.pth')
     bad(ecgdiff_sssd_sample, cut, '--out', tmp/'gen_cut', '--n', 1, capsys=capsys, names=cut)
     assert not (tmp/'gen_cut').exists()
-    run = tmp/'sssd_cut_run'; (run/'checkpoints').mkdir(parents=True)
+    run = tmp/'sssd_cut_run'
+    (run/'checkpoints').mkdir(parents=True)
     truncated(out/'checkpoints'/'latest.pth', run/'checkpoints'/'latest.pth')
     bad(ecgdiff_sssd_train, corpus, '--out', run, '--epochs', 2, *SSSD, '--resume', capsys=capsys,
         names=run/'checkpoints'/'latest.pth')
@@ -273,7 +306,8 @@ def test_corrupted_checkpoint_fmri(tmp, capsys):
     from ecgdiff.training import atomic_save
     ck = atomic_save({'kind': 'ecgdiff_fmri', 'model': {'w': torch.randn(256, 64)}}, tmp/'fmri_full.pth')
     cut = truncated(ck, tmp/'fmri_cut.pth')
-    cfg = tmp/'fmri.yaml'; cfg.write_text(yaml.safe_dump({'out_dir': str(tmp/'fmri_run'), 'evaluate': {'figures': False},
+    cfg = tmp/'fmri.yaml'
+    cfg.write_text(yaml.safe_dump({'out_dir': str(tmp/'fmri_run'), 'evaluate': {'figures': False},
         'data': {'n_blocks': 10, 'synthetic': {'n_subjects': 2, 'n_timepoints': 100, 'n_voxels': 50, 'rank': 2}}}))
     bad(fmri_cli, '--config', cfg, '--mode', 'evaluate', '--checkpoint', cut, capsys=capsys, names=cut)
     assert not (tmp/'fmri_run'/'metrics.json').exists()
@@ -284,7 +318,8 @@ def test_corrupted_checkpoint_augment(corpus, tmp, text_file, capsys):
     from ecgdiff.data import task_labels
     out = tmp/'study'
     for args in (('combine', '--data', corpus), ('labels', '--label', 'NORM', '--n', 4)):
-        code, msg = cli(augment_cli, *args, '--out', out, '--quiet', capsys=capsys); assert code == 0, msg
+        code, msg = cli(augment_cli, *args, '--out', out, '--quiet', capsys=capsys)
+        assert code == 0, msg
     labels = task_labels('superdiagnostic')
     g = save_generator(tmp/'gan.pth', CondWaveGANGenerator(model_size=4, num_classes=len(labels)), 'gan', labels,
                        dict(arch='wavegan', model_size=4, scale=3.), fs=100, task='superdiagnostic', trained_on=[])
@@ -296,12 +331,15 @@ def test_corrupted_checkpoint_augment(corpus, tmp, text_file, capsys):
 def test_corrupted_checkpoint_digitize(tmp, text_file, capsys):
     from ecgdiff.digitizer import digitize_cli
     from ecgdiff.training import atomic_save
-    d = tmp/'dig_ck'; d.mkdir()
-    cut = truncated(atomic_save({'model': {'w': torch.randn(256, 64)}, 'meta': {'stage': 0}}, tmp/'stage0_full.pth'), d/'stage0.pth')
+    d = tmp/'dig_ck'
+    d.mkdir()
+    cut = truncated(atomic_save({'model': {'w': torch.randn(256, 64)}, 'meta': {'stage': 0}}, tmp/'stage0_full.pth'),
+                    d/'stage0.pth')
     bad(digitize_cli, '--input', text_file, '--output', tmp/'dig_out', '--checkpoints', d, capsys=capsys, names=cut)
-    bad(digitize_cli, '--input', text_file, '--output', tmp/'dig_out', '--checkpoints', tmp/'no_such_dir', capsys=capsys,
-        names=tmp/'no_such_dir')
-    assert not [p for p in tmp.glob('dig_out/**/*') if p.is_file()]                    # nothing digitized, nothing half-written
+    bad(digitize_cli, '--input', text_file, '--output', tmp/'dig_out', '--checkpoints', tmp/'no_such_dir',
+        capsys=capsys, names=tmp/'no_such_dir')
+    # nothing digitized, nothing half-written
+    assert not [p for p in tmp.glob('dig_out/**/*') if p.is_file()]
 
 # ---------------------------------------------------------------------------------------------------------------------
 # missing paths and wrong formats (what the per-script tests do not cover)
@@ -320,10 +358,12 @@ def test_bad_input_sssd(tmp, text_file, corpus, capsys):
     from ecgdiff.sssd import ecgdiff_sssd_train, ecgdiff_sssd_sample
     bad(ecgdiff_sssd_train, tmp/'no_ptbxl', '--out', tmp/'r1', *SSSD, capsys=capsys, names=tmp/'no_ptbxl')
     bad(ecgdiff_sssd_train, text_file, '--out', tmp/'r2', *SSSD, capsys=capsys, names=text_file)
-    broken = tmp/'broken_ptbxl'; shutil.copytree(corpus, broken, ignore=shutil.ignore_patterns('records*'))
+    broken = tmp/'broken_ptbxl'
+    shutil.copytree(corpus, broken, ignore=shutil.ignore_patterns('records*'))
     (broken/'ptbxl_database.csv').write_text('not,a\nptb-xl,table\n')
     bad(ecgdiff_sssd_train, broken, '--out', tmp/'r3', *SSSD, capsys=capsys, names='ptbxl_database.csv')
-    bad(ecgdiff_sssd_train, corpus, '--out', tmp/'r4', '--size', text_file, '--epochs', 1, '--quiet', capsys=capsys, names=text_file)
+    bad(ecgdiff_sssd_train, corpus, '--out', tmp/'r4', '--size', text_file, '--epochs', 1, '--quiet', capsys=capsys,
+        names=text_file)
     bad(ecgdiff_sssd_train, corpus, '--out', tmp/'r5', '--epochs', 1, *SSSD, '--resume', capsys=capsys,
         names=tmp/'r5'/'checkpoints'/'latest.pth')
     for r in ('r1', 'r2', 'r3', 'r4', 'r5'): assert not (tmp/r).exists(), r
@@ -335,7 +375,8 @@ def test_bad_input_fmri(tmp, text_file, capsys):
     from ecgdiff.fmri_ldm import fmri_cli
     bad(fmri_cli, '--config', tmp/'nope.yaml', '--mode', 'train', capsys=capsys, names=tmp/'nope.yaml')
     bad(fmri_cli, '--config', text_file, '--mode', 'train', capsys=capsys, names=text_file)
-    cfg = tmp/'fmri_txt.yaml'; cfg.write_text(yaml.safe_dump({'out_dir': str(tmp/'fmri_txt'), 'data': {'path': str(text_file)}}))
+    cfg = tmp/'fmri_txt.yaml'
+    cfg.write_text(yaml.safe_dump({'out_dir': str(tmp/'fmri_txt'), 'data': {'path': str(text_file)}}))
     bad(fmri_cli, '--config', cfg, '--mode', 'train', capsys=capsys, names=text_file)    # a text file as the npz
     assert not (tmp/'fmri_txt'/'model.pth').exists()
 
@@ -343,12 +384,14 @@ def test_bad_input_augment(tmp, text_file, capsys):
     from ecgdiff.augment import augment_cli
     bad(augment_cli, 'combine', '--out', tmp/'s1', '--data', tmp/'no_ptbxl', capsys=capsys, names=tmp/'no_ptbxl')
     bad(augment_cli, 'combine', '--out', tmp/'s2', '--data', text_file, capsys=capsys, names=text_file)
-    bad(augment_cli, 'train', '--out', tmp/'no_study', '--arch', 'resnet1d_tiny', '--quiet', capsys=capsys, names=tmp/'no_study')
+    bad(augment_cli, 'train', '--out', tmp/'no_study', '--arch', 'resnet1d_tiny', '--quiet', capsys=capsys,
+        names=tmp/'no_study')
     assert not (tmp/'s1'/'splits.csv').exists() and not (tmp/'s2'/'splits.csv').exists()
 
 def test_bad_input_exit_status_as_installed(tmp, text_file):
     "Through the launcher: a traceback-free message on stderr and exit status 1"
-    r = subprocess.run([sys.executable, str(launcher(tmp, 'ecgdiff_sssd_train')), str(text_file), '--out', str(tmp/'r6'), *SSSD],
+    r = subprocess.run([sys.executable, str(launcher(tmp, 'ecgdiff_sssd_train')), str(text_file), '--out',
+                        str(tmp/'r6'), *SSSD],
                        capture_output=True, text=True, env=ENV, timeout=300)
     assert r.returncode == 1 and 'Traceback' not in r.stderr and str(text_file) in r.stderr, r.stderr[-3000:]
 
@@ -356,11 +399,14 @@ def test_bad_input_exit_status_as_installed(tmp, text_file):
 # a 2-process launch (gloo on CPU) of each training script: rank 0 alone writes the checkpoints and reports, and each
 # process trains on its shard of the data
 
-ABORT_AT_EXIT = 'terminate called without an active exception'   # gloo's threads at interpreter shutdown: nbs/01b_distributed
+# gloo's threads at interpreter shutdown: nbs/01b_distributed
+ABORT_AT_EXIT = 'terminate called without an active exception'
 
 def torchrun(tmp, name, *args):
     "Launch console script `name ARGS` with `torchrun --nproc_per_node 2` (gloo on CPU)"
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
     return subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nnodes', '1', '--nproc_per_node', '2',
                            '--master_addr', '127.0.0.1', '--master_port', str(port), str(launcher(tmp, name)),
                            *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300)
@@ -388,7 +434,9 @@ def ddp_sssd(tmp, corpus, aug_study):
 def ddp_paired(tmp, corpus, aug_study):
     if not MITDB.with_suffix('.hea').exists(): pytest.skip('../shared/data/physionet/mitdb/100 not present')
     cfg = paired_config(tmp, 'paired_ddp', 1)
-    c = yaml.safe_load(cfg.read_text()); c['train']['out_dir'] = str(tmp/'paired_ddp'); cfg.write_text(yaml.safe_dump(c))
+    c = yaml.safe_load(cfg.read_text())
+    c['train']['out_dir'] = str(tmp/'paired_ddp')
+    cfg.write_text(yaml.safe_dump(c))
     out, bs = tmp/'paired_ddp', c['train']['bs']
     def check(r):
         assert r.stdout.count('checkpoints: ') == 1, r.stdout                         # rank 0 alone reports
@@ -426,9 +474,12 @@ def test_torchrun_two_processes(case, tmp, corpus, aug_study):
     r = torchrun(tmp, name, *args)
     # a rare abort of gloo's threads at interpreter shutdown, after the work (see nbs/01b_distributed), is not a failure
     assert r.returncode == 0 or (ABORT_AT_EXIT in r.stderr and done.exists()), r.stderr[-3000:]
-    assert files(out) == expected, files(out)                                        # one set of outputs, no temporaries
+    # one set of outputs, no temporaries
+    assert files(out) == expected, files(out)
     shards, whole = check(r)
-    for f, n_batches in shards.items():                                               # one epoch on each process's shard
+    # one epoch on each process's shard
+    for f, n_batches in shards.items():
         ck = torch.load(out/f, weights_only=True)
-        assert ck['epoch'] == 0 and not any(k.startswith('module.') for k in ck['model']), f   # the plain model, not DDP's
+        # the plain model, not DDP's
+        assert ck['epoch'] == 0 and not any(k.startswith('module.') for k in ck['model']), f
         assert ck['train_iter'] == n_batches < whole, (f, ck['train_iter'], n_batches, whole)
