@@ -476,7 +476,9 @@ def run_demo(out, # output folder
     r = DemoRun(Path(out), **kwargs)
     _check_options(r.n_records, r.scale, r.device, r.out)
     r.out.mkdir(parents=True, exist_ok=True)
-    if r.device == 'cpu': torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    # torch already follows OMP_NUM_THREADS when it is set (the test suite runs two jobs on two cores)
+    if r.device == 'cpu' and 'OMP_NUM_THREADS' not in os.environ:
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     r.report = Report('ecgdiff demo',
                       f"simulated PTB-XL-format corpus, seed {r.seed}, scale {r.scale:g}, device {r.device}")
     r.summary.update(seed=r.seed, scale=r.scale, device=r.device)
