@@ -221,7 +221,9 @@ def test_photos_leads(photos):
                                        "limb leads), 00038 row alignment (no grid found; row III starts at its label, "
                                        "0.2 s off: 0.58), 00047 grid/perspective (keystone photo, grid not found, rows "
                                        "out of step, thin R spikes with no upstroke ink: 0.18), 00054 ink (faint 1-px "
-                                       "QRS spikes under the ink threshold: 0.61)")
+                                       "QRS spikes under the ink threshold: 0.61); and 2 of the 8, 00015 and 00019, "
+                                       "pass with a wrong rate (129 and 107 bpm against about 86 and 64 on the page: "
+                                       "their thin QRS spikes are not followed)")
 def test_photos_heart_rate_and_einthoven(photos):
     out, r, rep, files = photos
     ok = [f for f in files if _checked(rep[f])]
