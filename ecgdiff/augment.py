@@ -484,6 +484,7 @@ def _figure(**kw):
     from matplotlib.figure import Figure
     return Figure(**kw)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #20e838de
 def _history(learn, prior:dict)->dict:
     "Per-epoch values and per-batch losses: `prior`'s (the epochs before a resume), then this fit's."
     # a resumed fit records an empty row per skipped epoch
@@ -491,14 +492,17 @@ def _history(learn, prior:dict)->dict:
     return dict(values=prior['values'] + [list(map(float, v)) for v in rec.values[start:]],
                 losses=prior['losses'] + [float(l) for l in rec.losses])
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #0458a7f4
 class _KeepHistory(Callback):
     "Put the run's history so far into the `meta` its checkpoints store (the history of a resumed run is whole)."
     order = CheckpointCallback.order - 1                           # after the Recorder, before the epoch's checkpoint
     def __init__(self, meta:dict, prior:dict): self.meta, self.prior = meta, prior
     def after_epoch(self): self.meta['history'] = _history(self.learn, self.prior)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #4af16ad9
 _ANY_EPOCHS = ('epochs', 'arch_requested')                         # may change on resume
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #47118aab
 def _check_resumable(ck_info, info:dict, where):
     "Raise `CheckpointError` naming the settings where a checkpoint's run and this one differ (all but `epochs`)."
     if not isinstance(ck_info, dict): raise CheckpointError(f"{where} was not written by `train`; it cannot be resumed")
@@ -508,6 +512,7 @@ def _check_resumable(ck_info, info:dict, where):
         raise CheckpointError(f"{where} was written by a run with other "
                               "settings; cannot resume:\n  " + '\n  '.join(diff))
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #72285546
 def train(
     out,                      # study folder
     name:str='baseline',      # the model's subfolder
@@ -579,6 +584,7 @@ def train(
         _write_fig(out/name/'loss.png', fig)
     return out/name/'model.pth'
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #d0060f8e
 def load_classifier(file)->tuple:
     "The classifier saved by `train` (in eval mode, on the CPU) and its info dict (arch, labels, fs, mean, std, ...)."
     file = Path(file)
@@ -592,6 +598,7 @@ def load_classifier(file)->tuple:
     model.load_state_dict(ck['model'])
     return model.eval(), ck
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #448ea929
 @torch.no_grad()
 def predict(model,               # a classifier
             X,                   # (n, 12, L) signals in mV (an array or a memory map)
@@ -779,6 +786,7 @@ class SyntheticSource:
                              f"expected {(len(Y), 12, self.L)}")
         return X
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #9b7ee952
 def load_generator(
     file,                  # a `save_generator` checkpoint, or an `ecgdiff.sssd` model/training checkpoint
     labels:list,           # the study's labels
@@ -1184,6 +1192,7 @@ def _sweep_rows(df:pd.DataFrame, label:str, **keys)->list:
     s = df[df.label.isin([label, 'macro'])]
     return [dict(keys, **r) for r in s.to_dict('records')]
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #5ed83a3a
 def augmentation_sweep(out,                          # study folder (created with `combine` when new)
                        data,                         # PTB-XL folder
                        label:str,                    # the label to augment
@@ -1303,6 +1312,7 @@ def plot_sweep(res:pd.DataFrame, # Rows of `augmentation_sweep` (one task)
 _CLI_ERRORS = (ECGDataError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, SyntheticInTestError,
                KeyError)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #5a213f5f
 @call_parse
 def augment_cli(
     step:str,  # combine, train, test, labels, generate, combine-with-provenance, retrain, compare, pipeline
@@ -1371,6 +1381,7 @@ def augment_cli(
         raise SystemExit(130)
     if is_rank0(): print(json.dumps(dict(step=step, out=str(out), result=res), indent=1, default=_json_default))
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #ea3dc4d3
 def _interrupted(step, out, name)->str:
     "The message after Ctrl-C: for `train`/`retrain` the last checkpoint and the command that continues from it."
     import shlex
@@ -1383,6 +1394,7 @@ def _interrupted(step, out, name)->str:
     cmd = shlex.join(['ecgdiff_augment', *[a for a in sys.argv[1:] if a != '--resume'], '--resume'])
     return f"ecgdiff_augment {step}: interrupted; the last checkpoint is {latest}; resume with: {cmd}"
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #6c82628c
 def _need(v, opt, step):
     if v is None: raise ValueError(f"--{opt} is required for step {step!r}")
     return v

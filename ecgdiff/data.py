@@ -118,12 +118,14 @@ SVTAC|supraventricular tachycardia|||1|||Statements related to impulse formation
 PSVT|paroxysmal supraventricular tachycardia|||1|||Statements related to impulse formation (abnormalities)
 TRIGU|trigeminal pattern (unknown origin, SV or Ventricular)|||1|||Statements related to ectopic rhythm abnormalities"""  # noqa: E501 (a data table)
 
+# %% ../nbs/00_data.ipynb #94b9218b
 @functools.lru_cache(maxsize=1)
 def _scp_table():
     df = pd.read_csv(io.StringIO(_SCP_TABLE), sep='|', index_col='code', dtype={'description': str})
     for c in ('diagnostic', 'form', 'rhythm'): df[c] = df[c].fillna(0).astype(int).astype(bool)
     return df
 
+# %% ../nbs/00_data.ipynb #7bc1eabd
 def scp_statements()->pd.DataFrame:
     "The 71 PTB-XL SCP statements (index: code) with their diagnostic/form/rhythm flags and diagnostic class/subclass."
     return _scp_table().copy()
@@ -646,6 +648,7 @@ qrs_scale: 0.9091 0.2621
 qt_exp: 0.3349
 """
 
+# %% ../nbs/00_data.ipynb #06d5d833
 @functools.lru_cache(maxsize=1)
 def _sim_fit()->dict:
     "The calibrated model's parameters (fitted by `fit_simulator` and `calibrate_simulator`) as a dict of arrays."
@@ -830,6 +833,7 @@ def heart_rate(x, fs:int, lead:int|None=1)->float:
 # %% ../nbs/00_data.ipynb #84876d91
 _IND = [0, 1, 6, 7, 8, 9, 10, 11]   # the eight independent leads: I, II, V1-V6
 
+# %% ../nbs/00_data.ipynb #a1a5e494
 def align_peaks(x, fs:int, r_peaks)->np.ndarray:
     "Each of `r_peaks` moved to the peak of the spatial magnitude of `x` (12, L) (leads I, II, V1-V6) within 40 ms."
     x, r = np.asarray(x, np.float64), np.asarray(r_peaks, int)
@@ -837,6 +841,7 @@ def align_peaks(x, fs:int, r_peaks)->np.ndarray:
     w = max(1, int(.04*fs))
     return np.array([i - w + int(np.argmax(mag[max(i-w, 0):i+w+1])) if i - w >= 0 else i for i in r], int)
 
+# %% ../nbs/00_data.ipynb #68b2515a
 def median_beat(x, fs:int, r_peaks=None, pre:float=.5, post:float=.6, adaptive:bool=True):
     "The median beat of `x` (12, L) around its R peaks: (12, n) array and the index of the R peak in it."
     x = np.asarray(x, np.float64)
@@ -849,6 +854,7 @@ def median_beat(x, fs:int, r_peaks=None, pre:float=.5, post:float=.6, adaptive:b
     r = r[(r - a >= 0) & (r + b <= x.shape[1])]
     return np.median(np.stack([x[:, i-a:i+b] for i in r]), 0), a
 
+# %% ../nbs/00_data.ipynb #fb3534c8
 def remove_baseline(x, fs:int):
     "Baseline wander removed by two median filters (200 and 600 ms, run at 50 Hz), which leave P, QRS and T intact."
     from scipy.ndimage import median_filter
@@ -864,6 +870,7 @@ def remove_baseline(x, fs:int):
     base = np.stack([np.interp(np.arange(x2.shape[1]), t2, b) for b in base])
     return (x2 - base).reshape(x.shape)
 
+# %% ../nbs/00_data.ipynb #2f0ed73e
 def knot_baseline(x,              # (n_leads, L) or (L,) signal
                   knots,          # sample indices: the end of each isoelectric window (e.g. 10 ms before a QRS onset)
                   width:int,      # samples averaged before each knot
@@ -881,6 +888,7 @@ def knot_baseline(x,              # (n_leads, L) or (L,) signal
     base = np.where(n < kt[0], kv[:, :1], np.where(n > kt[-1], kv[:, -1:], base))
     return (x2 - base).reshape(x.shape)
 
+# %% ../nbs/00_data.ipynb #22e0687e
 def _sustained_below(v, thr, start, stop, step, n):
     "First index from `start` towards `stop` (by `step`) where `v` stays below `thr` for `n` samples."
     i = start
@@ -890,6 +898,7 @@ def _sustained_below(v, thr, start, stop, step, n):
         i += step
     return i
 
+# %% ../nbs/00_data.ipynb #67ebf97a
 def ecg_intervals(x, fs:int, r_peaks=None)->dict:
     "Heart rate (bpm), RR variability, PR interval and QRS duration (s) measured on `x` (12, L)."
     x = np.asarray(x, np.float64)
@@ -1002,6 +1011,7 @@ def plot_ecg(x,                       # the ECG signal to draw: (n_leads, L) arr
 _BYTES_PER_SAMPLE = {'8': 1, '16': 2, '24': 3, '32': 4, '61': 2, '80': 1, '160': 2, '212': 1.5, '310': 4/3, '311': 4/3}
 _UNIT_TO_MV = {'mv': 1., 'uv': 1e-3, 'µv': 1e-3, 'v': 1e3}
 
+# %% ../nbs/00_data.ipynb #136cb056
 @dataclass
 class ECGRecord:
     "A WFDB record: `x` (n_leads, L) float32 in mV (non-voltage channels unchanged), `fs` in Hz."
@@ -1015,6 +1025,7 @@ class ECGRecord:
 
     def __repr__(self): return f"ECGRecord({self.name!r}, leads={self.leads}, fs={self.fs:g}, L={self.x.shape[1]})"
 
+# %% ../nbs/00_data.ipynb #2018132a
 def _wfdb_error(path:Path, e:Exception)->ECGDataError:
     "A clear message for a record `wfdb` could not read: which file is missing, truncated or unreadable."
     hea = path.with_name(path.name + '.hea')
@@ -1031,6 +1042,7 @@ def _wfdb_error(path:Path, e:Exception)->ECGDataError:
     except Exception: pass
     return ECGDataError(f"{path}: wfdb could not read the record ({type(e).__name__}: {e})")
 
+# %% ../nbs/00_data.ipynb #4e381820
 def _check_header(path:Path, h):
     "The header fields a signal needs: at least one signal, its file, a positive sampling rate and length."
     hea = f"{path}.hea"
@@ -1040,6 +1052,7 @@ def _check_header(path:Path, h):
     if not h.sig_len or h.sig_len <= 0:
         raise ECGDataError(f"{hea}: signal length {h.sig_len!r}; expected a positive number of samples")
 
+# %% ../nbs/00_data.ipynb #0e0536cf
 def _check_sizes(path:Path, h):
     "Check that each signal file holds exactly the `sig_len` samples per channel that the header `h` declares."
     if not h.sig_len: return
@@ -1055,6 +1068,7 @@ def _check_sizes(path:Path, h):
             raise ECGDataError(f"{path.parent/fn}: {what}: it holds {int(avail)} samples per channel (format {fmt}, "
                                f"{len(chans)} channels), but {path.name}.hea declares sig_len={h.sig_len}")
 
+# %% ../nbs/00_data.ipynb #8c974e9b
 def read_record(path,                # record path without extension, e.g. 'ptbxl/records100/00000/00001_lr'
                 channels:list=None,  # channel indices to read (default: all)
                 ann:str=None,        # annotation extension to read as well, e.g. 'atr'
@@ -1132,11 +1146,13 @@ def _assign_folds(profiles:list, patients:np.ndarray, rng)->np.ndarray:
             counts[f] += n_rec[p]
     return np.array([fold[p] for p in patients])
 
+# %% ../nbs/00_data.ipynb #1cc2ccfc
 def _scp_codes_str(codes, rng):
     scp = scp_statements()
     d = {c: (float(rng.choice([50., 80., 100.])) if scp.loc[c, 'diagnostic'] else 0.) for c in codes}
     return str(d)
 
+# %% ../nbs/00_data.ipynb #0bbf8e8a
 def write_ptbxl(dest,                     # folder to create
                 n_records:int=1000,        # number of ECGs
                 seed:int=0,
@@ -1229,6 +1245,7 @@ class _SignalDataset(torch.utils.data.Dataset):
         return (torch.from_numpy(np.ascontiguousarray(x, np.float32)),
                 torch.from_numpy(np.asarray(self.Y[j], np.float32)))
 
+# %% ../nbs/00_data.ipynb #92887827
 @dataclass
 class PTBXL:
     "PTB-XL-format data: signals `X` (n, 12, L) in mV, multi-hot `Y`, `labels`, `meta` indexed by ecg_id."
@@ -1326,6 +1343,7 @@ def _cache_dir(path:Path, cache_dir=None)->Path:
     d.mkdir(parents=True, exist_ok=True)
     return d
 
+# %% ../nbs/00_data.ipynb #1537485c
 def _read_signals(path:Path, files:list, fs:int, progress:bool)->np.ndarray:
     "Read the records `files` (relative to `path`) into a (n, 12, L) float32 array, standard lead order."
     out = None
@@ -1343,6 +1361,7 @@ def _read_signals(path:Path, files:list, fs:int, progress:bool)->np.ndarray:
         out[i] = x
     return out
 
+# %% ../nbs/00_data.ipynb #6277b823
 def _check_database(meta:pd.DataFrame, db:Path, col:str):
     "Check the columns `load_ptbxl` relies on: unique integer ecg_id, strat_fold in 1-10, a file name per record."
     ids = pd.to_numeric(pd.Series(meta.index), errors='coerce')
@@ -1363,6 +1382,7 @@ def _check_database(meta:pd.DataFrame, db:Path, col:str):
         raise ECGDataError(f"{db}: {col} must name each record's files; ecg_id "
                            f"{list(bad[:5])} have {list(fn[bad][:5])}")
 
+# %% ../nbs/00_data.ipynb #55d2a61e
 def load_ptbxl(path,                        # folder of a PTB-XL download or of `write_ptbxl`
                task:str='all',              # 'all', 'diagnostic', 'subdiagnostic', 'superdiagnostic', 'form', 'rhythm'
                fs:int=100,                  # 100 (records100) or 500 (records500)
@@ -1601,6 +1621,7 @@ def _ludb_table(d:pd.DataFrame, b:float)->dict:
         out[g] = np.where(np.isnan(out[g]), out['normal'], out[g])   # too few P waves (LBBB in LUDB): the normal ones
     return out
 
+# %% ../nbs/00_data.ipynb #fa610133
 def fit_simulator(path,                      # real PTB-XL in PTB-XL's layout (e.g. ../shared/data/ptbxl-fold10)
                   ludb,                      # the LUDB folder, or its `ludb_durations`
                   folds=tuple(range(1, 9)),  # the folds that may inform the fit
