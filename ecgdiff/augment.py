@@ -24,7 +24,7 @@ from fastprogress.fastprogress import progress_bar
 from sklearn.metrics import (roc_auc_score, roc_curve, precision_recall_curve, f1_score, precision_score, recall_score)
 
 from .data import (ECGDataError, PTBXL, SyntheticInTestError, check_not_trained_on,
-                          check_test_integrity, load_ptbxl, task_labels, trained_on, write_ptbxl)
+                          check_test_integrity, load_ptbxl, task_labels, to_12_leads, trained_on, write_ptbxl)
 from .training import CheckpointError, amp_mode, atomic_path, atomic_save, check_state_dict, precision_cbs
 from .training import CheckpointCallback, load_checkpoint, resume as resume_from
 from fastai.callback.core import Callback
@@ -859,7 +859,6 @@ def _load_sssd(ck, dev, file):
     except ImportError as e:
         raise CheckpointError(f"{file}: a {ck['kind']!r} generator needs ecgdiff.sssd, "
                               f"which is not importable: {e}") from e
-    from ecgdiff.gans import to_12_leads
     c = dict(ck['config'])
     smp, diff = dict(c.pop('sampling', None) or {}), c.pop('diffusion', None)
     scale = float(c.pop('scale', (diff or {}).get('scale', 1.)))       # the model's signals are mV * scale

@@ -17,13 +17,14 @@ from scipy import signal as sps
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['LEADS', 'TASKS', 'SIM_CODES', 'DEFAULT_CLASS_MIX', 'DEFAULT_RHYTHM_MIX', 'GRID_COLORS', 'PTBXL_COLUMNS',
-           'PTBXL_SIG_NAMES', 'PROVENANCES', 'ECGDataError', 'lead_name', 'limb_leads', 'scp_statements', 'task_labels',
-           'parse_scp_codes', 'codes_to_labels', 'sim_codes', 'simulate_ecg', 'detect_qrs', 'heart_rate', 'align_peaks',
-           'median_beat', 'remove_baseline', 'knot_baseline', 'ecg_intervals', 'paper_layout', 'plot_ecg', 'ECGRecord',
-           'read_record', 'write_wfdb', 'write_ptbxl', 'SyntheticInTestError', 'check_test_integrity', 'PTBXL',
-           'load_ptbxl', 'data_identity', 'TrainedOnTestError', 'trained_on', 'check_not_trained_on', 'ludb_durations',
-           'fit_beat', 'ludb_t_end', 'fit_simulator', 'calibrate_simulator']
+__all__ = ['LEADS', 'MODEL_LEADS', 'REFERENCE_LEADS', 'TASKS', 'SIM_CODES', 'DEFAULT_CLASS_MIX', 'DEFAULT_RHYTHM_MIX',
+           'GRID_COLORS', 'PTBXL_COLUMNS', 'PTBXL_SIG_NAMES', 'PROVENANCES', 'ECGDataError', 'lead_name', 'limb_leads',
+           'to_8_leads', 'to_12_leads', 'scp_statements', 'task_labels', 'parse_scp_codes', 'codes_to_labels',
+           'sim_codes', 'simulate_ecg', 'detect_qrs', 'heart_rate', 'align_peaks', 'median_beat', 'remove_baseline',
+           'knot_baseline', 'ecg_intervals', 'paper_layout', 'plot_ecg', 'ECGRecord', 'read_record', 'write_wfdb',
+           'write_ptbxl', 'SyntheticInTestError', 'check_test_integrity', 'PTBXL', 'load_ptbxl', 'data_identity',
+           'TrainedOnTestError', 'trained_on', 'check_not_trained_on', 'ludb_durations', 'fit_beat', 'ludb_t_end',
+           'fit_simulator', 'calibrate_simulator']
 
 # %% ../nbs/00_data.ipynb #0a9f7510
 LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
@@ -43,6 +44,36 @@ def lead_name(name:str)->str:
 def limb_leads(I, II):
     "The six limb leads from I and II by Einthoven's and Goldberger's equations: (I, II, III, aVR, aVL, aVF)."
     return I, II, II - I, -(I + II)/2, I - II/2, II - I/2
+
+# %% ../nbs/00_data.ipynb #3fce92ba
+MODEL_LEADS = ['I', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6', 'aVF']
+
+# %% ../nbs/00_data.ipynb #511dc29c
+REFERENCE_LEADS = ['I', 'II', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6', 'III', 'aVR', 'aVL', 'aVF']
+
+# %% ../nbs/00_data.ipynb #68b14408
+def _stack(xs, like): return torch.stack(xs, -2) if isinstance(like, torch.Tensor) else np.stack(xs, -2)
+
+# %% ../nbs/00_data.ipynb #7b479dff
+def to_8_leads(x12):
+    "The 8 model leads (I, V1-V6, aVF) of a (..., 12, L) array or tensor in the standard lead order."
+    if x12.shape[-2] != 12:
+        raise ValueError(f"to_8_leads: expected (..., 12, L) in the order {LEADS}, got {tuple(x12.shape)}")
+    return x12[..., [LEADS.index(l) for l in MODEL_LEADS], :]
+
+# %% ../nbs/00_data.ipynb #74336768
+def to_12_leads(x8,                  # (..., 8, L) array or tensor, leads I, V1-V6, aVF
+                order:str='standard', # 'standard' (I, II, III, aVR, aVL, aVF, V1-V6) or 'reference' (`REFERENCE_LEADS`)
+               ):
+    "The 12 leads reconstructed from the 8 model leads, in the standard or the reference order."
+    if x8.shape[-2] != 8:
+        raise ValueError(f"to_12_leads: expected (..., 8, L) in the order {MODEL_LEADS}, got {tuple(x8.shape)}")
+    I, V, aVF = x8[..., 0, :], [x8[..., i, :] for i in range(1, 7)], x8[..., 7, :]
+    limb = dict(I=I, II=I/2 + aVF, III=aVF - I/2, aVR=-.75*I - aVF/2, aVL=.75*I - aVF/2, aVF=aVF)
+    leads = limb | {f'V{i+1}': v for i, v in enumerate(V)}
+    if order not in ('standard', 'reference'):
+        raise ValueError(f"to_12_leads: order must be 'standard' or 'reference', got {order!r}")
+    return _stack([leads[l] for l in (LEADS if order == 'standard' else REFERENCE_LEADS)], x8)
 
 # %% ../nbs/00_data.ipynb #e7ff7f81
 _SCP_TABLE = """code|description|diagnostic|form|rhythm|diagnostic_class|diagnostic_subclass|category

@@ -26,8 +26,7 @@ from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuar
                               read_torch_file, weights_dir, write_json, interrupted, command_line)
 from .ddim import SAMPLERS, CFGModel, DiffusionCallback, alpha_bar, make_betas, sssd_ecg_betas, timesteps
 from .data import (LEADS, TASKS, ECGDataError, PTBXL, ecg_intervals, heart_rate, load_ptbxl, plot_ecg,
-                          task_labels, trained_on, write_wfdb)
-from .gans import MODEL_LEADS, REFERENCE_LEADS, to_8_leads, to_12_leads
+                          task_labels, trained_on, write_wfdb, MODEL_LEADS, REFERENCE_LEADS, to_8_leads, to_12_leads)
 from .distributed import distributed_ctx, is_rank0, rank0_first
 from fastai.torch_core import num_distrib
 
