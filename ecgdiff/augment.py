@@ -26,7 +26,7 @@ from sklearn.metrics import (roc_auc_score, roc_curve, precision_recall_curve, f
 from .data import (ECGDataError, PTBXL, SyntheticInTestError, check_not_trained_on,
                           check_test_integrity, load_ptbxl, task_labels, to_12_leads, trained_on, write_ptbxl)
 from .training import CheckpointError, amp_mode, atomic_path, atomic_save, check_state_dict, precision_cbs
-from .training import CheckpointCallback, load_checkpoint, resume as resume_from
+from .training import CheckpointCallback, interrupted, load_checkpoint, resume as resume_from
 from fastai.callback.core import Callback
 from .distributed import distributed_ctx, is_rank0, on_rank0
 # ruff: disable[E501]  (nbdev writes `__all__` next and wraps it at 120 characters after `__all__ = `)
@@ -1375,23 +1375,16 @@ def augment_cli(
     if not is_rank0() and step not in ('train', 'retrain', 'pipeline'): return    # other ranks: nothing to do
     try: res = run[step]()
     except _CLI_ERRORS as e: raise SystemExit(f"ecgdiff_augment {step}: {type(e).__name__}: {e}") from None
-    except KeyboardInterrupt:
-        if is_rank0(): print(_interrupted(step, out, name), file=sys.stderr)
-        raise SystemExit(130)
+    except KeyboardInterrupt: _interrupted(step, out, name)
     if is_rank0(): print(json.dumps(dict(step=step, out=str(out), result=res), indent=1, default=_json_default))
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #ea3dc4d3
-def _interrupted(step, out, name)->str:
-    "The message after Ctrl-C: for `train`/`retrain` the last checkpoint and the command that continues from it."
-    import shlex
+def _interrupted(step, out, name):
+    "After Ctrl-C (`interrupted`): for `train`/`retrain` the last checkpoint and the command that continues from it."
     latest = Path(out)/(name or ('augmented' if step == 'retrain' else 'baseline'))/'checkpoints'/'latest.pth'
-    if step not in ('train', 'retrain'):
-        return (f"ecgdiff_augment {step}: interrupted; the files of the steps that finished are in {out}; "
-                f"run `ecgdiff_augment {step}` again to redo this step")
-    if not latest.is_file():
-        return f"ecgdiff_augment {step}: interrupted before the first checkpoint (nothing to resume)"
-    cmd = shlex.join(['ecgdiff_augment', *[a for a in sys.argv[1:] if a != '--resume'], '--resume'])
-    return f"ecgdiff_augment {step}: interrupted; the last checkpoint is {latest}; resume with: {cmd}"
+    rerun = None if step in ('train', 'retrain') else (f"the files of the steps that finished are in {out}; "
+                                                       f"run `ecgdiff_augment {step}` again to redo this step")
+    interrupted('ecgdiff_augment', latest, who=f'ecgdiff_augment {step}', rerun=rerun)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #6c82628c
 def _need(v, opt, step):
