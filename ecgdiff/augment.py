@@ -24,9 +24,9 @@ from fastprogress.fastprogress import progress_bar
 from sklearn.metrics import (roc_auc_score, roc_curve, precision_recall_curve, f1_score, precision_score, recall_score)
 
 from .data import (ECGDataError, PTBXL, SyntheticInTestError, check_not_trained_on,
-                          check_test_integrity, load_ptbxl, task_labels, trained_on, write_ptbxl)
+                          check_test_integrity, load_ptbxl, task_labels, to_12_leads, trained_on, write_ptbxl)
 from .training import CheckpointError, amp_mode, atomic_path, atomic_save, check_state_dict, precision_cbs
-from .training import CheckpointCallback, load_checkpoint, resume as resume_from
+from .training import CheckpointCallback, interrupted, load_checkpoint, resume as resume_from
 from fastai.callback.core import Callback
 from .distributed import distributed_ctx, is_rank0, on_rank0
 # ruff: disable[E501]  (nbdev writes `__all__` next and wraps it at 120 characters after `__all__ = `)
@@ -484,6 +484,7 @@ def _figure(**kw):
     from matplotlib.figure import Figure
     return Figure(**kw)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #20e838de
 def _history(learn, prior:dict)->dict:
     "Per-epoch values and per-batch losses: `prior`'s (the epochs before a resume), then this fit's."
     # a resumed fit records an empty row per skipped epoch
@@ -491,14 +492,17 @@ def _history(learn, prior:dict)->dict:
     return dict(values=prior['values'] + [list(map(float, v)) for v in rec.values[start:]],
                 losses=prior['losses'] + [float(l) for l in rec.losses])
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #0458a7f4
 class _KeepHistory(Callback):
     "Put the run's history so far into the `meta` its checkpoints store (the history of a resumed run is whole)."
     order = CheckpointCallback.order - 1                           # after the Recorder, before the epoch's checkpoint
     def __init__(self, meta:dict, prior:dict): self.meta, self.prior = meta, prior
     def after_epoch(self): self.meta['history'] = _history(self.learn, self.prior)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #4af16ad9
 _ANY_EPOCHS = ('epochs', 'arch_requested')                         # may change on resume
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #47118aab
 def _check_resumable(ck_info, info:dict, where):
     "Raise `CheckpointError` naming the settings where a checkpoint's run and this one differ (all but `epochs`)."
     if not isinstance(ck_info, dict): raise CheckpointError(f"{where} was not written by `train`; it cannot be resumed")
@@ -508,6 +512,7 @@ def _check_resumable(ck_info, info:dict, where):
         raise CheckpointError(f"{where} was written by a run with other "
                               "settings; cannot resume:\n  " + '\n  '.join(diff))
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #72285546
 def train(
     out,                      # study folder
     name:str='baseline',      # the model's subfolder
@@ -579,6 +584,7 @@ def train(
         _write_fig(out/name/'loss.png', fig)
     return out/name/'model.pth'
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #d0060f8e
 def load_classifier(file)->tuple:
     "The classifier saved by `train` (in eval mode, on the CPU) and its info dict (arch, labels, fs, mean, std, ...)."
     file = Path(file)
@@ -592,6 +598,7 @@ def load_classifier(file)->tuple:
     model.load_state_dict(ck['model'])
     return model.eval(), ck
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #448ea929
 @torch.no_grad()
 def predict(model,               # a classifier
             X,                   # (n, 12, L) signals in mV (an array or a memory map)
@@ -779,6 +786,7 @@ class SyntheticSource:
                              f"expected {(len(Y), 12, self.L)}")
         return X
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #9b7ee952
 def load_generator(
     file,                  # a `save_generator` checkpoint, or an `ecgdiff.sssd` model/training checkpoint
     labels:list,           # the study's labels
@@ -851,7 +859,6 @@ def _load_sssd(ck, dev, file):
     except ImportError as e:
         raise CheckpointError(f"{file}: a {ck['kind']!r} generator needs ecgdiff.sssd, "
                               f"which is not importable: {e}") from e
-    from ecgdiff.gans import to_12_leads
     c = dict(ck['config'])
     smp, diff = dict(c.pop('sampling', None) or {}), c.pop('diffusion', None)
     scale = float(c.pop('scale', (diff or {}).get('scale', 1.)))       # the model's signals are mV * scale
@@ -1184,6 +1191,7 @@ def _sweep_rows(df:pd.DataFrame, label:str, **keys)->list:
     s = df[df.label.isin([label, 'macro'])]
     return [dict(keys, **r) for r in s.to_dict('records')]
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #5ed83a3a
 def augmentation_sweep(out,                          # study folder (created with `combine` when new)
                        data,                         # PTB-XL folder
                        label:str,                    # the label to augment
@@ -1303,6 +1311,7 @@ def plot_sweep(res:pd.DataFrame, # Rows of `augmentation_sweep` (one task)
 _CLI_ERRORS = (ECGDataError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, SyntheticInTestError,
                KeyError)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #5a213f5f
 @call_parse
 def augment_cli(
     step:str,  # combine, train, test, labels, generate, combine-with-provenance, retrain, compare, pipeline
@@ -1366,23 +1375,18 @@ def augment_cli(
     if not is_rank0() and step not in ('train', 'retrain', 'pipeline'): return    # other ranks: nothing to do
     try: res = run[step]()
     except _CLI_ERRORS as e: raise SystemExit(f"ecgdiff_augment {step}: {type(e).__name__}: {e}") from None
-    except KeyboardInterrupt:
-        if is_rank0(): print(_interrupted(step, out, name), file=sys.stderr)
-        raise SystemExit(130)
+    except KeyboardInterrupt: _interrupted(step, out, name)
     if is_rank0(): print(json.dumps(dict(step=step, out=str(out), result=res), indent=1, default=_json_default))
 
-def _interrupted(step, out, name)->str:
-    "The message after Ctrl-C: for `train`/`retrain` the last checkpoint and the command that continues from it."
-    import shlex
+# %% ../nbs/07_ptbxl_augmentation.ipynb #ea3dc4d3
+def _interrupted(step, out, name):
+    "After Ctrl-C (`interrupted`): for `train`/`retrain` the last checkpoint and the command that continues from it."
     latest = Path(out)/(name or ('augmented' if step == 'retrain' else 'baseline'))/'checkpoints'/'latest.pth'
-    if step not in ('train', 'retrain'):
-        return (f"ecgdiff_augment {step}: interrupted; the files of the steps that finished are in {out}; "
-                f"run `ecgdiff_augment {step}` again to redo this step")
-    if not latest.is_file():
-        return f"ecgdiff_augment {step}: interrupted before the first checkpoint (nothing to resume)"
-    cmd = shlex.join(['ecgdiff_augment', *[a for a in sys.argv[1:] if a != '--resume'], '--resume'])
-    return f"ecgdiff_augment {step}: interrupted; the last checkpoint is {latest}; resume with: {cmd}"
+    rerun = None if step in ('train', 'retrain') else (f"the files of the steps that finished are in {out}; "
+                                                       f"run `ecgdiff_augment {step}` again to redo this step")
+    interrupted('ecgdiff_augment', latest, who=f'ecgdiff_augment {step}', rerun=rerun)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #6c82628c
 def _need(v, opt, step):
     if v is None: raise ValueError(f"--{opt} is required for step {step!r}")
     return v

@@ -17,13 +17,14 @@ from scipy import signal as sps
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['LEADS', 'TASKS', 'SIM_CODES', 'DEFAULT_CLASS_MIX', 'DEFAULT_RHYTHM_MIX', 'GRID_COLORS', 'PTBXL_COLUMNS',
-           'PTBXL_SIG_NAMES', 'PROVENANCES', 'ECGDataError', 'lead_name', 'limb_leads', 'scp_statements', 'task_labels',
-           'parse_scp_codes', 'codes_to_labels', 'sim_codes', 'simulate_ecg', 'detect_qrs', 'heart_rate', 'align_peaks',
-           'median_beat', 'remove_baseline', 'knot_baseline', 'ecg_intervals', 'paper_layout', 'plot_ecg', 'ECGRecord',
-           'read_record', 'write_wfdb', 'write_ptbxl', 'SyntheticInTestError', 'check_test_integrity', 'PTBXL',
-           'load_ptbxl', 'data_identity', 'TrainedOnTestError', 'trained_on', 'check_not_trained_on', 'ludb_durations',
-           'fit_beat', 'ludb_t_end', 'fit_simulator', 'calibrate_simulator']
+__all__ = ['LEADS', 'MODEL_LEADS', 'REFERENCE_LEADS', 'TASKS', 'SIM_CODES', 'DEFAULT_CLASS_MIX', 'DEFAULT_RHYTHM_MIX',
+           'GRID_COLORS', 'PTBXL_COLUMNS', 'PTBXL_SIG_NAMES', 'PROVENANCES', 'ECGDataError', 'lead_name', 'limb_leads',
+           'to_8_leads', 'to_12_leads', 'scp_statements', 'task_labels', 'parse_scp_codes', 'codes_to_labels',
+           'sim_codes', 'simulate_ecg', 'detect_qrs', 'heart_rate', 'align_peaks', 'median_beat', 'remove_baseline',
+           'knot_baseline', 'ecg_intervals', 'paper_layout', 'plot_ecg', 'ECGRecord', 'read_record', 'write_wfdb',
+           'write_ptbxl', 'SyntheticInTestError', 'check_test_integrity', 'PTBXL', 'load_ptbxl', 'data_identity',
+           'TrainedOnTestError', 'trained_on', 'check_not_trained_on', 'ludb_durations', 'fit_beat', 'ludb_t_end',
+           'fit_simulator', 'calibrate_simulator']
 
 # %% ../nbs/00_data.ipynb #0a9f7510
 LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
@@ -43,6 +44,36 @@ def lead_name(name:str)->str:
 def limb_leads(I, II):
     "The six limb leads from I and II by Einthoven's and Goldberger's equations: (I, II, III, aVR, aVL, aVF)."
     return I, II, II - I, -(I + II)/2, I - II/2, II - I/2
+
+# %% ../nbs/00_data.ipynb #3fce92ba
+MODEL_LEADS = ['I', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6', 'aVF']
+
+# %% ../nbs/00_data.ipynb #511dc29c
+REFERENCE_LEADS = ['I', 'II', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6', 'III', 'aVR', 'aVL', 'aVF']
+
+# %% ../nbs/00_data.ipynb #68b14408
+def _stack(xs, like): return torch.stack(xs, -2) if isinstance(like, torch.Tensor) else np.stack(xs, -2)
+
+# %% ../nbs/00_data.ipynb #7b479dff
+def to_8_leads(x12):
+    "The 8 model leads (I, V1-V6, aVF) of a (..., 12, L) array or tensor in the standard lead order."
+    if x12.shape[-2] != 12:
+        raise ValueError(f"to_8_leads: expected (..., 12, L) in the order {LEADS}, got {tuple(x12.shape)}")
+    return x12[..., [LEADS.index(l) for l in MODEL_LEADS], :]
+
+# %% ../nbs/00_data.ipynb #74336768
+def to_12_leads(x8,                  # (..., 8, L) array or tensor, leads I, V1-V6, aVF
+                order:str='standard', # 'standard' (I, II, III, aVR, aVL, aVF, V1-V6) or 'reference' (`REFERENCE_LEADS`)
+               ):
+    "The 12 leads reconstructed from the 8 model leads, in the standard or the reference order."
+    if x8.shape[-2] != 8:
+        raise ValueError(f"to_12_leads: expected (..., 8, L) in the order {MODEL_LEADS}, got {tuple(x8.shape)}")
+    I, V, aVF = x8[..., 0, :], [x8[..., i, :] for i in range(1, 7)], x8[..., 7, :]
+    limb = dict(I=I, II=I/2 + aVF, III=aVF - I/2, aVR=-.75*I - aVF/2, aVL=.75*I - aVF/2, aVF=aVF)
+    leads = limb | {f'V{i+1}': v for i, v in enumerate(V)}
+    if order not in ('standard', 'reference'):
+        raise ValueError(f"to_12_leads: order must be 'standard' or 'reference', got {order!r}")
+    return _stack([leads[l] for l in (LEADS if order == 'standard' else REFERENCE_LEADS)], x8)
 
 # %% ../nbs/00_data.ipynb #e7ff7f81
 _SCP_TABLE = """code|description|diagnostic|form|rhythm|diagnostic_class|diagnostic_subclass|category
@@ -118,12 +149,14 @@ SVTAC|supraventricular tachycardia|||1|||Statements related to impulse formation
 PSVT|paroxysmal supraventricular tachycardia|||1|||Statements related to impulse formation (abnormalities)
 TRIGU|trigeminal pattern (unknown origin, SV or Ventricular)|||1|||Statements related to ectopic rhythm abnormalities"""  # noqa: E501 (a data table)
 
+# %% ../nbs/00_data.ipynb #94b9218b
 @functools.lru_cache(maxsize=1)
 def _scp_table():
     df = pd.read_csv(io.StringIO(_SCP_TABLE), sep='|', index_col='code', dtype={'description': str})
     for c in ('diagnostic', 'form', 'rhythm'): df[c] = df[c].fillna(0).astype(int).astype(bool)
     return df
 
+# %% ../nbs/00_data.ipynb #7bc1eabd
 def scp_statements()->pd.DataFrame:
     "The 71 PTB-XL SCP statements (index: code) with their diagnostic/form/rhythm flags and diagnostic class/subclass."
     return _scp_table().copy()
@@ -646,6 +679,7 @@ qrs_scale: 0.9091 0.2621
 qt_exp: 0.3349
 """
 
+# %% ../nbs/00_data.ipynb #06d5d833
 @functools.lru_cache(maxsize=1)
 def _sim_fit()->dict:
     "The calibrated model's parameters (fitted by `fit_simulator` and `calibrate_simulator`) as a dict of arrays."
@@ -830,6 +864,7 @@ def heart_rate(x, fs:int, lead:int|None=1)->float:
 # %% ../nbs/00_data.ipynb #84876d91
 _IND = [0, 1, 6, 7, 8, 9, 10, 11]   # the eight independent leads: I, II, V1-V6
 
+# %% ../nbs/00_data.ipynb #a1a5e494
 def align_peaks(x, fs:int, r_peaks)->np.ndarray:
     "Each of `r_peaks` moved to the peak of the spatial magnitude of `x` (12, L) (leads I, II, V1-V6) within 40 ms."
     x, r = np.asarray(x, np.float64), np.asarray(r_peaks, int)
@@ -837,6 +872,7 @@ def align_peaks(x, fs:int, r_peaks)->np.ndarray:
     w = max(1, int(.04*fs))
     return np.array([i - w + int(np.argmax(mag[max(i-w, 0):i+w+1])) if i - w >= 0 else i for i in r], int)
 
+# %% ../nbs/00_data.ipynb #68b2515a
 def median_beat(x, fs:int, r_peaks=None, pre:float=.5, post:float=.6, adaptive:bool=True):
     "The median beat of `x` (12, L) around its R peaks: (12, n) array and the index of the R peak in it."
     x = np.asarray(x, np.float64)
@@ -849,6 +885,7 @@ def median_beat(x, fs:int, r_peaks=None, pre:float=.5, post:float=.6, adaptive:b
     r = r[(r - a >= 0) & (r + b <= x.shape[1])]
     return np.median(np.stack([x[:, i-a:i+b] for i in r]), 0), a
 
+# %% ../nbs/00_data.ipynb #fb3534c8
 def remove_baseline(x, fs:int):
     "Baseline wander removed by two median filters (200 and 600 ms, run at 50 Hz), which leave P, QRS and T intact."
     from scipy.ndimage import median_filter
@@ -864,6 +901,7 @@ def remove_baseline(x, fs:int):
     base = np.stack([np.interp(np.arange(x2.shape[1]), t2, b) for b in base])
     return (x2 - base).reshape(x.shape)
 
+# %% ../nbs/00_data.ipynb #2f0ed73e
 def knot_baseline(x,              # (n_leads, L) or (L,) signal
                   knots,          # sample indices: the end of each isoelectric window (e.g. 10 ms before a QRS onset)
                   width:int,      # samples averaged before each knot
@@ -881,6 +919,7 @@ def knot_baseline(x,              # (n_leads, L) or (L,) signal
     base = np.where(n < kt[0], kv[:, :1], np.where(n > kt[-1], kv[:, -1:], base))
     return (x2 - base).reshape(x.shape)
 
+# %% ../nbs/00_data.ipynb #22e0687e
 def _sustained_below(v, thr, start, stop, step, n):
     "First index from `start` towards `stop` (by `step`) where `v` stays below `thr` for `n` samples."
     i = start
@@ -890,6 +929,7 @@ def _sustained_below(v, thr, start, stop, step, n):
         i += step
     return i
 
+# %% ../nbs/00_data.ipynb #67ebf97a
 def ecg_intervals(x, fs:int, r_peaks=None)->dict:
     "Heart rate (bpm), RR variability, PR interval and QRS duration (s) measured on `x` (12, L)."
     x = np.asarray(x, np.float64)
@@ -1002,6 +1042,7 @@ def plot_ecg(x,                       # the ECG signal to draw: (n_leads, L) arr
 _BYTES_PER_SAMPLE = {'8': 1, '16': 2, '24': 3, '32': 4, '61': 2, '80': 1, '160': 2, '212': 1.5, '310': 4/3, '311': 4/3}
 _UNIT_TO_MV = {'mv': 1., 'uv': 1e-3, 'µv': 1e-3, 'v': 1e3}
 
+# %% ../nbs/00_data.ipynb #136cb056
 @dataclass
 class ECGRecord:
     "A WFDB record: `x` (n_leads, L) float32 in mV (non-voltage channels unchanged), `fs` in Hz."
@@ -1015,6 +1056,7 @@ class ECGRecord:
 
     def __repr__(self): return f"ECGRecord({self.name!r}, leads={self.leads}, fs={self.fs:g}, L={self.x.shape[1]})"
 
+# %% ../nbs/00_data.ipynb #2018132a
 def _wfdb_error(path:Path, e:Exception)->ECGDataError:
     "A clear message for a record `wfdb` could not read: which file is missing, truncated or unreadable."
     hea = path.with_name(path.name + '.hea')
@@ -1031,6 +1073,7 @@ def _wfdb_error(path:Path, e:Exception)->ECGDataError:
     except Exception: pass
     return ECGDataError(f"{path}: wfdb could not read the record ({type(e).__name__}: {e})")
 
+# %% ../nbs/00_data.ipynb #4e381820
 def _check_header(path:Path, h):
     "The header fields a signal needs: at least one signal, its file, a positive sampling rate and length."
     hea = f"{path}.hea"
@@ -1040,6 +1083,7 @@ def _check_header(path:Path, h):
     if not h.sig_len or h.sig_len <= 0:
         raise ECGDataError(f"{hea}: signal length {h.sig_len!r}; expected a positive number of samples")
 
+# %% ../nbs/00_data.ipynb #0e0536cf
 def _check_sizes(path:Path, h):
     "Check that each signal file holds exactly the `sig_len` samples per channel that the header `h` declares."
     if not h.sig_len: return
@@ -1055,6 +1099,7 @@ def _check_sizes(path:Path, h):
             raise ECGDataError(f"{path.parent/fn}: {what}: it holds {int(avail)} samples per channel (format {fmt}, "
                                f"{len(chans)} channels), but {path.name}.hea declares sig_len={h.sig_len}")
 
+# %% ../nbs/00_data.ipynb #8c974e9b
 def read_record(path,                # record path without extension, e.g. 'ptbxl/records100/00000/00001_lr'
                 channels:list=None,  # channel indices to read (default: all)
                 ann:str=None,        # annotation extension to read as well, e.g. 'atr'
@@ -1132,11 +1177,13 @@ def _assign_folds(profiles:list, patients:np.ndarray, rng)->np.ndarray:
             counts[f] += n_rec[p]
     return np.array([fold[p] for p in patients])
 
+# %% ../nbs/00_data.ipynb #1cc2ccfc
 def _scp_codes_str(codes, rng):
     scp = scp_statements()
     d = {c: (float(rng.choice([50., 80., 100.])) if scp.loc[c, 'diagnostic'] else 0.) for c in codes}
     return str(d)
 
+# %% ../nbs/00_data.ipynb #0bbf8e8a
 def write_ptbxl(dest,                     # folder to create
                 n_records:int=1000,        # number of ECGs
                 seed:int=0,
@@ -1229,6 +1276,7 @@ class _SignalDataset(torch.utils.data.Dataset):
         return (torch.from_numpy(np.ascontiguousarray(x, np.float32)),
                 torch.from_numpy(np.asarray(self.Y[j], np.float32)))
 
+# %% ../nbs/00_data.ipynb #92887827
 @dataclass
 class PTBXL:
     "PTB-XL-format data: signals `X` (n, 12, L) in mV, multi-hot `Y`, `labels`, `meta` indexed by ecg_id."
@@ -1326,6 +1374,7 @@ def _cache_dir(path:Path, cache_dir=None)->Path:
     d.mkdir(parents=True, exist_ok=True)
     return d
 
+# %% ../nbs/00_data.ipynb #1537485c
 def _read_signals(path:Path, files:list, fs:int, progress:bool)->np.ndarray:
     "Read the records `files` (relative to `path`) into a (n, 12, L) float32 array, standard lead order."
     out = None
@@ -1343,6 +1392,7 @@ def _read_signals(path:Path, files:list, fs:int, progress:bool)->np.ndarray:
         out[i] = x
     return out
 
+# %% ../nbs/00_data.ipynb #6277b823
 def _check_database(meta:pd.DataFrame, db:Path, col:str):
     "Check the columns `load_ptbxl` relies on: unique integer ecg_id, strat_fold in 1-10, a file name per record."
     ids = pd.to_numeric(pd.Series(meta.index), errors='coerce')
@@ -1363,6 +1413,7 @@ def _check_database(meta:pd.DataFrame, db:Path, col:str):
         raise ECGDataError(f"{db}: {col} must name each record's files; ecg_id "
                            f"{list(bad[:5])} have {list(fn[bad][:5])}")
 
+# %% ../nbs/00_data.ipynb #55d2a61e
 def load_ptbxl(path,                        # folder of a PTB-XL download or of `write_ptbxl`
                task:str='all',              # 'all', 'diagnostic', 'subdiagnostic', 'superdiagnostic', 'form', 'rhythm'
                fs:int=100,                  # 100 (records100) or 500 (records500)
@@ -1601,6 +1652,7 @@ def _ludb_table(d:pd.DataFrame, b:float)->dict:
         out[g] = np.where(np.isnan(out[g]), out['normal'], out[g])   # too few P waves (LBBB in LUDB): the normal ones
     return out
 
+# %% ../nbs/00_data.ipynb #fa610133
 def fit_simulator(path,                      # real PTB-XL in PTB-XL's layout (e.g. ../shared/data/ptbxl-fold10)
                   ludb,                      # the LUDB folder, or its `ludb_durations`
                   folds=tuple(range(1, 9)),  # the folds that may inform the fit

@@ -13,7 +13,7 @@ import pandas as pd
 from fastcore.script import call_parse
 from fastai.torch_core import set_seed
 
-from .data import load_ptbxl, plot_ecg, write_ptbxl
+from .data import load_ptbxl, plot_ecg, to_12_leads, write_ptbxl
 from .training import atomic_write, flush_denormals
 # ruff: disable[E501]  (nbdev writes `__all__` next and wraps it at 120 characters after `__all__ = `)
 
@@ -219,7 +219,6 @@ def _fig_losses(losses:list):
 def stage_generate(r:DemoRun):
     "Stage 3: 10 s ECGs for label vectors of corpus records (DDIM, trailing spacing), written as npy and WFDB records."
     from ecgdiff.sssd import sample_sssd, save_samples
-    from ecgdiff.gans import to_12_leads
     ds, model = r.stash['ds'], r.stash['model']
     tr = ds.split_idx('train')
     n = r.n(200, 40)
@@ -312,7 +311,6 @@ def _real_ptbxl(path, classes=('NORM', 'SBRAD', 'STACH'), folds=(9, 10)):
 def stage_pretrained(r:DemoRun):
     "Stage 5: samples of the shipped `ptbxl` model beside real PTB-XL records, with its realism numbers."
     from ecgdiff.sssd import load_pretrained, sample_sssd
-    from ecgdiff.gans import to_12_leads
     from ecgdiff.evaluation import ecg_c2st, ecg_features
     try: m = load_pretrained('ptbxl')
     except ValueError:

@@ -16,48 +16,20 @@ from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback   # noqa: F401 (progress bars, and Learner.no_bar)
 from fastai.learner import Learner, Metric
 from fastai.optimizer import Adam
+from .data import MODEL_LEADS, REFERENCE_LEADS, to_8_leads, to_12_leads
 from .training import EMACallback, NanGuard
 # ruff: disable[E501]  (nbdev writes `__all__` next and wraps it at 120 characters after `__all__ = `)
 
 # %% auto #0
-__all__ = ['MODEL_LEADS', 'REFERENCE_LEADS', 'to_8_leads', 'to_12_leads', 'ConditionalBatchNorm1d', 'PhaseShuffle', 'UpConv1d',
-           'CondWaveGANGenerator', 'CondP2PGenerator', 'CondWaveGANDiscriminator', 'CondP2PDiscriminator',
-           'gradient_penalty', 'GANModule', 'WGANGPLoss', 'GANTrainer', 'FixedGANSwitcher', 'WassersteinEstimate',
-           'gan_learner', 'GeneratorEMA', 'label_vector', 'gan_dataloaders', 'gan_generate', 'ecgdiff_gan_train']
+__all__ = ['ConditionalBatchNorm1d', 'PhaseShuffle', 'UpConv1d', 'CondWaveGANGenerator', 'CondP2PGenerator',
+           'CondWaveGANDiscriminator', 'CondP2PDiscriminator', 'gradient_penalty', 'GANModule', 'WGANGPLoss',
+           'GANTrainer', 'FixedGANSwitcher', 'WassersteinEstimate', 'gan_learner', 'GeneratorEMA', 'label_vector',
+           'gan_dataloaders', 'gan_generate', 'ecgdiff_gan_train', 'MODEL_LEADS', 'REFERENCE_LEADS', 'to_8_leads',
+           'to_12_leads']
 
-# %% ../nbs/03_gans.ipynb #3fce92ba
+# %% ../nbs/03_gans.ipynb #7d11759b
 # ruff: enable[E501]
-MODEL_LEADS = ['I', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6', 'aVF']
-
-# %% ../nbs/03_gans.ipynb #511dc29c
-REFERENCE_LEADS = ['I', 'II', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6', 'III', 'aVR', 'aVL', 'aVF']
-
-# %% ../nbs/03_gans.ipynb #707ab496
-_STD_LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
-
-# %% ../nbs/03_gans.ipynb #68b14408
-def _stack(xs, like): return torch.stack(xs, -2) if isinstance(like, torch.Tensor) else np.stack(xs, -2)
-
-# %% ../nbs/03_gans.ipynb #7b479dff
-def to_8_leads(x12):
-    "The 8 model leads (I, V1-V6, aVF) of a (..., 12, L) array or tensor in the standard lead order."
-    if x12.shape[-2] != 12:
-        raise ValueError(f"to_8_leads: expected (..., 12, L) in the order {_STD_LEADS}, got {tuple(x12.shape)}")
-    return x12[..., [_STD_LEADS.index(l) for l in MODEL_LEADS], :]
-
-# %% ../nbs/03_gans.ipynb #74336768
-def to_12_leads(x8,                  # (..., 8, L) array or tensor, leads I, V1-V6, aVF
-                order:str='standard', # 'standard' (I, II, III, aVR, aVL, aVF, V1-V6) or 'reference' (`REFERENCE_LEADS`)
-               ):
-    "The 12 leads reconstructed from the 8 model leads, in the standard or the reference order."
-    if x8.shape[-2] != 8:
-        raise ValueError(f"to_12_leads: expected (..., 8, L) in the order {MODEL_LEADS}, got {tuple(x8.shape)}")
-    I, V, aVF = x8[..., 0, :], [x8[..., i, :] for i in range(1, 7)], x8[..., 7, :]
-    limb = dict(I=I, II=I/2 + aVF, III=aVF - I/2, aVR=-.75*I - aVF/2, aVL=.75*I - aVF/2, aVF=aVF)
-    leads = limb | {f'V{i+1}': v for i, v in enumerate(V)}
-    if order not in ('standard', 'reference'):
-        raise ValueError(f"to_12_leads: order must be 'standard' or 'reference', got {order!r}")
-    return _stack([leads[l] for l in (_STD_LEADS if order == 'standard' else REFERENCE_LEADS)], x8)
+_all_ = ['MODEL_LEADS', 'REFERENCE_LEADS', 'to_8_leads', 'to_12_leads']
 
 # %% ../nbs/03_gans.ipynb #9834f011
 def _check_labels(labels, n_classes:int, where:str, bs:int|None=None):

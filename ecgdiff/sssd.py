@@ -26,8 +26,7 @@ from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuar
                               read_torch_file, weights_dir, write_json, interrupted, command_line)
 from .ddim import SAMPLERS, CFGModel, DiffusionCallback, alpha_bar, make_betas, sssd_ecg_betas, timesteps
 from .data import (LEADS, TASKS, ECGDataError, PTBXL, ecg_intervals, heart_rate, load_ptbxl, plot_ecg,
-                          task_labels, trained_on, write_wfdb)
-from .gans import MODEL_LEADS, REFERENCE_LEADS, to_8_leads, to_12_leads
+                          task_labels, trained_on, write_wfdb, MODEL_LEADS, REFERENCE_LEADS, to_8_leads, to_12_leads)
 from .distributed import distributed_ctx, is_rank0, rank0_first
 from fastai.torch_core import num_distrib
 
@@ -169,6 +168,7 @@ class SSSDBlock(nn.Module):
 # %% ../nbs/04_sssd_dsat.ipynb #f42fa6be
 _TASK_BY_WIDTH = {len(task_labels(t)): t for t in TASKS}
 
+# %% ../nbs/04_sssd_dsat.ipynb #5da4fc64
 def _resolve_labels(labels, n_classes):
     "(label list, task name or None) from the `labels` and `label_embed_classes` arguments."
     if labels is None:
@@ -190,6 +190,7 @@ def _resolve_labels(labels, n_classes):
                          f"width {n_classes} or a list)")
     return labels, task
 
+# %% ../nbs/04_sssd_dsat.ipynb #676716c2
 class _ResidualGroup(nn.Module):
     "Step-embedding MLP and the residual blocks; returns the scaled sum of the skip outputs."
     def __init__(self, t_in, t_mid, t_out, blocks):
@@ -208,6 +209,7 @@ class _ResidualGroup(nn.Module):
             skip = skip + s
         return skip*math.sqrt(1/len(self.residual_blocks))
 
+# %% ../nbs/04_sssd_dsat.ipynb #2fe6e46d
 class SSSD_ECG(nn.Module):
     "SSSD-ECG (Alcaraz & Strodthoff 2023): `model(x_t (B, 8, L), t (B,), labels (B, n_labels))` predicts the noise."
     def __init__(self, in_channels:int=8, # Leads generated (`MODEL_LEADS`)
@@ -380,6 +382,7 @@ class SpadeDecoderLayerBase(nn.Module):
         x = x + self.dropout1(a)
         return x + self.dropout2(self.ff(self.norm2(x)))
 
+# %% ../nbs/04_sssd_dsat.ipynb #9d605a43
 class DSATMixer(nn.Module):
     "A stack of `depth` SPADE layers (the first with S4) and a final LayerNorm, on (B, H, L) data."
     def __init__(self, d_model:int, # Features H
@@ -399,6 +402,7 @@ class DSATMixer(nn.Module):
         for lay in self.layers: h = lay(h)
         return self.norm(h).transpose(1, 2)
 
+# %% ../nbs/04_sssd_dsat.ipynb #a645fed7
 class DSAT_ECG(SSSD_ECG):
     "DSAT-ECG: SSSD-ECG whose S4 layers are SPADE transformer stacks (`DSATMixer`)."
     def __init__(self, dsat_depth:int=1, # Transformer layers per replaced S4 layer
@@ -596,8 +600,10 @@ class _CUDAGraphed:
 # %% ../nbs/04_sssd_dsat.ipynb #3b461b06
 _AMP = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': None}
 
+# %% ../nbs/04_sssd_dsat.ipynb #7827725e
 def _bar(it, show:bool): return progress_bar(it) if show else it
 
+# %% ../nbs/04_sssd_dsat.ipynb #b01a76e8
 @torch.no_grad()
 def sample_sssd(
     model:nn.Module, # `SSSD_ECG` or `DSAT_ECG` (use the EMA weights)
@@ -727,6 +733,7 @@ def save_samples(x, # (n, 8, L) model leads (`MODEL_LEADS`), or (n, 12, L) in th
 # %% ../nbs/04_sssd_dsat.ipynb #2266dcbd
 PHYSIO_STATS = ('hr', 'qrs', 'amp', 'rms', 'f_peak', 'f_centroid', 'hf_frac')
 
+# %% ../nbs/04_sssd_dsat.ipynb #7d36cd2d
 def _as12(X):
     X = np.asarray(X.float().cpu() if torch.is_tensor(X) else X, np.float64)
     if X.ndim == 2: X = X[None]
@@ -734,17 +741,21 @@ def _as12(X):
         raise ValueError(f"expected ECGs (n, 12, L) or (n, 8, L), got {X.shape}")
     return to_12_leads(X) if X.shape[1] == 8 else X
 
+# %% ../nbs/04_sssd_dsat.ipynb #3c9f7e8c
 def _safe(f, *a):
     try: return float(f(*a))
     except Exception: return float('nan')
 
+# %% ../nbs/04_sssd_dsat.ipynb #c07d873f
 def _at500(x, fs):
     "`x` resampled to 500 Hz if it is slower (QRS detection and delineation at 100 Hz are too coarse)."
     return (sps.resample_poly(x, 500, fs, axis=1), 500) if fs < 500 else (x, fs)
 
+# %% ../nbs/04_sssd_dsat.ipynb #73dae713
 def _qrs_ms(x, fs): return 1000*ecg_intervals(*_at500(x, fs))['qrs']
 def _hr(x, fs, lead): return heart_rate(*_at500(x, fs), lead)
 
+# %% ../nbs/04_sssd_dsat.ipynb #6a63e83d
 def spectral_stats(X, # (n, 12, L) standard order or (n, 8, L) model leads, mV
                    fs:int=100, # Sampling rate
                   )->pd.DataFrame:
@@ -756,6 +767,7 @@ def spectral_stats(X, # (n, 12, L) standard order or (n, 8, L) model leads, mV
     return pd.DataFrame(dict(f_peak=f[band][np.argmax(P[:, band], 1)], f_centroid=(f*P).sum(1)/P.sum(1),
                              hf_frac=P[:, f > 15].sum(1)/P.sum(1)))
 
+# %% ../nbs/04_sssd_dsat.ipynb #5d3e95c1
 def physio_stats(X, # (n, 12, L) standard order or (n, 8, L) model leads, mV
                  fs:int=100, # Sampling rate
                  lead:int|None=1, # Lead for the heart rate (index in the standard order, 1: II; None: the steepest QRS)
@@ -771,6 +783,7 @@ def physio_stats(X, # (n, 12, L) standard order or (n, 8, L) model leads, mV
                          rms=float(np.sqrt(((x - x.mean(1, keepdims=True))**2).mean()))))
     return pd.concat([pd.DataFrame(rows), sp], axis=1)[list(PHYSIO_STATS)]
 
+# %% ../nbs/04_sssd_dsat.ipynb #ab9888a3
 def physio_by_class(X, # ECGs as for `physio_stats`
                     Y, # (n, n_labels) multi-hot
                     labels:list, # Label names of the columns of Y
@@ -791,6 +804,7 @@ def physio_by_class(X, # ECGs as for `physio_stats`
     out = [st[Y[keep, labels.index(c)] > 0].assign(**{'class': c}) for c in classes]
     return pd.concat(out, ignore_index=True)
 
+# %% ../nbs/04_sssd_dsat.ipynb #6c24842f
 def compare_physio(real:pd.DataFrame, # `physio_by_class` of real ECGs
                    gen:pd.DataFrame, # `physio_by_class` of generated ECGs
                    stats=PHYSIO_STATS, # Statistics to compare
@@ -809,6 +823,7 @@ def compare_physio(real:pd.DataFrame, # `physio_by_class` of real ECGs
                          'w1': wasserstein_distance(a, b) if len(a) and len(b) else np.nan})
     return pd.DataFrame(rows).set_index(['class', 'stat'])
 
+# %% ../nbs/04_sssd_dsat.ipynb #86ae7312
 def plot_physio(real:pd.DataFrame, # `physio_by_class` of real ECGs
                 gen:pd.DataFrame, # `physio_by_class` of generated ECGs
                 stats=('hr', 'qrs', 'amp', 'f_centroid'), # Statistics, one panel each
@@ -834,6 +849,7 @@ def plot_physio(real:pd.DataFrame, # `physio_by_class` of real ECGs
     fig.tight_layout()
     return fig
 
+# %% ../nbs/04_sssd_dsat.ipynb #312f4801
 def plot_psd(real, # Real ECGs (n, 12 or 8, L)
              gen, # Generated ECGs
              fs:int=100, # Sampling rate
@@ -866,12 +882,14 @@ def frechet_distance(mu1, S1, mu2, S2)->float:
     covmean = covmean.real
     return float(((mu1 - mu2)**2).sum() + np.trace(S1) + np.trace(S2) - 2*np.trace(covmean))
 
+# %% ../nbs/04_sssd_dsat.ipynb #0191e60e
 def feature_stats(f)->tuple:
     "Mean and covariance (float64) of features (n, d)."
     f = np.asarray(f, np.float64)
     if f.ndim != 2 or len(f) < 2: raise ValueError(f"feature_stats: need features (n >= 2, d), got {f.shape}")
     return f.mean(0), np.cov(f, rowvar=False)
 
+# %% ../nbs/04_sssd_dsat.ipynb #57067fac
 class ECGClassifier(nn.Module):
     "A small 1-D CNN: strided conv-BN-ReLU stages, global average and max pooling (the features), a linear head."
     def __init__(self, n_leads:int=12, # Input leads
@@ -894,12 +912,14 @@ class ECGClassifier(nn.Module):
 
     def forward(self, x:torch.Tensor)->torch.Tensor: return self.head(self.features(x))
 
+# %% ../nbs/04_sssd_dsat.ipynb #381a1e34
 def _last_linear(model):
     lin = [mod for mod in model.modules() if isinstance(mod, nn.Linear)]
     if not lin:
         raise ValueError(f"extract_features: {type(model).__name__} has no nn.Linear; pass layer=... or a callable")
     return lin[-1]
 
+# %% ../nbs/04_sssd_dsat.ipynb #aeddbcc0
 @torch.no_grad()
 def extract_features(
     extractor, # Callable x -> features, or a module (features = input of `layer`)
@@ -935,6 +955,7 @@ def extract_features(
         if is_mod: extractor.train(was)
     return torch.cat(out).numpy()
 
+# %% ../nbs/04_sssd_dsat.ipynb #0c370b95
 def ecg_fid(real, # Real ECGs (n, leads, L)
             fake, # Generated ECGs (m, leads, L)
             extractor, # Feature extractor (see `extract_features`)
@@ -1018,6 +1039,7 @@ class _Standardize(nn.Module):
         self.register_buffer('std', torch.as_tensor(std, dtype=torch.float32))
     def forward(self, x): return (x - self.mean)/self.std
 
+# %% ../nbs/04_sssd_dsat.ipynb #1bd36e16
 def fit_classifier(X, # (n, leads, L) training ECGs
                    Y, # (n, n_classes) multi-hot
                    model:nn.Module|None=None, # Classifier to train (default `ECGClassifier`)
@@ -1050,6 +1072,7 @@ def fit_classifier(X, # (n, leads, L) training ECGs
     with ctx, learn.no_logging(): fit_cosine(learn, epochs, lr=lr)
     return full.eval()
 
+# %% ../nbs/04_sssd_dsat.ipynb #7be7f0b0
 @torch.no_grad()
 def classifier_auc(model:nn.Module, # A trained classifier (logits)
                    X, # (n, leads, L) test ECGs
@@ -1071,6 +1094,7 @@ def classifier_auc(model:nn.Module, # A trained classifier (logits)
     per = {names[j]: float(roc_auc_score(Y[:, j], P[:, j])) for j in ok}
     return dict(macro_auc=float(np.mean(list(per.values()))), per_class=per, n=len(Y))
 
+# %% ../nbs/04_sssd_dsat.ipynb #244a1a84
 def tstr(synthetic:tuple, # (X, Y) generated training data
          real_test:tuple, # (X, Y) real test data
          labels:list|None=None, # Class names
@@ -1079,6 +1103,7 @@ def tstr(synthetic:tuple, # (X, Y) generated training data
     "Train on synthetic, test on real: the macro AUC on real data of a classifier trained on generated ECGs."
     return classifier_auc(fit_classifier(*synthetic, **kwargs), *real_test, labels=labels)
 
+# %% ../nbs/04_sssd_dsat.ipynb #f4ad27ac
 def trts(real_train:tuple, # (X, Y) real training data
          synthetic_test:tuple, # (X, Y) generated test data
          labels:list|None=None, # Class names
@@ -1217,6 +1242,7 @@ def _unused_ok()->dict:
     from accelerate.utils import DistributedDataParallelKwargs
     return dict(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
+# %% ../nbs/04_sssd_dsat.ipynb #6da6e461
 @call_parse
 def ecgdiff_sssd_train(
     data:str, # PTB-XL folder (real, or a `write_ptbxl` corpus)
@@ -1282,6 +1308,7 @@ def ecgdiff_sssd_train(
                           processes=max(num_distrib(), 1),
                           final_loss=float(learn.recorder.losses[-1]) if learn.recorder.losses else None)))
 
+# %% ../nbs/04_sssd_dsat.ipynb #75dcfe21
 @call_parse
 def ecgdiff_sssd_sample(
     # A shipped model's name ('ptbxl', see `load_pretrained()`), a `save_sssd` file, a training or reference checkpoint

@@ -495,13 +495,17 @@ def resume_command(prog:str, # The console script's name
 def interrupted(prog:str, # The console script's name
                 latest=None, # The last checkpoint written (None, or a missing file: there is nothing to resume)
                 argv:list|None=None, # The arguments to repeat (default: `sys.argv[1:]`)
+                who:str|None=None, # The message's subject (default `prog`), e.g. 'ecgdiff_augment train' for one step
+                rerun:str|None=None, # A run that does not resume: what to do instead (said in place of the checkpoint)
                ):
     "After Ctrl-C: print where the last checkpoint is and how to resume (rank 0), then exit with status 130."
     import sys
     if rank_distrib() == 0:
-        if latest is not None and Path(latest).is_file():
-            msg = f"{prog}: interrupted; the last checkpoint is {latest}; resume with: {resume_command(prog, argv)}"
-        else: msg = f"{prog}: interrupted before the first checkpoint (nothing to resume)"
+        who = who or prog
+        if rerun is not None: msg = f"{who}: interrupted; {rerun}"
+        elif latest is not None and Path(latest).is_file():
+            msg = f"{who}: interrupted; the last checkpoint is {latest}; resume with: {resume_command(prog, argv)}"
+        else: msg = f"{who}: interrupted before the first checkpoint (nothing to resume)"
         print(msg, file=sys.stderr)
     raise SystemExit(130)
 

@@ -11,7 +11,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ecgdiff.augment import augment_cli
-from ecgdiff.data import LEADS, load_ptbxl, task_labels, write_ptbxl
+from ecgdiff.data import LEADS, load_ptbxl, task_labels, to_12_leads, write_ptbxl
 from clirun import run_cli
 
 BIN = Path(sys.executable).parent
@@ -186,7 +186,6 @@ def test_generate_with_sssd_model(baseline, tmp_path):
     """An `ecgdiff.sssd` model file works as a generator; one of another label set is refused (skipped without
     ecgdiff.sssd)."""
     sssd = pytest.importorskip('ecgdiff.sssd')
-    from ecgdiff.gans import to_12_leads
     out = copy_study(baseline, tmp_path/'s')
     cli('labels', '--out', out, '--label', 'STTC', '--n', '3')
     torch.manual_seed(0)

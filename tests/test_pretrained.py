@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from ecgdiff.data import load_ptbxl, task_labels
+from ecgdiff.data import load_ptbxl, task_labels, to_12_leads
 from ecgdiff.evaluation import ecg_c2st, ecg_features
-from ecgdiff.gans import to_12_leads
 from ecgdiff.sssd import HR_RULES, ecgdiff_sssd_sample, load_pretrained, sample_sssd
 from clirun import run_cli
 
