@@ -115,6 +115,7 @@ def warp(img, M, shape, order:int=1, fill=255)->np.ndarray:
                        Image.BILINEAR if order else Image.NEAREST, fillcolor=fill)
     return np.asarray(out)
 
+# %% ../nbs/05_digitizer.ipynb #c5fa0832
 @dataclass
 class PageTruth:
     "Ground truth of an ECG image: the signals drawn, the page geometry (mm) and the homography page mm -> image px."
@@ -194,14 +195,17 @@ class PageTruth:
         if np.allclose(M, np.eye(3)) and (h0, w0) == tuple(self.shape): return m
         return np.stack([warp(mk.astype(np.uint8)*255, M, self.shape, order=0) > 127 for mk in m])
 
+# %% ../nbs/05_digitizer.ipynb #3da75c69
 def _to_tensor(img, device=None)->torch.Tensor:
     "(h, w, 3) uint8 image -> (3, h, w) uint8 tensor on `device`."
     return torch.from_numpy(np.ascontiguousarray(np.asarray(img, np.uint8))).to(device).permute(2, 0, 1)
 
+# %% ../nbs/05_digitizer.ipynb #c4755d5a
 def _norm_t(x:torch.Tensor)->torch.Tensor:
     "(c, h, w) 0-255 tensor -> float, centred and scaled: what the stages see."
     return (x.float()/255 - .5)/.25
 
+# %% ../nbs/05_digitizer.ipynb #e26cbd89
 def warp_tensor(img:torch.Tensor, M, shape, fill:float=255.)->torch.Tensor:
     "`warp` of a (c, h, w) tensor on its device."
     c, h, w = img.shape
@@ -219,12 +223,14 @@ def warp_tensor(img:torch.Tensor, M, shape, fill:float=255.)->torch.Tensor:
 # %% ../nbs/05_digitizer.ipynb #a0fa3c7a
 def _row_mm(geom)->float: return geom['rows'][1] - geom['rows'][0]
 
+# %% ../nbs/05_digitizer.ipynb #dc64638e
 def _pulse_mm(geom, y0:float)->np.ndarray:
     "The calibration pulse of the row at baseline `y0`: 1 mV for 0.2 s, ending 1.5 mm before the traces (mm)."
     wp, g = .2*geom['speed'], geom['gain']
     xs = geom['x0'] - 1.5 - wp
     return np.array([(xs - .5, y0), (xs, y0), (xs, y0 - g), (xs + wp, y0 - g), (xs + wp, y0), (xs + wp + .4, y0)])
 
+# %% ../nbs/05_digitizer.ipynb #325fb664
 def _composite(base, layers, shape)->np.ndarray:
     "Composite (alpha (h, w), RGB colour) layers over a uniform `base` colour into a uint8 image, channel by channel."
     out, v, t = np.empty((*shape, 3), np.uint8), np.empty(shape, np.float32), np.empty(shape, np.float32)
@@ -240,6 +246,7 @@ def _composite(base, layers, shape)->np.ndarray:
         out[..., k] = v
     return out
 
+# %% ../nbs/05_digitizer.ipynb #a66d57ff
 def render_page(x,                      # (n_leads, L) signals in mV; NaN rows or samples are not drawn
                 fs:float=500,           # sampling rate, Hz
                 layout:str='3x4+II',    # '3x4+II', '3x4', '6x2' or '12x1'
@@ -328,6 +335,7 @@ def fit_homography(src, dst, w=None)->np.ndarray:
     H = np.linalg.inv(Td) @ Hn @ Ts
     return H/H[2, 2]
 
+# %% ../nbs/05_digitizer.ipynb #31375547
 def _rot90_h(k:int, w:float, h:float)->np.ndarray:
     "Homography of `np.rot90(img, k)` on an image of size (w, h) px (counter-clockwise quarter turns)."
     R = np.eye(3)
@@ -336,6 +344,7 @@ def _rot90_h(k:int, w:float, h:float)->np.ndarray:
         w, h = h, w
     return R
 
+# %% ../nbs/05_digitizer.ipynb #93cbc4c0
 def _handwriting(img, rng, s:float):
     "Pen strokes: smooth random curves in blue or black ink, 0.3-0.6 mm wide."
     im = Image.fromarray(img)
@@ -352,6 +361,7 @@ def _handwriting(img, rng, s:float):
         d.line([tuple(q) for q in p], fill=col, width=max(int(rng.uniform(.3, .6)*s), 1), joint='curve')
     return np.asarray(im)
 
+# %% ../nbs/05_digitizer.ipynb #9bb85708
 def _fields(rng, h, w, s, illumination, shadow, crease):
     "Multiplicative light field (h, w): a linear illumination gradient, a soft-edged shadow and crease lines."
     q = max(1, int(s/2))                                 # computed at about 2 px/mm, then resized
@@ -374,6 +384,7 @@ def _fields(rng, h, w, s, illumination, shadow, crease):
                   + .06*np.exp(-((dist - 2*s)/(2*s))**2))
     return f if q == 1 else np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR))
 
+# %% ../nbs/05_digitizer.ipynb #4f03b5c1
 def distort(img,                      # (h, w, 3) uint8 page from `render_page`
             truth:PageTruth,          # its ground truth (a new one with the composed homography is returned)
             seed=None,                # seed or `np.random.Generator`
@@ -641,6 +652,7 @@ def _local_scale(H, p)->float:
     J = np.stack([_homog(H, p + d) - _homog(H, p - d) for d in np.eye(2)*.5], 1)
     return float(np.sqrt(abs(np.linalg.det(J))))
 
+# %% ../nbs/05_digitizer.ipynb #bcea0b22
 def _tile_phases(profs, P:float)->tuple:
     "Per grid profile (rows of `profs`): local period, phase offset `a` and comb strength."
     x = profs - profs.mean(1, keepdims=True)
@@ -654,6 +666,7 @@ def _tile_phases(profs, P:float)->tuple:
     Pb = Ps[j]
     return Pb, (-np.angle(Z[r, j])/(2*np.pi)*Pb) % Pb, S[r, j]/(np.abs(x).sum(1) + 1e-9)
 
+# %% ../nbs/05_digitizer.ipynb #8fe1fdd4
 def _grid_homography(gs, px:float, py:float, tile_mm:float=25., min_tiles:int=12):
     "Homography (grid mm -> image px) from the local phase of the 5 mm grid lines in tiles; None if too few."
     h, w = gs.shape
@@ -697,6 +710,7 @@ def _grid_homography(gs, px:float, py:float, tile_mm:float=25., min_tiles:int=12
         src, dst = src[keep], dst[keep]
     return H
 
+# %% ../nbs/05_digitizer.ipynb #f5617c41
 def _rectify(img, gs, px, py):
     "The image warped so that the grid is uniform (when perspective bends it by more than 0.3 %)."
     H = _grid_homography(gs, px, py)
@@ -778,6 +792,7 @@ class Digitization:
     method: str = 'classical'
     info: dict = field(default_factory=dict)
 
+# %% ../nbs/05_digitizer.ipynb #9983691f
 def column_runs(M)->tuple:
     "The vertical runs of True in a mask `M` (..., rows, cols)."
     M = np.asarray(M, bool)
@@ -790,6 +805,7 @@ def column_runs(M)->tuple:
     col = st//h
     return col, st - col*h, en - col*h
 
+# %% ../nbs/05_digitizer.ipynb #57592682
 def follow_trace(M, y_start:float, max_jump:float, reach:float=np.inf, runs=None)->tuple:
     "Column-wise trace following in the ink mask `M` (rows, cols) from the baseline row `y_start`."
     h, n = M.shape
@@ -837,6 +853,7 @@ def follow_trace(M, y_start:float, max_jump:float, reach:float=np.inf, runs=None
         c += 1
     return top, bot
 
+# %% ../nbs/05_digitizer.ipynb #180bc9cc
 def centreline(top, bot, pen:float)->np.ndarray:
     "The centre line of a followed trace drawn with a square pen `pen` px wide."
     ok = np.isfinite(top)
@@ -1287,6 +1304,7 @@ def _flat_pen(R:list)->float:
     ok = np.isfinite(L) & (S < .3)
     return float(np.median(L[ok])) if ok.sum() >= 50 else _thin_runs(L[np.isfinite(L)])
 
+# %% ../nbs/05_digitizer.ipynb #0925555e
 def _straighten(src, max_deg:float=15.)->dict:
     "A page deskewed (up to `max_deg`) and, where perspective bends its grid, rectified."
     _, gs = ink_and_grid(src)
@@ -1304,11 +1322,13 @@ def _straighten(src, max_deg:float=15.)->dict:
         px, py = grid_spacing(gs)
     return dict(work=work, M=M, gs=gs, px=px, py=py, angle=ang)
 
+# %% ../nbs/05_digitizer.ipynb #1a77adcf
 def _on_time(ts, cx, y, r:dict, pxmv:float)->np.ndarray:
     "A followed trace's centre `y` (px) at columns `cx` (px) as mV at times `ts`."
     if len(cx) <= 3: return np.full(len(ts), np.nan)
     return np.interp(ts, (cx - r['xs'])/r['pxs'], (r['y0'] - y)/pxmv, left=np.nan, right=np.nan)
 
+# %% ../nbs/05_digitizer.ipynb #742febdc
 def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) array
                    fs:float=500,          # output sampling rate, Hz
                    correct:bool=True,     # Einthoven post-correction of the limb leads
@@ -1477,6 +1497,7 @@ def _find_pulses(ink, hlim:tuple, wlim:tuple)->list:
         out.append((sl[1].start + left.mean() + .5, sl[1].start + right.mean() + .5, y_base, y_top, sl[1].stop, pen))
     return out
 
+# %% ../nbs/05_digitizer.ipynb #75257d74
 def _digitize_pulses(img,                   # image file, PIL image or (h, w, 3) array
                        fs:float=500,          # output sampling rate, Hz
                        duration:float=None,   # seconds on the page (default: measured, to 0.5 s)
@@ -1685,10 +1706,12 @@ _NO_DISTORT = dict(rotate=0, perspective=0, crop=0, blur=0, jpeg=None, noise=0, 
                    crease=0, handwriting=0)
 _HEADS = (4, len(LAYOUTS), len(SPEEDS), len(GAINS))     # stage 0's classes: orientation, layout, speed, gain
 
+# %% ../nbs/05_digitizer.ipynb #d15b7a22
 def _norm(img)->torch.Tensor:
     "(h, w, 3) uint8 -> (3, h, w) float32, centred and scaled."
     return _norm_t(_to_tensor(img))
 
+# %% ../nbs/05_digitizer.ipynb #3680a555
 def letterbox(img, size:int)->tuple:
     "`img` resized so that its long side is `size`, pasted top-left on a white `size` x `size` square."
     h, w = img.shape[:2]
@@ -1698,6 +1721,7 @@ def letterbox(img, size:int)->tuple:
     out[:nh, :nw] = np.asarray(Image.fromarray(img).resize((nw, nh), Image.BILINEAR, reducing_gap=2.))
     return out, (nw/w, nh/h)
 
+# %% ../nbs/05_digitizer.ipynb #40475e60
 def _heat(pts, shape, sigma:float)->np.ndarray:
     "Gaussian heatmap (h, w) with a peak of 1 at each point (n, 2) px."
     yy, xx = np.arange(shape[0], dtype=np.float32)[:, None] + .5, np.arange(shape[1], dtype=np.float32)[None] + .5
@@ -1706,24 +1730,29 @@ def _heat(pts, shape, sigma:float)->np.ndarray:
         np.maximum(out, np.exp(-((xx - x)**2 + (yy - y)**2)/(2*sigma**2)), out=out)
     return out
 
+# %% ../nbs/05_digitizer.ipynb #f125af3e
 def _corners_mm(geom, duration:float)->np.ndarray:
     "The trace area's corners in mm: start and end of the first and of the last row."
     x1 = geom['x0'] + duration*geom['speed']
     return np.array([(geom['x0'], geom['rows'][0]), (x1, geom['rows'][0]), (geom['x0'], geom['rows'][-1]),
                      (x1, geom['rows'][-1])])
 
+# %% ../nbs/05_digitizer.ipynb #6c3adc21
 def _canon_shape(geom, ppmm:float)->tuple: return int(round(geom['height']*ppmm)), int(round(geom['width']*ppmm))
 
+# %% ../nbs/05_digitizer.ipynb #badf8b20
 def _coords(shape, r0:int=0, c0:int=0, full=None)->np.ndarray:
     "Page coordinates (2, h, w) in [0, 1] of the window at (r0, c0) of a page of shape `full`."
     (h, w), (H, W) = shape, full or shape
     return np.stack(np.broadcast_arrays(((np.arange(w) + c0 + .5)/W)[None].astype(np.float32),
                                         ((np.arange(h) + r0 + .5)/H)[:, None].astype(np.float32)))
 
+# %% ../nbs/05_digitizer.ipynb #36d82a3a
 def _stage2_input(rect, layout:str, r0:int=0, c0:int=0, full=None)->torch.Tensor:
     "Stage 2's input: the rectified page (or a window of it at (r0, c0)), its coordinates and the layout one-hot."
     return _with_layout(_norm(rect), layout, r0, c0, full)
 
+# %% ../nbs/05_digitizer.ipynb #c5643259
 def _with_layout(x:torch.Tensor, layout:str, r0:int=0, c0:int=0, full=None)->torch.Tensor:
     "A normalised page (3, h, w) with its coordinate and layout channels appended, on its device: (9, h, w)."
     h, w = x.shape[1:]
@@ -1731,11 +1760,13 @@ def _with_layout(x:torch.Tensor, layout:str, r0:int=0, c0:int=0, full=None)->tor
     oh[LAYOUTS.index(layout)] = 1
     return torch.cat([x, torch.from_numpy(_coords((h, w), r0, c0, full)).to(x.device), oh])
 
+# %% ../nbs/05_digitizer.ipynb #32adcc86
 def _window(shape, size:int, rng)->tuple:
     "A random `size` x `size` window (r0, c0) of a page of `shape`, and the translation page px -> window px."
     r, c = int(rng.integers(max(shape[0] - size, 0) + 1)), int(rng.integers(max(shape[1] - size, 0) + 1))
     return r, c, np.array([[1, 0, -c], [0, 1, -r], [0, 0, 1.]])
 
+# %% ../nbs/05_digitizer.ipynb #9e03bbc5
 class StageData(torch.utils.data.Dataset):
     "Synthetic training samples for digitizer stage `cfg['stage']`: (input, target) tensors made on the fly."
     def __init__(self, cfg:dict, n:int, valid:bool=False):
@@ -1784,6 +1815,7 @@ class StageData(torch.utils.data.Dataset):
         y = np.stack([warp(m.astype(np.uint8)*255, M2, (n, n)) > 127 for m in t2.masks()]).astype(np.float32)
         return x, torch.from_numpy(y)
 
+# %% ../nbs/05_digitizer.ipynb #7eeb8f3a
 def _grid_targets(tr:PageTruth, He, s:float, shape, sigma:float, r0:int=0, c0:int=0)->np.ndarray:
     "Stage 1's targets on the window at (r0, c0) of the canonical page made with `He`."
     h, w = shape
@@ -1803,6 +1835,7 @@ def _seg_loss(logits, y, pos_weight:float):
     dice = 1 - (2*(p*y).sum((-1, -2)) + 1)/(p.sum((-1, -2)) + y.sum((-1, -2)) + 1)
     return bce + dice.mean()
 
+# %% ../nbs/05_digitizer.ipynb #b36110f5
 class DigitizerLoss(nn.Module):
     "Loss of digitizer stage `stage`: dense BCE + Dice, plus the heads' cross-entropies for stage 0."
     def __init__(self, stage:int, pos_weight:float=5.):
@@ -1814,6 +1847,7 @@ class DigitizerLoss(nn.Module):
         heads = torch.split(logits, _HEADS, 1)
         return _seg_loss(hm, t_hm, self.pos_weight) + sum(F.cross_entropy(h, c) for h, c in zip(heads, cls.T))
 
+# %% ../nbs/05_digitizer.ipynb #763c8cf3
 def _soft_argmax(h, win:int=2)->np.ndarray:
     "Sub-pixel peak (x, y) of a heatmap (h, w): the centroid of the `2*win+1` window around its maximum."
     r, c = np.unravel_index(np.argmax(h), h.shape)
@@ -1822,6 +1856,7 @@ def _soft_argmax(h, win:int=2)->np.ndarray:
     yy, xx = np.mgrid[r0:r0 + w.shape[0], c0:c0 + w.shape[1]]
     return np.array([(xx*w).sum()/w.sum() + .5, (yy*w).sum()/w.sum() + .5])
 
+# %% ../nbs/05_digitizer.ipynb #9202d442
 class HeadAccuracy(Metric):
     "Accuracy (scikit-learn) of stage 0's head `k` (0 orientation, 1 layout, 2 speed, 3 gain)."
     def __init__(self, k:int, name:str): self.k, self._name = k, name
@@ -1836,6 +1871,7 @@ class HeadAccuracy(Metric):
     @property
     def name(self): return self._name
 
+# %% ../nbs/05_digitizer.ipynb #f68d55aa
 class CornerError(Metric):
     "Mean distance (letterbox px) between the predicted and true trace-area corners of stage 0."
     def reset(self): self.d = []
@@ -1847,6 +1883,7 @@ class CornerError(Metric):
     @property
     def name(self): return 'corner_px'
 
+# %% ../nbs/05_digitizer.ipynb #7d7ff518
 class Dice(Metric):
     "Dice overlap of the thresholded dense predictions with the targets (> 0.5)."
     def reset(self): self.tp = self.fp = self.fn = 0
@@ -1861,16 +1898,19 @@ class Dice(Metric):
     @property
     def name(self): return 'dice'
 
+# %% ../nbs/05_digitizer.ipynb #8ed41d76
 class _Epoch(Callback):
     "Tell the training data which epoch it is, so that every epoch draws new pages."
     def before_epoch(self): self.dls.train.dataset.epoch = self.epoch
 
+# %% ../nbs/05_digitizer.ipynb #4adcf46e
 def build_model(cfg:dict)->UNet:
     "The U-Net of stage `cfg['stage']`."
     k, m = cfg['stage'], cfg['model']
     n_in, n_out, n_cls = {0: (3, 6, sum(_HEADS)), 1: (3, 3, 0), 2: (3 + 2 + len(LAYOUTS), len(LEADS), 0)}[k]
     return UNet(n_in, n_out, m['encoder'], m['width'], n_cls)
 
+# %% ../nbs/05_digitizer.ipynb #c9629b6c
 def train_stage(cfg,                   # a stage config or the path of its YAML
                 out=None,              # folder for checkpoints and the final `stage{k}.pth`
                 overrides:dict=None,   # passed to `load_config`
@@ -1915,14 +1955,17 @@ def _peaks(h, thr:float=.3, n_max:int=5000)->np.ndarray:
     return (np.stack([c + .5 + (w*dj).sum(1)/w.sum(1), r + .5 + (w*di).sum(1)/w.sum(1)], 1) if len(r)
             else np.zeros((0, 2)))
 
+# %% ../nbs/05_digitizer.ipynb #b0baff3f
 def _scale(H, geom)->float:
     "Pixels per mm of the homography `H` (page mm -> px) at the page centre."
     c = np.array([geom['width'], geom['height']])/2
     J = np.stack([_homog(H, c + d) - _homog(H, c - d) for d in np.eye(2)*.5], 1)
     return float(np.sqrt(abs(np.linalg.det(J))))
 
+# %% ../nbs/05_digitizer.ipynb #8ae182e1
 def _duration(speed:float)->float: return _DURATION.get(float(speed), 10.)
 
+# %% ../nbs/05_digitizer.ipynb #03ccda70
 class Digitizer:
     "The learned three-stage digitizer from a folder of stage checkpoints, with the classical baseline as fallback."
     def __init__(self,
@@ -2122,6 +2165,7 @@ def failed_checks(r:dict,            # a page's report: `leads`, `hr` (bpm) and 
 _OVERLAY_COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22',
                    '#7f7f7f', '#393b79', '#e7298a']
 
+# %% ../nbs/05_digitizer.ipynb #a8507cda
 def write_record(path, d:Digitization):
     "Write a `Digitization` as a 16-bit WFDB record at `path` (no extension), NaN kept as WFDB's invalid value; atomic."
     path = Path(path)
@@ -2137,6 +2181,7 @@ def write_record(path, d:Digitization):
     os.unlink(path.parent/f"{tmp}.hea")
     return path
 
+# %% ../nbs/05_digitizer.ipynb #6daaf99c
 def kaggle_rows(name:str, d:Digitization)->list:
     "Kaggle-format rows `(id, value)` of one image."
     rows = []
@@ -2146,6 +2191,7 @@ def kaggle_rows(name:str, d:Digitization)->list:
         rows += [(f"{name}_{r}_{l}", float(u)) for r, u in enumerate(v[ok[0]:ok[-1] + 1])]
     return rows
 
+# %% ../nbs/05_digitizer.ipynb #c01a3e97
 def overlay(img, d:Digitization, lw:int=2)->Image.Image:
     "The followed traces drawn on the input image, one colour per lead."
     im = Image.fromarray(np.asarray(img)).convert('RGB')
@@ -2154,8 +2200,10 @@ def overlay(img, d:Digitization, lw:int=2)->Image.Image:
         if len(t) > 1: dr.line([tuple(p) for p in t], fill=_OVERLAY_COLORS[LEADS.index(l)], width=lw)
     return im
 
+# %% ../nbs/05_digitizer.ipynb #d87a7664
 _SIDECAR_KEYS = ('stage', 'layout', 'speed', 'gain', 'duration', 'ppmm')
 
+# %% ../nbs/05_digitizer.ipynb #7a63f656
 def _page_info(path:Path, stage:int)->dict:
     "The JSON sidecar of a page written by stage `stage` (for running the next stage alone)."
     js = path.with_suffix('.json')
@@ -2170,10 +2218,12 @@ def _page_info(path:Path, stage:int)->dict:
     info['geom'] = paper_layout(info['layout'], info['duration'], info['speed'], info['gain'])
     return info
 
+# %% ../nbs/05_digitizer.ipynb #1dcae054
 def _write_page(out:Path, name:str, page, info:dict):
     atomic_path(out/f"{name}.png", lambda t: Image.fromarray(page).save(t, format='PNG'))
     atomic_path(out/f"{name}.json", lambda t: Path(t).write_text(json.dumps(info, indent=1)))
 
+# %% ../nbs/05_digitizer.ipynb #ae6f6b84
 def _digitize_one(f:Path, out:Path, mode:str, dg, fs:float, max_px:int)->tuple:
     "Digitize one file in `mode`, writing its outputs; (Digitization or None, notes)."
     with warnings.catch_warnings(record=True) as w:
@@ -2211,6 +2261,7 @@ def _digitize_one(f:Path, out:Path, mode:str, dg, fs:float, max_px:int)->tuple:
     atomic_path(out/f"{name}_overlay.png", lambda t: overlay(img, d).save(t, format='PNG'))
     return d, notes + d.notes
 
+# %% ../nbs/05_digitizer.ipynb #c17df6ef
 def page_report(d:Digitization)->dict:
     "What can be checked on a digitized page without its truth."
     e = d.info.get('einthoven_raw', _einthoven_corr(d.x))
@@ -2220,6 +2271,7 @@ def page_report(d:Digitization)->dict:
     r['failed'] = failed_checks(r, grid=d.info.get('grid', True))
     return r
 
+# %% ../nbs/05_digitizer.ipynb #60e0dfe1
 def digitize_files(inputs,                 # an image file, a folder of images, or a list of files
                    output,                 # output folder
                    mode:str='pipeline',    # pipeline, classical, stage0, stage1 or stage2
