@@ -247,8 +247,7 @@ REALISM_TARGETS = dict(hr_bpm=15., hf_frac=.05, c2st=.80)
 
 def realism_by_class(real, real_Y, gen, gen_Y, labels:list, fs:int=100)->pd.DataFrame:
     "Per class: records, median heart rate, mean share of power above 15 Hz, median QRS width, real beside generated."
-    from ecgdiff.evaluation import ecg_features
-    from ecgdiff.sssd import spectral_stats
+    from ecgdiff.evaluation import ecg_features, spectral_stats
     Fr, Fg = ecg_features(real, fs), ecg_features(gen, fs)
     hr, hg = spectral_stats(real, fs).hf_frac.values, spectral_stats(gen, fs).hf_frac.values
     rows = []
@@ -266,8 +265,7 @@ def realism_by_class(real, real_Y, gen, gen_Y, labels:list, fs:int=100)->pd.Data
 # %% ../nbs/08_demo.ipynb #14b55b6b
 def stage_realism(r:DemoRun):
     "Stage 4: generated vs corpus: heart rate, power above 15 Hz and QRS width per class, C2ST, effect sizes, Fréchet."
-    from ecgdiff.evaluation import ecg_c2st, ecg_features, effect_sizes, plot_effect_sizes
-    from ecgdiff.sssd import fit_classifier, ecg_fid
+    from ecgdiff.evaluation import ecg_c2st, ecg_features, ecg_fid, effect_sizes, fit_classifier, plot_effect_sizes
     ds, X, Y = r.stash['ds'], r.stash['X'], r.stash['Y']
     Xc = np.asarray(ds.X)
     table = realism_by_class(Xc, ds.Y, X, Y, ds.labels)

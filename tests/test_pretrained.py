@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from ecgdiff.data import load_ptbxl, task_labels, to_12_leads
-from ecgdiff.evaluation import ecg_c2st, ecg_features
-from ecgdiff.sssd import HR_RULES, ecgdiff_sssd_sample, load_pretrained, sample_sssd
+from ecgdiff.evaluation import HR_RULES, ecg_c2st, ecg_features
+from ecgdiff.sssd import ecgdiff_sssd_sample, load_pretrained, sample_sssd
 from clirun import run_cli
 
 FOLD10 = Path(__file__).resolve().parents[2]/'shared'/'data'/'ptbxl-fold10'
