@@ -30,3 +30,13 @@ def browser():
     d = webdriver.Chrome(service=Service(driver), options=o)
     yield d
     d.quit()
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    "One torch thread for a test module (the CI's 2 cores are shared by two test workers), restored after it."
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

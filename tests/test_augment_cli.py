@@ -20,13 +20,7 @@ TINY = ['--arch', 'resnet1d_tiny', '--epochs', '4', '--bs', '32', '--n_boot', '2
 
 SHARED = Path(__file__).resolve().parents[2]/'shared'/'data'/'physionet'    # ../shared from the repository
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "The CI's 2 cores are shared by two test workers."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 def cli(*args, check=True):
     "Run `ecgdiff_augment ARGS` in this process (tests/clirun.py; `test_installed_script` runs the installed one)."

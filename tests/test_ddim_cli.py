@@ -9,17 +9,10 @@ from clirun import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 MITDB = ROOT.parent/'shared'/'data'/'physionet'/'mitdb'/'100'
-pytestmark = pytest.mark.skipif(not MITDB.with_suffix('.hea').exists(),
-                                reason='../shared/data/physionet/mitdb/100 not present')
+pytestmark = [pytest.mark.skipif(not MITDB.with_suffix('.hea').exists(),
+                                 reason='../shared/data/physionet/mitdb/100 not present'),
+              pytest.mark.usefixtures('one_thread')]   # tests/conftest.py
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "The CI's 2 cores are shared by two test workers."
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 def run(entry, *args):
     "Run a console entry point of ecgdiff.paired as the installed script would (in this process)."

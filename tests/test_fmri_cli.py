@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from clirun import run_cli
 
@@ -24,12 +23,7 @@ TINY = {'data': {'n_blocks': 10, 'synthetic': {'n_subjects': 2, 'n_timepoints': 
         'sampling': {'n_steps': 5}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 def _config(tmp_path, name='config.yaml', **changes):

@@ -25,12 +25,7 @@ ENTRIES = {'ecgdiff_train': ('ecgdiff.paired', 'train_main'),
            'ecgdiff_sssd_train': ('ecgdiff.sssd', 'ecgdiff_sssd_train'),
            'ecgdiff_fmri': ('ecgdiff.fmri_ldm', 'fmri_cli'), 'ecgdiff_augment': ('ecgdiff.augment', 'augment_cli')}
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 def cli(f, *args, capsys):
     "Run the `@call_parse` function `f` on the command line `args` in this process: (exit code, stdout + stderr)"
