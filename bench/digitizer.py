@@ -13,7 +13,8 @@ import argparse, json, time
 from pathlib import Path
 import numpy as np
 import torch
-from ecgdiff.digitizer import (Digitizer, build_model, digitize_classical, load_config, random_page, render_page)
+from ecgdiff.digitizer import (Digitizer, build_stage_model, digitize_classical, load_stage_config, random_page,
+                               render_page)
 
 p = argparse.ArgumentParser()
 p.add_argument('--device', default=None)
@@ -35,9 +36,9 @@ dg = Digitizer(a.checkpoints, device=dev, bs=a.bs)
 trained = len(dg.models) == 3
 for k in range(3):
     if k not in dg.models:
-        cfg = load_config(Path(a.configs)/f'stage{k}.yaml')
+        cfg = load_stage_config(Path(a.configs)/f'stage{k}.yaml')
         torch.manual_seed(k)
-        dg.models[k], dg.cfgs[k] = build_model(cfg).to(dev).eval(), cfg
+        dg.models[k], dg.cfgs[k] = build_stage_model(cfg).to(dev).eval(), cfg
 
 def timed(f, *args):
     "Seconds taken by `f(*args)`, after a warm-up call on the first batch."

@@ -34,8 +34,8 @@ __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'Pag
            'fit_homography', 'distort', 'record_signals', 'random_page', 'lead_powers', 'snr_cinc', 'snr_kaggle',
            'kaggle_score', 'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'ink_mask', 'Digitization',
            'column_runs', 'follow_trace', 'centreline', 'follow_dp', 'einthoven', 'find_rows', 'read_text', 'lead_of',
-           'read_labels', 'digitize_classical', 'page_heart_rate', 'load_config', 'ResNetD', 'UNet', 'letterbox',
-           'StageData', 'DigitizerLoss', 'HeadAccuracy', 'CornerError', 'Dice', 'build_model', 'train_stage',
+           'read_labels', 'digitize_classical', 'page_heart_rate', 'load_stage_config', 'ResNetD', 'UNet', 'letterbox',
+           'StageData', 'DigitizerLoss', 'HeadAccuracy', 'CornerError', 'Dice', 'build_stage_model', 'train_stage',
            'Digitizer', 'failed_checks', 'write_record', 'kaggle_rows', 'overlay', 'page_report', 'digitize_files',
            'digitize_cli', 'quality', 'decoder_ceiling']
 
@@ -1624,7 +1624,7 @@ def _merge_cfg(a:dict, b:dict, where:str, path:str='')->dict:
                   else copy.deepcopy(v))
     return out
 
-def load_config(path,                  # a stage YAML file (or a dict, returned merged with `overrides`)
+def load_stage_config(path,                  # a stage YAML file (or a dict, returned merged with `overrides`)
                 overrides:dict=None,   # nested dict or dotted keys, e.g. {'train.epochs': 1}
                )->dict:
     "A digitizer stage config: the YAML at `path` merged over the files it inherits, then `overrides`."
@@ -1636,7 +1636,7 @@ def load_config(path,                  # a stage YAML file (or a dict, returned 
         except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML ({e})") from e
         if not isinstance(cfg, dict): raise ValueError(f"{path}: expected a mapping of config keys")
         parent = cfg.pop('inherit', None)
-        if parent: cfg = _merge_cfg(load_config(path.parent/parent), cfg, str(path))
+        if parent: cfg = _merge_cfg(load_stage_config(path.parent/parent), cfg, str(path))
     for k, v in (overrides or {}).items():
         node, *rest = k.split('.')
         nested = v
@@ -1904,7 +1904,7 @@ class _Epoch(Callback):
     def before_epoch(self): self.dls.train.dataset.epoch = self.epoch
 
 # %% ../nbs/05_digitizer.ipynb #4adcf46e
-def build_model(cfg:dict)->UNet:
+def build_stage_model(cfg:dict)->UNet:
     "The U-Net of stage `cfg['stage']`."
     k, m = cfg['stage'], cfg['model']
     n_in, n_out, n_cls = {0: (3, 6, sum(_HEADS)), 1: (3, 3, 0), 2: (3 + 2 + len(LAYOUTS), len(LEADS), 0)}[k]
@@ -1913,14 +1913,14 @@ def build_model(cfg:dict)->UNet:
 # %% ../nbs/05_digitizer.ipynb #c9629b6c
 def train_stage(cfg,                   # a stage config or the path of its YAML
                 out=None,              # folder for checkpoints and the final `stage{k}.pth`
-                overrides:dict=None,   # passed to `load_config`
+                overrides:dict=None,   # passed to `load_stage_config`
                 device=None,           # default: CUDA if available
                 progress:bool=True,
                )->Learner:
     "Train one digitizer stage from its config with a fastai `Learner`; returns the learner."
     from ecgdiff.training import adamw, fit_cosine, NanGuard, CheckpointCallback, precision_cbs, atomic_save
     from ecgdiff.distributed import distributed_ctx, is_rank0
-    cfg = load_config(cfg, overrides)
+    cfg = load_stage_config(cfg, overrides)
     k, t, d = cfg['stage'], cfg['train'], cfg['data']
     torch.manual_seed(cfg['seed'])
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -1932,7 +1932,7 @@ def train_stage(cfg,                   # a stage config or the path of its YAML
     metrics = [HeadAccuracy(0, 'orient_acc'), HeadAccuracy(1, 'layout_acc'), CornerError()] if k == 0 else [Dice()]
     cbs = [_Epoch(), NanGuard()] + precision_cbs(t['precision'] if device != 'cpu' else 'fp32')
     if out is not None: cbs.append(CheckpointCallback(Path(out)/f'stage{k}_ckpt', meta=cfg))
-    learn = Learner(dls, build_model(cfg).to(device), loss_func=DigitizerLoss(k, t['pos_weight']),
+    learn = Learner(dls, build_stage_model(cfg).to(device), loss_func=DigitizerLoss(k, t['pos_weight']),
                     opt_func=adamw(t['wd']), metrics=metrics, cbs=cbs)
     with distributed_ctx(learn):          # under torchrun / accelerate launch: DDP, batches sharded across processes
         if progress: fit_cosine(learn, t['epochs'], t['lr'], t['warmup'])
@@ -1983,7 +1983,7 @@ class Digitizer:
             ck = load_checkpoint(f)
             cfg = ck['meta']
             if cfg.get('stage') != k: raise ValueError(f"{f}: holds stage {cfg.get('stage')}, expected stage {k}")
-            m = build_model(cfg)
+            m = build_stage_model(cfg)
             m.load_state_dict(ck['model'])
             self.models[k], self.cfgs[k] = m.to(self.device).eval(), cfg
 
