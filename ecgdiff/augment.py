@@ -27,6 +27,7 @@ from .data import (ECGDataError, PTBXL, SyntheticInTestError, check_not_trained_
                           check_test_integrity, load_ptbxl, task_labels, to_12_leads, trained_on, write_ptbxl)
 from .training import CheckpointError, amp_mode, atomic_path, atomic_save, check_state_dict, precision_cbs
 from .training import CheckpointCallback, interrupted, load_checkpoint, resume as resume_from
+from .training import _json_default, write_json
 from fastai.callback.core import Callback
 from .distributed import distributed_ctx, is_rank0, on_rank0
 # ruff: disable[E501]  (nbdev writes `__all__` next and wraps it at 120 characters after `__all__ = `)
@@ -42,19 +43,11 @@ __all__ = ['ARCHS', 'AUTO_ARCH', 'STEPS', 'GENERATOR_KINDS', 'Bottleneck1d', 're
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #9df37627
 # ruff: enable[E501]
-def _write_json(path, obj):
-    return atomic_path(path, lambda t: Path(t).write_text(json.dumps(obj, indent=1, default=_json_default)))
 def _write_csv(path, df, **kw): return atomic_path(path, lambda t: df.to_csv(t, **kw))
 def _write_npy(path, a): return atomic_path(path, lambda t: np.save(t, np.asarray(a)))
 def _write_npz(path, **arrays): return atomic_path(path, lambda t: np.savez(t, **arrays))
 def _write_fig(path, fig, dpi:int=100):
     return atomic_path(path, lambda t: fig.savefig(t, dpi=dpi, format=Path(path).suffix[1:]))
-
-def _json_default(o):
-    if isinstance(o, np.generic): return o.item()
-    if isinstance(o, np.ndarray): return o.tolist()
-    if isinstance(o, Path): return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 def _sha1(path, n:int=1<<20)->str:
     h = hashlib.sha1()
@@ -427,7 +420,7 @@ def combine(
     counts.loc['records'] = [int((split == s).sum()) for s in counts.columns]
     _write_csv(out/'report'/'data_summary.csv', counts, index_label='label')
     _write_csv(out/'splits.csv', sp, index=False)
-    _write_json(out/'study.json', cfg)
+    write_json(out/'study.json', cfg)
     return sp
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #34e42722
@@ -572,7 +565,7 @@ def train(
     rec, h = learn.recorder, _history(learn, prior)
     hist = pd.DataFrame(h['values'], columns=rec.metric_names[1:-1]) if h['values'] else pd.DataFrame()
     _write_csv(out/name/'history.csv', hist, index_label='epoch')
-    _write_json(out/name/'train.json', info)
+    write_json(out/name/'train.json', info)
     if len(h['losses']):
         fig = _figure(figsize=(6, 3))
         ax = fig.subplots()
@@ -657,7 +650,7 @@ def evaluate(out,              # study folder
                    macro_f1_ci=[m.f1_lo, m.f1_hi], macro_precision=m.precision, macro_recall=m.recall,
                    macro_specificity=m.specificity, n_train_real=info['n_train_real'],
                    n_train_synthetic=info['n_train_synthetic'])
-    _write_json(rd/'summary.json', summary)
+    write_json(rd/'summary.json', summary)
     _plot_report(rd, yt, pt, df, name)
     return df
 
@@ -730,7 +723,7 @@ def sample_labels(out,              # study folder
     co = pd.DataFrame(dict(train=rows.mean(0), sampled=V.mean(0)), index=pd.Index(cfg['labels'], name='label'))
     _write_csv(out/'labels.csv', df, index=False)
     _write_csv(out/'report'/'labels_cooccurrence.csv', co)
-    _write_json(out/'labels.json', dict(label=label, n=n, seed=seed, n_train_with_label=len(rows),
+    write_json(out/'labels.json', dict(label=label, n=n, seed=seed, n_train_with_label=len(rows),
                                         n_distinct_vectors=int(len(np.unique(V, axis=0)))))
     return df
 
@@ -986,7 +979,7 @@ def generate(out,                # study folder
     if src_ids is not None: rec['conditioned_on_ecg_id'] = src_ids
     _write_npy(out/'synthetic'/'signals.npy', X)
     _write_csv(out/'synthetic'/'records.csv', rec, index=False)
-    _write_json(out/'synthetic'/'generate.json',
+    write_json(out/'synthetic'/'generate.json',
                 dict(checkpoint=str(Path(checkpoint).resolve()), sha1=sha, kind=src.kind,
                                                       n=len(X), seed=seed, target=target))
     codes = [l for l, v in zip(cfg['labels'], V.iloc[0]) if v]
@@ -1059,7 +1052,7 @@ def compare(out,                      # study folder
     _write_csv(cd/'compare.csv', df, index=False)
     target = json.loads((out/'labels.json').read_text())['label'] if (out/'labels.json').is_file() else None
     mac = df[df.label == 'macro'].set_index('metric')
-    _write_json(cd/'summary.json', dict(a=a, b=b, target=target, n_test=len(y), n_boot=n_boot,
+    write_json(cd/'summary.json', dict(a=a, b=b, target=target, n_test=len(y), n_boot=n_boot,
                                         macro_auc_delta=mac.loc['auc', 'delta'],
                                         macro_auc_delta_ci=list(mac.loc['auc', ['lo', 'hi']]),
                                         macro_f1_delta=mac.loc['f1', 'delta'],
@@ -1159,7 +1152,7 @@ def run_pipeline(
              baseline=json.loads((out/'baseline/report/summary.json').read_text()),
              augmented=json.loads((out/'augmented/report/summary.json').read_text()),
              compare=json.loads((out/'compare/summary.json').read_text()))
-    _write_json(out/'pipeline.json', s)
+    write_json(out/'pipeline.json', s)
     return s
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #15a9da59
@@ -1182,7 +1175,7 @@ def _twin_labels(out, label:str, n_twin:int, seed:int=0)->int:
                       np.flatnonzero(Y[:, j] == 1))
     _write_csv(out/'labels_source.csv', pd.DataFrame(dict(ecg_id=ids[pick])), index=False)
     _write_csv(out/'labels.csv', pd.DataFrame(Y[pick].astype(int), columns=cfg['labels']), index=False)
-    _write_json(out/'labels.json', dict(label=label, n=len(pick), seed=seed, twin=True))
+    write_json(out/'labels.json', dict(label=label, n=len(pick), seed=seed, twin=True))
     return len(pick)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #a1781a40

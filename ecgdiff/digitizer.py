@@ -27,7 +27,7 @@ from fastai.callback.core import Callback
 from fastai.metrics import Metric
 
 from .data import LEADS, GRID_COLORS, ECGDataError, lead_name, paper_layout, simulate_ecg, SIM_CODES, read_record
-from .training import CheckpointError, atomic_path
+from .training import CheckpointError, atomic_path, write_json
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'PageTruth', 'warp_tensor', 'render_page',
@@ -2221,7 +2221,7 @@ def _page_info(path:Path, stage:int)->dict:
 # %% ../nbs/05_digitizer.ipynb #1dcae054
 def _write_page(out:Path, name:str, page, info:dict):
     atomic_path(out/f"{name}.png", lambda t: Image.fromarray(page).save(t, format='PNG'))
-    atomic_path(out/f"{name}.json", lambda t: Path(t).write_text(json.dumps(info, indent=1)))
+    write_json(out/f"{name}.json", info)
 
 # %% ../nbs/05_digitizer.ipynb #ae6f6b84
 def _digitize_one(f:Path, out:Path, mode:str, dg, fs:float, max_px:int)->tuple:
@@ -2305,7 +2305,7 @@ def digitize_files(inputs,                 # an image file, a folder of images, 
             failed.append((str(f), str(e) if isinstance(e, (DigitizeError, ECGDataError, FileNotFoundError))
                                    else f"{type(e).__name__}: {e}"))
             report.append(dict(file=f.name, error=failed[-1][1]))
-    atomic_path(out/'report.json', lambda t: Path(t).write_text(json.dumps(report, indent=1)))
+    write_json(out/'report.json', report)
     if rows:
         def _w(t):
             with open(t, 'w') as fh:

@@ -718,7 +718,7 @@ def save_samples(x, # (n, 8, L) model leads (`MODEL_LEADS`), or (n, 12, L) in th
         res['npy'] = atomic_path(dest/'ecgs.npy', lambda t: np.save(t, xo))
         if Y is not None: res['labels'] = atomic_path(dest/'labels.npy', lambda t: np.save(t, Y))
         meta = dict(n=len(xo), fs=fs, leads=leads, units='mV', label_names=names)
-        atomic_path(dest/'meta.json', lambda f: Path(f).write_text(json.dumps(meta, indent=1)))
+        write_json(dest/'meta.json', meta)
     for i in _bar(range(len(xo)), progress):
         name = f'{prefix}_{i:05d}'
         if wfdb:
