@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_demo.ipynb #1c0a8f0e
 from __future__ import annotations
-import base64, contextlib, html, io, json, os, sys, time
+import base64, contextlib, html, io, json, os, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from fastcore.script import call_parse
 from fastai.torch_core import set_seed
 
 from .data import load_ptbxl, plot_ecg, to_12_leads, write_ptbxl
-from .training import atomic_write, flush_denormals
+from .training import atomic_write, flush_denormals, interrupted
 # ruff: disable[E501]  (nbdev writes `__all__` next and wraps it at 120 characters after `__all__ = `)
 
 # %% auto #0
@@ -513,8 +513,7 @@ def ecgdiff_main(
     try: s = run_demo(out, n_records=n_records, seed=seed, device=device, scale=scale, ptbxl=ptbxl,
                       pretrained=None if from_scratch else 'ptbxl')
     except KeyboardInterrupt:
-        print(f"ecgdiff demo: interrupted; the finished stages' outputs are in {out} (summary.json and report.html are "
-              "written only at the end: run it again)", file=sys.stderr)
-        raise SystemExit(130)
+        interrupted('ecgdiff', who='ecgdiff demo', rerun=f"the finished stages' outputs are in {out} (summary.json and "
+                    "report.html are written only at the end: run it again)")
     except OSError as e: raise SystemExit(f"ecgdiff demo: cannot write the outputs under {out}: {e}")
     print(json.dumps(dict(out=str(out), report=str(Path(out)/'report.html'), seconds=s['seconds']), indent=1))
