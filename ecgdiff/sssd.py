@@ -13,7 +13,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.script import call_parse
-from fastprogress.fastprogress import progress_bar
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
@@ -26,6 +25,7 @@ from .training import (EMACallback, CheckpointCallback, CheckpointError, NanGuar
 from .ddim import SAMPLERS, CFGModel, DiffusionCallback, alpha_bar, make_betas, sssd_ecg_betas, timesteps
 from .data import (LEADS, TASKS, ECGDataError, PTBXL, load_ptbxl, plot_ecg, task_labels,
                           trained_on, write_wfdb, MODEL_LEADS, REFERENCE_LEADS, to_8_leads, to_12_leads)
+from .evaluation import _bar   # the progress bar or the plain iterable
 from .evaluation import (PHYSIO_STATS, HR_RULES, spectral_stats, physio_stats, physio_by_class,
                                 compare_physio, plot_physio, plot_psd, frechet_distance, feature_stats, ECGClassifier,
                                 extract_features, ecg_fid, label_matched, realism_table, plot_label_matched,
@@ -602,9 +602,6 @@ class _CUDAGraphed:
 
 # %% ../nbs/04_sssd_dsat.ipynb #3b461b06
 _AMP = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': None}
-
-# %% ../nbs/04_sssd_dsat.ipynb #7827725e
-def _bar(it, show:bool): return progress_bar(it) if show else it
 
 # %% ../nbs/04_sssd_dsat.ipynb #b01a76e8
 @torch.no_grad()
