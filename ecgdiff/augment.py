@@ -26,7 +26,7 @@ from sklearn.metrics import (roc_auc_score, roc_curve, precision_recall_curve, f
 from .data import (ECGDataError, PTBXL, SyntheticInTestError, check_not_trained_on,
                           check_test_integrity, load_ptbxl, task_labels, to_12_leads, trained_on, write_ptbxl)
 from .training import CheckpointError, amp_mode, atomic_path, atomic_save, check_state_dict, precision_cbs
-from .training import CheckpointCallback, interrupted, load_checkpoint, resume as resume_from
+from .training import CheckpointCallback, check_resumable, interrupted, load_checkpoint, resume as resume_from
 from .training import _json_default, write_json
 from fastai.callback.core import Callback
 from .distributed import distributed_ctx, is_rank0, on_rank0
@@ -495,17 +495,43 @@ class _KeepHistory(Callback):
 # %% ../nbs/07_ptbxl_augmentation.ipynb #4af16ad9
 _ANY_EPOCHS = ('epochs', 'arch_requested')                         # may change on resume
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #47118aab
-def _check_resumable(ck_info, info:dict, where):
-    "Raise `CheckpointError` naming the settings where a checkpoint's run and this one differ (all but `epochs`)."
-    if not isinstance(ck_info, dict): raise CheckpointError(f"{where} was not written by `train`; it cannot be resumed")
-    diff = [f"{k}: {ck_info.get(k)!r} in {where}, {v!r} now" for k, v in info.items()
-            if k not in _ANY_EPOCHS and ck_info.get(k) != v]
-    if diff:
-        raise CheckpointError(f"{where} was written by a run with other "
-                              "settings; cannot resume:\n  " + '\n  '.join(diff))
+# %% ../nbs/07_ptbxl_augmentation.ipynb #27da8c9e
+def _train_info(d, splits, arch:str, arch_requested:str, arch_kw, dev, precision:str, **hp)->dict:
+    "What `train` records about a run (and checks on resume): architecture, labels, data, training records, `hp`."
+    tr = d.meta.iloc[d.split_idx('train')]
+    return dict(arch=arch, arch_requested=arch_requested, arch_kw=arch_kw or {}, labels=d.labels, task=d.task,
+                fs=d.fs, L=int(d.X.shape[-1]), splits=str(splits),
+                n_train_real=int((tr.provenance == 'real').sum()),
+                n_train_synthetic=int((tr.provenance == 'synthetic').sum()), **hp,
+                precision=amp_mode(precision, cuda=dev.type == 'cuda') or 'fp32')
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #72285546
+# %% ../nbs/07_ptbxl_augmentation.ipynb #b611d866
+def _plot_losses(h:dict, hist:pd.DataFrame, file, title:str):
+    "The training loss per batch and the validation loss per epoch, saved to `file`."
+    fig = _figure(figsize=(6, 3))
+    ax = fig.subplots()
+    ax.plot(np.array(h['losses']), lw=.8, label='train (per batch)')
+    if len(hist):
+        ax.plot((np.arange(len(hist)) + 1)*len(h['losses'])/len(hist), hist['valid_loss'], 'o-', label='valid')
+    ax.set(xlabel='batch', ylabel='BCE loss', title=title)
+    ax.legend()
+    _write_fig(file, fig)
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #c068daff
+def _save_trained(learn, d, info:dict, prior:dict, out, name:str):
+    "Write what `train` leaves in `out/name`: `model.pth` (weights, standardisation, `info`), history, card, losses."
+    folder, (mean, std) = Path(out)/name, d.stats
+    model = learn.model.float().cpu()
+    atomic_save(dict(format='ecgdiff-classifier', version=1, model=model.state_dict(), mean=torch.from_numpy(mean),
+                     std=torch.from_numpy(std), **info), folder/'model.pth')
+    rec, h = learn.recorder, _history(learn, prior)
+    hist = pd.DataFrame(h['values'], columns=rec.metric_names[1:-1]) if h['values'] else pd.DataFrame()
+    _write_csv(folder/'history.csv', hist, index_label='epoch')
+    write_json(folder/'train.json', info)
+    if len(h['losses']): _plot_losses(h, hist, folder/'loss.png', f"{name}: {info['arch']}")
+    return folder/'model.pth'
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #57fcba1a
 def train(
     out,                      # study folder
     name:str='baseline',      # the model's subfolder
@@ -533,20 +559,14 @@ def train(
     dev = torch.device(device) if device is not None else default_device()
     arch_requested, (arch, note) = arch, pick_arch(arch, dev)
     _note(note)
-    tr = d.meta.iloc[d.split_idx('train')]
-    info = dict(arch=arch, arch_requested=arch_requested, arch_kw=arch_kw or {}, labels=d.labels, task=d.task, fs=d.fs,
-                L=int(d.X.shape[-1]), splits=str(splits),
-                n_train_real=int((tr.provenance == 'real').sum()),
-                n_train_synthetic=int((tr.provenance == 'synthetic').sum()),
-                epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed,
-                precision=amp_mode(precision, cuda=dev.type == 'cuda') or 'fp32')
+    info = _train_info(d, splits, arch, arch_requested, arch_kw, dev, precision, epochs=epochs, bs=bs, lr=lr, wd=wd,
+                       seed=seed)
     meta, prior, start = dict(info=info, history=None), dict(values=[], losses=[]), 0
     if resume:                                                    # a checkpoint of another run fails before the fit
         m = (load_checkpoint(latest).get('meta') or {})
-        _check_resumable(m.get('info'), info, latest)
+        check_resumable(m.get('info'), info, may_differ=_ANY_EPOCHS, where=str(latest))
         prior = dict(values=list(m['history']['values']), losses=list(m['history']['losses']))
-    dls = d.dataloaders(bs=bs, device=dev)
-    learn = classifier_learner(dls, arch, precision, arch_kw=arch_kw, wd=wd,
+    learn = classifier_learner(d.dataloaders(bs=bs, device=dev), arch, precision, arch_kw=arch_kw, wd=wd,
                                cbs=[_KeepHistory(meta, prior), CheckpointCallback(latest.parent, meta=meta)])
     if resume: start = prior['start'] = resume_from(learn, latest)
     t0 = time.time()
@@ -556,26 +576,9 @@ def train(
             st.enter_context(learn.no_logging())
         learn.fit_one_cycle(epochs, lr, cbs=cbs, start_epoch=start)
     if not is_rank0(): return out/name/'model.pth'                # rank 0 writes the model and reports
-    mean, std = d.stats
     info['train_seconds'] = time.time() - t0
     if resume: info['resumed_at_epoch'] = start
-    model = learn.model.float().cpu()
-    atomic_save(dict(format='ecgdiff-classifier', version=1, model=model.state_dict(), mean=torch.from_numpy(mean),
-                     std=torch.from_numpy(std), **info), out/name/'model.pth')
-    rec, h = learn.recorder, _history(learn, prior)
-    hist = pd.DataFrame(h['values'], columns=rec.metric_names[1:-1]) if h['values'] else pd.DataFrame()
-    _write_csv(out/name/'history.csv', hist, index_label='epoch')
-    write_json(out/name/'train.json', info)
-    if len(h['losses']):
-        fig = _figure(figsize=(6, 3))
-        ax = fig.subplots()
-        ax.plot(np.array(h['losses']), lw=.8, label='train (per batch)')
-        if len(hist):
-            ax.plot((np.arange(len(hist)) + 1)*len(h['losses'])/len(hist), hist['valid_loss'], 'o-', label='valid')
-        ax.set(xlabel='batch', ylabel='BCE loss', title=f'{name}: {arch}')
-        ax.legend()
-        _write_fig(out/name/'loss.png', fig)
-    return out/name/'model.pth'
+    return _save_trained(learn, d, info, prior, out, name)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #d0060f8e
 def load_classifier(file)->tuple:
@@ -1074,18 +1077,55 @@ def compare(out,                      # study folder
     _write_fig(cd/'compare.png', fig)
     return df
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #00218a6a
+# %% ../nbs/07_ptbxl_augmentation.ipynb #146a53f3
+class _Laps:
+    "Seconds per step: `laps('name')` records the time since the previous lap in `laps.times`."
+    def __init__(self): self.times, self.t = {}, time.time()
+    def __call__(self, k:str):
+        self.times[k] = round(time.time() - self.t, 2)
+        self.t = time.time()
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #07272723
+def _pipeline_label(out, label:str|None, n:int|None, seed:int)->str:
+    "Step `labels` of the pipeline: `label`, or the rarest label of the training folds, sampled `n` times."
+    cfg = _study(out)
+    if label is None:
+        cnt = _train_labels(out, cfg).sum(0)
+        label = cfg['labels'][int(np.argmin(np.where(cnt > 0, cnt, np.inf)))]
+    sample_labels(out, label, n=n, seed=seed)
+    return label
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #7ab082c9
+def _pipeline_data(out, data, n_records:int, seed:int, fs:int, progress:bool):
+    "The pipeline's PTB-XL folder: `data`, or a simulated corpus of `n_records` written once into `out/ptbxl`."
+    if data is not None: return data
+    data = out/'ptbxl'
+    if not (data/'ptbxl_database.csv').is_file():
+        on_rank0(write_ptbxl, data, n_records=n_records, seed=seed, rates=(fs,), overwrite=True, progress=progress)
+    return data
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #e04af68b
+def _pipeline_summary(out, times:dict, **keys)->dict:
+    "The pipeline's `pipeline.json`: `keys`, the seconds per step and the three summaries the steps wrote."
+    read = lambda p: json.loads((Path(out)/p).read_text())
+    s = dict(out=str(out), **keys, seconds=times, total_seconds=round(sum(times.values()), 1),
+             baseline=read('baseline/report/summary.json'), augmented=read('augmented/report/summary.json'),
+             compare=read('compare/summary.json'))
+    write_json(Path(out)/'pipeline.json', s)
+    return s
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #cae8f4ad
 def run_pipeline(
     out,                          # study folder
     data=None,                    # PTB-XL folder (default: simulate `n_records` into OUT/ptbxl)
+    *,                            # the rest by keyword
     task:str='superdiagnostic',
     label:str|None=None,          # label to augment (default: the rarest in the training folds)
     checkpoint=None,              # generator checkpoint (default: train a small GAN on the training folds)
     n:int|None=None,              # synthetic records (default: as many as real training records carry the label)
     arch:str='auto',              # classifier (default: resnet1d50 on CUDA, resnet1d_tiny elsewhere)
     epochs:int=10, bs:int=64, lr:float=1e-2, wd:float=1e-2,
-    fs:int=100,
-    valid:str='keep',             # 'keep' or 'merge' the validation folds (see `combine`)
+    fs:int=100, valid:str='keep', # sampling rate; 'keep' or 'merge' the validation folds (see `combine`)
     n_records:int=1000,           # size of the simulated corpus
     n_boot:int=1000,
     gan_epochs:int=5,             # epochs of the fallback GAN
@@ -1103,57 +1143,37 @@ def run_pipeline(
     if label is not None: check_label(label, task_labels(task), task)          # fail before any training
     arch_requested, (arch, arch_note) = arch, pick_arch(arch, device)            # one classifier for both trainings
     _note(arch_note)
-    times, t = {}, time.time()
-    def _lap(k):
-        nonlocal t
-        times[k] = round(time.time() - t, 2)
-        t = time.time()
-    r0 = on_rank0       # steps that write the study's files run on rank 0 only; training runs on every rank
+    lap, r0 = _Laps(), on_rank0   # steps that write the study's files run on rank 0 only; training runs on every rank
     if data is None:
-        data = out/'ptbxl'
-        if not (data/'ptbxl_database.csv').is_file():
-            r0(write_ptbxl, data, n_records=n_records, seed=seed, rates=(fs,), overwrite=True, progress=progress)
-        _lap('simulate')
+        data = _pipeline_data(out, data, n_records, seed, fs, progress)
+        lap('simulate')
     r0(combine, out, data, task=task, fs=fs, valid=valid, progress=progress)
-    _lap('combine')
+    lap('combine')
     tk = dict(arch=arch, epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, precision=precision, device=device,
               arch_kw=arch_kw, progress=progress)
+    ev = dict(n_boot=n_boot, seed=seed, device=device, precision=precision)
     train(out, 'baseline', **tk)
-    _lap('train')
-    r0(evaluate, out, 'baseline', n_boot=n_boot, seed=seed, device=device, precision=precision)
-    _lap('test')
-    def _labels(label):
-        cfg = _study(out)
-        if label is None:
-            cnt = _train_labels(out, cfg).sum(0)
-            label = cfg['labels'][int(np.argmin(np.where(cnt > 0, cnt, np.inf)))]
-        sample_labels(out, label, n=n, seed=seed)
-        return label
-    label = r0(_labels, label)
-    _lap('labels')
-    # the small fallback GAN: every rank trains the same one (same seed, no DDP), rank 0 saves
-    if checkpoint is None:
+    lap('train')
+    r0(evaluate, out, 'baseline', **ev)
+    lap('test')
+    label = r0(_pipeline_label, out, label, n, seed)
+    lap('labels')
+    if checkpoint is None:    # the small fallback GAN: every rank trains the same one (same seed, no DDP), rank 0 saves
         checkpoint = train_gan_generator(out, epochs=gan_epochs, seed=seed, device=device, progress=progress)
-        _lap('train_generator')
+        lap('train_generator')
     r0(generate, out, checkpoint, seed=seed, device=device, sampler=sampler, n_steps=n_steps, progress=progress)
-    _lap('generate')
+    lap('generate')
     r0(combine_synthetic, out)
-    _lap('combine-with-provenance')
+    lap('combine-with-provenance')
     retrain(out, **tk)
-    _lap('retrain')
-    r0(evaluate, out, 'augmented', n_boot=n_boot, seed=seed, device=device, precision=precision)
-    _lap('test augmented')
+    lap('retrain')
+    r0(evaluate, out, 'augmented', **ev)
+    lap('test augmented')
     r0(compare, out, n_boot=n_boot, seed=seed)
-    _lap('compare')
+    lap('compare')
     if not is_rank0(): return None
-    s = dict(out=str(out), data=str(data), task=task, label=label, checkpoint=str(checkpoint), arch=arch,
-             arch_requested=arch_requested, arch_note=arch_note, epochs=epochs,
-             seconds=times, total_seconds=round(sum(times.values()), 1),
-             baseline=json.loads((out/'baseline/report/summary.json').read_text()),
-             augmented=json.loads((out/'augmented/report/summary.json').read_text()),
-             compare=json.loads((out/'compare/summary.json').read_text()))
-    write_json(out/'pipeline.json', s)
-    return s
+    return _pipeline_summary(out, lap.times, data=str(data), task=task, label=label, checkpoint=str(checkpoint),
+                             arch=arch, arch_requested=arch_requested, arch_note=arch_note, epochs=epochs)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #15a9da59
 def _splits_with(out, k:int, dest:str)->str:
@@ -1184,15 +1204,62 @@ def _sweep_rows(df:pd.DataFrame, label:str, **keys)->list:
     s = df[df.label.isin([label, 'macro'])]
     return [dict(keys, **r) for r in s.to_dict('records')]
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #5ed83a3a
+# %% ../nbs/07_ptbxl_augmentation.ipynb #a8ae03ce
+def _sweep_fit(out, name:str, seed:int, splits:str='splits.csv', n_boot:int=1000, **tk):
+    "Train and test the sweep's classifier `out/name` unless its test predictions are there already."
+    if (Path(out)/name/'preds.npz').is_file(): return
+    train(out, name, splits=splits, seed=seed, **tk)
+    evaluate(out, name, n_boot=n_boot, seed=seed, device=tk.get('device'))
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #d109339e
+def _sweep_pool(out, label:str, n_pool:int, checkpoint, n_steps, device, progress):
+    "Make the sweep's pool of `n_pool` synthetic `label` records, unless it is there (runs on an older pool go)."
+    pool = Path(out)/'synthetic'/'generate.json'
+    have = json.loads(pool.read_text()) if pool.is_file() else {}
+    if (have.get('n'), have.get('target')) == (n_pool, label): return
+    for d in Path(out).glob('x*_s*'): shutil.rmtree(d)            # runs trained on another pool are stale
+    sample_labels(out, label, n=n_pool, seed=0)
+    generate(out, checkpoint, seed=0, n_steps=n_steps, device=device, progress=progress)
+    combine_synthetic(out)
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #4ab8944d
+def _tstr_study(out, cfg:dict, label:str, checkpoint, n_twin:int, n_steps, device, progress)->Path:
+    "The TSTR study `out/tstr`: the same records, and `n_twin` synthetic twins that alone train its classifiers."
+    tw = Path(out)/'tstr'
+    if not (tw/'study.json').is_file(): combine(tw, cfg['data'], task=cfg['task'], fs=cfg['fs'], progress=progress)
+    if not (tw/'synthetic'/'generate.json').is_file():
+        _twin_labels(tw, label, n_twin)
+        generate(tw, checkpoint, seed=1, n_steps=n_steps, device=device, progress=progress)
+    if not (tw/'tstr'/'splits.csv').is_file():
+        combine_synthetic(tw)
+        sp = read_splits(tw/'augmented'/'splits.csv', _study(tw)).reset_index()
+        sp = sp[~((sp.provenance == 'real') & (sp.split == 'train'))]        # synthetic records alone train it
+        _write_csv(tw/'tstr'/'splits.csv', sp[_SPLIT_COLS], index=False)
+    return tw
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #d2739905
+def _tstr_rows(out, tw, label:str, seeds, n_boot:int, **tk)->list:
+    "TSTR against TRTR per seed: the TSTR classifiers of `tw` compared with the sweep's baselines."
+    n_syn, rows = len(pd.read_csv(tw/'synthetic'/'records.csv')), []
+    for s in seeds:
+        _sweep_fit(tw, f'tstr_s{s}', s, 'tstr/splits.csv', n_boot, **tk)
+        (tw/f'baseline_s{s}').mkdir(parents=True, exist_ok=True)          # TRTR: the sweep's own baseline
+        shutil.copyfile(Path(out)/f'baseline_s{s}'/'preds.npz', tw/f'baseline_s{s}'/'preds.npz')
+        df = compare(tw, f'baseline_s{s}', f'tstr_s{s}', n_boot=n_boot, seed=s)
+        rows += _sweep_rows(df, label, kind='tstr', ratio=np.nan, n_synthetic=n_syn, seed=s)
+    return rows
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #eaa1f867
 def augmentation_sweep(out,                          # study folder (created with `combine` when new)
                        data,                         # PTB-XL folder
                        label:str,                    # the label to augment
                        checkpoint=None,              # generator checkpoint (None: the baselines only)
+                       *,                            # the rest by keyword
                        task:str='superdiagnostic',
                        ratios=(0., .5, 1., 2.),      # synthetic records per real training record carrying `label`
                        seeds=(0, 1, 2),              # classifier seeds
                        arch:str='resnet1d_tiny',     # classifier (see `ARCHS`)
+                       arch_kw:dict|None=None,       # passed to the architecture
                        epochs:int=10, bs:int=64, lr:float=1e-2, wd:float=1e-2,
                        tstr:bool=True,               # also train on synthetic records only (see above)
                        n_twin:int=400,               # TSTR: random training records whose synthetic twin is made
@@ -1206,53 +1273,22 @@ def augmentation_sweep(out,                          # study folder (created wit
     if not (out/'study.json').is_file(): combine(out, data, task=task, progress=progress)
     cfg = _study(out)
     check_label(label, cfg['labels'], cfg['task'])
-    tk = dict(arch=arch, epochs=epochs, bs=bs, lr=lr, wd=wd, device=device, progress=progress)
-    def _run(name, seed, splits='splits.csv'):
-        if not (out/name/'preds.npz').is_file():
-            train(out, name, splits=splits, seed=seed, **tk)
-            evaluate(out, name, n_boot=n_boot, seed=seed, device=device)
-    for s in seeds: _run(f'baseline_s{s}', s)
+    tk = dict(arch=arch, arch_kw=arch_kw, epochs=epochs, bs=bs, lr=lr, wd=wd, device=device, progress=progress)
+    for s in seeds: _sweep_fit(out, f'baseline_s{s}', s, n_boot=n_boot, **tk)
     rows = []
     count = int(_train_labels(out, cfg)[:, cfg['labels'].index(label)].sum())
     if checkpoint is not None:
-        n_pool = int(np.ceil(max(ratios)*count))
-        pool = out/'synthetic'/'generate.json'
-        have = json.loads(pool.read_text()) if pool.is_file() else {}
-        if (have.get('n'), have.get('target')) != (n_pool, label):
-            for d in out.glob('x*_s*'): shutil.rmtree(d)            # runs trained on another pool are stale
-            sample_labels(out, label, n=n_pool, seed=0)
-            generate(out, checkpoint, seed=0, n_steps=n_steps, device=device, progress=progress)
-            combine_synthetic(out)
+        _sweep_pool(out, label, int(np.ceil(max(ratios)*count)), checkpoint, n_steps, device, progress)
         for r in (r for r in ratios if r > 0):
             k = int(round(r*count))
             splits = _splits_with(out, k, f'augmented_x{r:g}/splits.csv')
             for s in seeds:
-                name = f'x{r:g}_s{s}'
-                _run(name, s, splits)
-                df = compare(out, f'baseline_s{s}', name, n_boot=n_boot, seed=s)
+                _sweep_fit(out, f'x{r:g}_s{s}', s, splits, n_boot, **tk)
+                df = compare(out, f'baseline_s{s}', f'x{r:g}_s{s}', n_boot=n_boot, seed=s)
                 rows += _sweep_rows(df, label, kind='augmented', ratio=r, n_synthetic=k, seed=s)
         if tstr:
-            tw = out/'tstr'
-            if not (tw/'study.json').is_file():
-                combine(tw, cfg['data'], task=cfg['task'], fs=cfg['fs'], progress=progress)
-            if not (tw/'synthetic'/'generate.json').is_file():
-                _twin_labels(tw, label, n_twin)
-                generate(tw, checkpoint, seed=1, n_steps=n_steps, device=device, progress=progress)
-            if not (tw/'tstr'/'splits.csv').is_file():
-                combine_synthetic(tw)
-                sp = read_splits(tw/'augmented'/'splits.csv', _study(tw)).reset_index()
-                sp = sp[~((sp.provenance == 'real') & (sp.split == 'train'))]        # synthetic records alone train it
-                _write_csv(tw/'tstr'/'splits.csv', sp[_SPLIT_COLS], index=False)
-            n_syn = len(pd.read_csv(tw/'synthetic'/'records.csv'))
-            for s in seeds:
-                name = f'tstr_s{s}'
-                if not (tw/name/'preds.npz').is_file():
-                    train(tw, name, splits='tstr/splits.csv', seed=s, **tk)
-                    evaluate(tw, name, n_boot=n_boot, seed=s, device=device)
-                (tw/f'baseline_s{s}').mkdir(parents=True, exist_ok=True)          # TRTR: the sweep's own baseline
-                shutil.copyfile(out/f'baseline_s{s}'/'preds.npz', tw/f'baseline_s{s}'/'preds.npz')
-                df = compare(tw, f'baseline_s{s}', name, n_boot=n_boot, seed=s)
-                rows += _sweep_rows(df, label, kind='tstr', ratio=np.nan, n_synthetic=n_syn, seed=s)
+            tw = _tstr_study(out, cfg, label, checkpoint, n_twin, n_steps, device, progress)
+            rows += _tstr_rows(out, tw, label, seeds, n_boot, **tk)
     res = pd.DataFrame(rows)
     if len(res):
         res.insert(0, 'task', cfg['task'])
@@ -1304,6 +1340,18 @@ def plot_sweep(res:pd.DataFrame, # Rows of `augmentation_sweep` (one task)
 _CLI_ERRORS = (ECGDataError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, SyntheticInTestError,
                KeyError)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #767d386a
+def _run_step(step:str, run:dict, out, name, resume:bool):
+    "Run `step` of the table `run` as a console script: clear errors, the resume hint on Ctrl-C, the result as JSON."
+    if step not in run: raise SystemExit(f"ecgdiff_augment: unknown step {step!r}; expected one of: {', '.join(STEPS)}")
+    if resume and step not in ('train', 'retrain'):
+        raise SystemExit(f"ecgdiff_augment {step}: --resume continues an interrupted `train` or `retrain`")
+    if not is_rank0() and step not in ('train', 'retrain', 'pipeline'): return    # other ranks: nothing to do
+    try: res = run[step]()
+    except _CLI_ERRORS as e: raise SystemExit(f"ecgdiff_augment {step}: {type(e).__name__}: {e}") from None
+    except KeyboardInterrupt: _interrupted(step, out, name)
+    if is_rank0(): print(json.dumps(dict(step=step, out=str(out), result=res), indent=1, default=_json_default))
+
 # %% ../nbs/07_ptbxl_augmentation.ipynb #5a213f5f
 @call_parse
 def augment_cli(
@@ -1333,43 +1381,29 @@ def augment_cli(
     quiet:store_true=False,      # no progress bars
     resume:store_true=False,     # train/retrain: continue an interrupted run from OUT/NAME/checkpoints/latest.pth
 ):
-    """The PTB-XL augmentation study, one step at a time or as a `pipeline`; results go to OUT. Classifiers
-    (--arch): auto (the default: the study's resnet1d50 on CUDA, the small resnet1d_tiny on a CPU, where resnet1d50
-    trains ~45x slower), resnet1d50, resnet1d101, xresnet1d50, xresnet1d101, resnet1d_tiny; --arch resnet1d50 forces
-    the study's model."""
+    "The PTB-XL augmentation study, one step at a time or as a `pipeline`; results go to OUT."
     pr = not quiet
     tk = dict(arch=arch, epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, precision=precision, device=device, progress=pr)
+    ev = dict(n_boot=n_boot, seed=seed, device=device, precision=precision)
     read = lambda *p: json.loads(Path(out).joinpath(*p).read_text())
-    def _test():
-        evaluate(out, name or 'baseline', n_boot=n_boot, seed=seed, device=device, precision=precision)
-        return read(name or 'baseline', 'report', 'summary.json')
-    def _compare():
-        compare(out, n_boot=n_boot, seed=seed)
-        return read('compare', 'summary.json')
     run = {
         'combine': lambda: combine(out, _need(data, 'data', step), task=task, fs=fs, valid=valid,
                                    progress=pr).split.value_counts().to_dict(),
         'train': lambda: str(train(out, name or 'baseline', resume=resume, **tk)),
-        'test': _test,
+        'test': lambda: (evaluate(out, name or 'baseline', **ev),
+                         read(name or 'baseline', 'report', 'summary.json'))[1],
         'labels': lambda: (sample_labels(out, _need(label, 'label', step), n=n, seed=seed), read('labels.json'))[1],
         'generate': lambda: (generate(out, _need(checkpoint, 'checkpoint', step), seed=seed, device=device,
-                                      sampler=sampler,
-                                      n_steps=steps, progress=pr), read('synthetic', 'generate.json'))[1],
+                                      sampler=sampler, n_steps=steps, progress=pr),
+                             read('synthetic', 'generate.json'))[1],
         'combine-with-provenance': lambda: combine_synthetic(out).provenance.value_counts().to_dict(),
         'retrain': lambda: str(retrain(out, name or 'augmented', resume=resume, **tk)),
-        'compare': _compare,
-        'pipeline': lambda: run_pipeline(out, data, task, label, checkpoint, n, arch, epochs, bs, lr, wd, fs, valid,
-                                         n_records,
-                                         n_boot, gan_epochs, sampler, steps, seed, precision, device, progress=pr),
+        'compare': lambda: (compare(out, n_boot=n_boot, seed=seed), read('compare', 'summary.json'))[1],
+        'pipeline': lambda: run_pipeline(out, data, task=task, label=label, checkpoint=checkpoint, n=n, fs=fs,
+                                         valid=valid, n_records=n_records, n_boot=n_boot, gan_epochs=gan_epochs,
+                                         sampler=sampler, n_steps=steps, **tk),
     }
-    if step not in run: raise SystemExit(f"ecgdiff_augment: unknown step {step!r}; expected one of: {', '.join(STEPS)}")
-    if resume and step not in ('train', 'retrain'):
-        raise SystemExit(f"ecgdiff_augment {step}: --resume continues an interrupted `train` or `retrain`")
-    if not is_rank0() and step not in ('train', 'retrain', 'pipeline'): return    # other ranks: nothing to do
-    try: res = run[step]()
-    except _CLI_ERRORS as e: raise SystemExit(f"ecgdiff_augment {step}: {type(e).__name__}: {e}") from None
-    except KeyboardInterrupt: _interrupted(step, out, name)
-    if is_rank0(): print(json.dumps(dict(step=step, out=str(out), result=res), indent=1, default=_json_default))
+    _run_step(step, run, out, name, resume)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #ea3dc4d3
 def _interrupted(step, out, name):
