@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #f1cdc5a8
 from __future__ import annotations
-import ast, functools, hashlib, io, json, os, shutil, tempfile, warnings
+import ast, functools, hashlib, json, os, shutil, tempfile, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import torch
 import wfdb
 import wfdb.processing
 from scipy import signal as sps
+from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
@@ -76,83 +77,16 @@ def to_12_leads(x8,                  # (..., 8, L) array or tensor, leads I, V1-
     return _stack([leads[l] for l in (LEADS if order == 'standard' else REFERENCE_LEADS)], x8)
 
 # %% ../nbs/00_data.ipynb #e7ff7f81
-_SCP_TABLE = """code|description|diagnostic|form|rhythm|diagnostic_class|diagnostic_subclass|category
-NDT|non-diagnostic T abnormalities|1|1||STTC|STTC|other ST-T descriptive statements
-NST_|non-specific ST changes|1|1||STTC|NST_|Basic roots for coding ST-T changes and abnormalities
-DIG|digitalis-effect|1|1||STTC|STTC|other ST-T descriptive statements
-LNGQT|long QT-interval|1|1||STTC|STTC|other ST-T descriptive statements
-NORM|normal ECG|1|||NORM|NORM|Normal/abnormal
-IMI|inferior myocardial infarction|1|||MI|IMI|Myocardial Infarction
-ASMI|anteroseptal myocardial infarction|1|||MI|AMI|Myocardial Infarction
-LVH|left ventricular hypertrophy|1|||HYP|LVH|Ventricular Hypertrophy
-LAFB|left anterior fascicular block|1|||CD|LAFB/LPFB|Intraventricular and intra-atrial Conduction disturbances
-ISC_|non-specific ischemic|1|||STTC|ISC_|Basic roots for coding ST-T changes and abnormalities
-IRBBB|incomplete right bundle branch block|1|||CD|IRBBB|Intraventricular and intra-atrial Conduction disturbances
-1AVB|first degree AV block|1|||CD|_AVB|Sinus node dysfunction, atrial and AV-conduction defects
-IVCD|non-specific intraventricular conduction disturbance (block)|1|||CD|IVCD|Intraventricular and intra-atrial Conduction disturbances
-ISCAL|ischemic in anterolateral leads|1|||STTC|ISCA|ischemic ST-T changes
-CRBBB|complete right bundle branch block|1|||CD|CRBBB|Intraventricular and intra-atrial Conduction disturbances
-CLBBB|complete left bundle branch block|1|||CD|CLBBB|Intraventricular and intra-atrial Conduction disturbances
-ILMI|inferolateral myocardial infarction|1|||MI|IMI|Myocardial Infarction
-LAO/LAE|left atrial overload/enlargement|1|||HYP|LAO/LAE|Atrial statements
-AMI|anterior myocardial infarction|1|||MI|AMI|Myocardial Infarction
-ALMI|anterolateral myocardial infarction|1|||MI|AMI|Myocardial Infarction
-ISCIN|ischemic in inferior leads|1|||STTC|ISCI|ischemic ST-T changes
-INJAS|subendocardial injury in anteroseptal leads|1|||MI|AMI|ischemic ST-T changes compatible with subendocardial injury
-LMI|lateral myocardial infarction|1|||MI|LMI|Myocardial Infarction
-ISCIL|ischemic in inferolateral leads|1|||STTC|ISCI|ischemic ST-T changes
-LPFB|left posterior fascicular block|1|||CD|LAFB/LPFB|Intraventricular and intra-atrial Conduction disturbances
-ISCAS|ischemic in anteroseptal leads|1|||STTC|ISCA|ischemic ST-T changes
-INJAL|subendocardial injury in anterolateral leads|1|||MI|AMI|ischemic ST-T changes compatible with subendocardial injury
-ISCLA|ischemic in lateral leads|1|||STTC|ISCA|ischemic ST-T changes
-RVH|right ventricular hypertrophy|1|||HYP|RVH|Ventricular Hypertrophy
-ANEUR|ST-T changes compatible with ventricular aneurysm|1|||STTC|STTC|other ST-T descriptive statements
-RAO/RAE|right atrial overload/enlargement|1|||HYP|RAO/RAE|Atrial statements
-EL|electrolytic disturbance or drug (former EDIS)|1|||STTC|STTC|physiopathological nature of ST-T changes
-WPW|Wolf-Parkinson-White syndrome|1|||CD|WPW|Intraventricular and intra-atrial Conduction disturbances
-ILBBB|incomplete left bundle branch block|1|||CD|ILBBB|Intraventricular and intra-atrial Conduction disturbances
-IPLMI|inferoposterolateral myocardial infarction|1|||MI|IMI|Myocardial Infarction
-ISCAN|ischemic in anterior leads|1|||STTC|ISCA|ischemic ST-T changes
-IPMI|inferoposterior myocardial infarction|1|||MI|IMI|Myocardial Infarction
-SEHYP|septal hypertrophy|1|||HYP|SEHYP|Ventricular Hypertrophy
-INJIN|subendocardial injury in inferior leads|1|||MI|IMI|ischemic ST-T changes compatible with subendocardial injury
-INJLA|subendocardial injury in lateral leads|1|||MI|AMI|ischemic ST-T changes compatible with subendocardial injury
-PMI|posterior myocardial infarction|1|||MI|PMI|Myocardial Infarction
-3AVB|third degree AV block|1|||CD|_AVB|Sinus node dysfunction, atrial and AV-conduction defects
-INJIL|subendocardial injury in inferolateral leads|1|||MI|IMI|ischemic ST-T changes compatible with subendocardial injury
-2AVB|second degree AV block|1|||CD|_AVB|Sinus node dysfunction, atrial and AV-conduction defects
-ABQRS|abnormal QRS||1||||Normal/abnormal
-PVC|ventricular premature complex||1||||Statements related to ectopic rhythm abnormalities
-STD_|non-specific ST depression||1||||Basic roots for coding ST-T changes and abnormalities
-VCLVH|voltage criteria (QRS) for left ventricular hypertrophy||1||||Ventricular Hypertrophy
-QWAVE|Q waves present||1||||Other QRS morphology descriptive statements
-LOWT|low amplitude T-waves||1||||other ST-T descriptive statements
-NT_|non-specific T-wave changes||1||||Basic roots for coding ST-T changes and abnormalities
-PAC|atrial premature complex||1||||Statements related to ectopic rhythm abnormalities
-LPR|prolonged PR interval||1||||Statements related to impulse formation (abnormalities)
-INVT|inverted T-waves||1||||other ST-T descriptive statements
-LVOLT|low QRS voltages in the frontal and horizontal leads||1||||Other QRS morphology descriptive statements
-HVOLT|high QRS voltage||1||||Other QRS morphology descriptive statements
-TAB_|T-wave abnormality||1||||Basic roots for coding ST-T changes and abnormalities
-STE_|non-specific ST elevation||1||||Basic roots for coding ST-T changes and abnormalities
-PRC(S)|premature complex(es)||1||||Statements related to ectopic rhythm abnormalities
-SR|sinus rhythm|||1|||Statements related to impulse formation (abnormalities)
-AFIB|atrial fibrillation|||1|||Statements related to impulse formation (abnormalities)
-STACH|sinus tachycardia|||1|||Statements related to impulse formation (abnormalities)
-SARRH|sinus arrhythmia|||1|||Statements related to impulse formation (abnormalities)
-SBRAD|sinus bradycardia|||1|||Statements related to impulse formation (abnormalities)
-PACE|normal functioning artificial pacemaker|||1|||Pacemaker types and pacemaker function
-SVARR|supraventricular arrhythmia|||1|||Statements related to impulse formation (abnormalities)
-BIGU|bigeminal pattern (unknown origin, SV or Ventricular)|||1|||Statements related to ectopic rhythm abnormalities
-AFLT|atrial flutter|||1|||Statements related to impulse formation (abnormalities)
-SVTAC|supraventricular tachycardia|||1|||Statements related to impulse formation (abnormalities)
-PSVT|paroxysmal supraventricular tachycardia|||1|||Statements related to impulse formation (abnormalities)
-TRIGU|trigeminal pattern (unknown origin, SV or Ventricular)|||1|||Statements related to ectopic rhythm abnormalities"""  # noqa: E501 (a data table)
+def _table(name:str)->Path:
+    "The path of the table `name` shipped with ecgdiff (package data in `ecgdiff/tables/`)."
+    import importlib.resources
+    return Path(str(importlib.resources.files('ecgdiff')))/'tables'/name
 
 # %% ../nbs/00_data.ipynb #94b9218b
 @functools.lru_cache(maxsize=1)
 def _scp_table():
-    df = pd.read_csv(io.StringIO(_SCP_TABLE), sep='|', index_col='code', dtype={'description': str})
+    "The 71 SCP statements of `ecgdiff/tables/scp_statements.csv`, read once."
+    df = pd.read_csv(_table('scp_statements.csv'), index_col='code', dtype={'description': str})
     for c in ('diagnostic', 'form', 'rhythm'): df[c] = df[c].fillna(0).astype(int).astype(bool)
     return df
 
@@ -391,299 +325,43 @@ def _waves(th, t):
                      -(t - rm)/rs*R, -.6*(t - tm + .3*tsd)/tsd*t1 - .5*(t - tm - .3*tsd)/(.75*tsd)*t2])
 
 # %% ../nbs/00_data.ipynb #e8cc7f02
+_FIT_KEYS = ('amp', 'time', 'psd', 'hr', 'rrcv', 'ludb', 'pc', 'own', 'noise', 'lead', 'noise_sd', 'beat_cv',
+             'qrs_scale', 'qt_exp')
 _FIT_UNITS = {'amp': 1e3, 'own': 1e3, 'pc': 1e3, 'psd': 1e3}   # stored in uV, unit vectors in 1/1000
+_ELECTRODES = ('RA', 'LA', 'LL', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6')
 
-def _fit_from_text(s:str)->dict:
-    "The fitted parameters (a dict of arrays) from the text lines of `_fit_to_text`."
-    vals, key = {}, None
-    for line in s.strip().splitlines():
-        if line.startswith(' '): vals[key] += [float(w) for w in line.split()]
-        else:
-            key, rest = line.split(':')
-            vals[key] = [float(w) for w in rest.split()]
-    fit = {k: {} for k in ('amp', 'time', 'psd', 'hr', 'rrcv', 'ludb', 'pc', 'own', 'noise', 'lead')}
-    for k, v in vals.items():
-        sec, *g = k.split()
-        v = np.array(v)/_FIT_UNITS.get(sec, 1)
-        if g: fit[sec][g[0]] = v.reshape(8, -1) if sec == 'amp' else v
-        else: fit[sec] = v if len(v) > 1 else float(v[0])
-    for sec in ('pc', 'own', 'noise', 'lead'): fit[sec] = np.stack(list(fit[sec].values()))
+# %% ../nbs/00_data.ipynb #692b169a
+def _fit_from_json(s:str)->dict:
+    "The fitted parameters (a dict of arrays, in mV and s) from the JSON text of `_fit_to_json`."
+    fit = {}
+    for sec, v in json.loads(s, parse_int=float).items():       # integers as floats, so that -0 keeps its sign
+        unit = _FIT_UNITS.get(sec, 1)
+        if sec in ('noise', 'lead'): fit[sec] = np.stack([np.array(o)/unit for o in v.values()])   # a row by name
+        elif isinstance(v, dict): fit[sec] = {g: np.array(o)/unit for g, o in v.items()}
+        elif isinstance(v, list): fit[sec] = np.array(v)/unit
+        else: fit[sec] = v/unit
     return fit
 
 # %% ../nbs/00_data.ipynb #7df68cf0
-def _fit_to_text(fit:dict)->str:
-    "The fitted parameters as text lines 'section key: values' (amplitudes in uV), wrapped at 110 characters."
-    lines = []
-    def add(key, v, sec):
-        v = np.atleast_1d(np.asarray(v, np.float64)).ravel()*_FIT_UNITS.get(sec, 1)
-        line = f'{key}:'
-        for w in (f'{x:.0f}' if sec in ('amp', 'own', 'pc') else f'{x:.4g}' for x in v):
-            if len(line) + len(w) > 110:
-                lines.append(line)
-                line = '   '
-            line += ' ' + w
-        lines.append(line)
-    for sec in ('amp', 'time', 'psd', 'hr', 'rrcv', 'ludb'):
-        for g, v in fit[sec].items(): add(f'{sec} {g}', v, sec)
-    for sec, keys in (('pc', range(len(fit['pc']))), ('own', range(len(fit['own']))), ('lead', LEADS[6:]),
-                      ('noise', ('RA', 'LA', 'LL', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'))):
-        for k, v in zip(keys, fit[sec]): add(f'{sec} {k}', v, sec)
-    for k in ('noise_sd', 'beat_cv', 'qrs_scale', 'qt_exp'): add(k, fit[k], k)
-    return '\n'.join(lines)
-
-# %% ../nbs/00_data.ipynb #8cc858a5
-_SIM_FIT = """
-amp base: 51 -22 620 -84 152 -25 -9 68 50 74 -27 687 -131 163 -46 -34 68 49 -31 134 -654 -143 -17 48 -15 80 -10
-    -12 217 -398 -448 283 59 -29 236 112 10 183 434 -582 332 34 -34 325 117 27 54 1143 -502 282 -14 -27 255 94
-    34 -34 1145 -267 220 -30 -21 182 67 36 -48 908 -94 169 -31 -17 78 46
-amp NORM: 4 -0 48 -15 44 17 -3 5 -9 -1 -24 91 4 62 23 1 15 -17 6 32 83 -131 1 -10 3 -58 12 6 54 138 -193 68 20
-    0 -56 3 2 -10 291 -144 84 16 -0 -122 -16 -1 -26 251 -76 95 21 -1 -66 -23 -1 -12 197 -74 87 20 -0 -42 -20 -1
-    -14 147 -50 66 18 -0 -18 -17
-amp IMI: 6 63 27 -13 -9 -14 -6 -90 -4 -17 -57 -284 48 -48 8 -7 -137 -14 -3 -50 106 -54 20 -6 4 18 6 -2 -24 176
-    -172 1 -13 -3 -89 -18 -3 -8 -18 -106 -34 -20 -2 -247 -27 -4 55 -285 -57 -39 -12 -4 -267 -25 -3 66 -240 -29
-    -40 -7 -3 -228 -18 -2 45 -211 -1 -37 -3 -4 -149 -13
-amp AMI: -5 4 -125 83 -77 2 -2 57 -25 1 37 -146 -32 -9 -4 -6 48 -1 -3 -98 -176 28 30 16 -0 -36 16 -9 -239 -545
-    195 -99 26 -9 -97 -9 -8 -192 -778 181 -96 20 -12 -65 10 -5 -57 -654 118 -99 16 -6 21 2 -4 60 -384 27 -83 -2
-    -3 47 -10 -3 69 -145 -26 -60 -10 -2 33 -13
-amp LVH: 3 10 303 83 -11 -3 -2 110 -7 6 36 157 -20 13 -6 -6 196 7 -10 56 -402 -114 44 27 8 -139 13 -8 92 -423
-    -12 87 42 8 -33 26 -4 114 -153 -18 107 22 2 135 36 3 40 500 -67 65 3 3 326 17 7 -3 846 -59 21 -18 3 271 6 5
-    -4 578 42 -2 -14 2 171 1
-amp CLBBB: -27 5 -169 556 -198 -54 -4 263 -89 -58 169 -438 -192 -53 -27 4 -206 -23 -15 -327 -609 -483 242 104
-    -3 -600 137 -43 -549 -1478 -431 221 139 -20 -891 120 -52 -256 -2036 -315 177 100 -20 -911 94 -37 123 -1694
-    -244 46 20 -8 -594 11 -30 197 -857 119 -98 -61 1 -250 -40 -23 123 -470 398 -157 -57 11 60 -86
-amp CRBBB: 0 -57 -239 -259 58 10 27 172 2 -21 -129 -292 77 -20 15 25 107 -50 -30 -23 519 813 -215 -102 -30 -58
-    -19 -19 -45 656 673 -223 -119 -1 131 -137 -13 -241 276 555 -192 -82 11 334 -153 -9 -238 -481 289 -79 -12 23
-    433 -104 -9 -144 -677 38 3 -2 28 293 -34 -7 -117 -474 -67 34 6 26 166 -5
-amp LAFB: -6 72 -83 83 -15 -9 -7 -124 -3 -11 125 -699 -255 7 19 1 -43 33 -2 -129 148 67 -13 0 8 74 -7 -4 -93 39
-    68 -31 7 4 -149 -19 -5 20 -465 21 -15 21 2 -233 -4 -5 223 -767 -46 -21 14 1 -258 2 -4 263 -751 -102 -12 9 3
-    -145 10 -3 200 -578 -131 -2 6 1 -83 15
-amp 1AVB: -14 -15 33 -57 -16 -22 -10 -61 10 -21 -44 -79 -21 9 -5 -20 21 12 -3 -46 62 121 -16 13 13 77 -9 2 -37
-    97 11 -13 7 10 -13 7 -5 -66 -28 -34 3 7 -6 -17 20 -9 -114 86 -83 31 -10 -11 22 31 -7 -100 75 -72 23 -15 -7
-    -4 23 -10 -56 10 -79 11 -14 -12 -16 14
-amp NDT: 1 17 125 34 -42 -13 -2 -56 -18 -13 26 7 -17 -47 -16 -2 -79 -9 0 -22 106 -135 22 -10 2 -7 17 3 -10 357
-    -215 -59 -31 1 -69 -26 -1 3 254 -176 -101 -40 1 -175 -25 -4 54 82 -105 -107 -29 -2 -151 -20 -6 67 55 -103
-    -85 -19 -2 -144 -13 -5 39 59 -51 -63 -15 -2 -94 -12
-amp ISCAL: -3 12 40 55 -91 -29 4 -66 -24 -8 11 66 8 -76 -27 6 -31 -16 -4 -14 -198 -77 55 16 -4 -5 27 -10 -17
-    -289 -147 -31 -6 -5 -72 10 -10 -4 -232 -106 -98 -34 1 -29 -4 -6 20 21 -83 -136 -45 5 -19 -19 -1 22 215 -24
-    -149 -51 7 -124 -33 2 15 174 31 -115 -41 7 -124 -27
-amp AFIB: -43 68 -180 -13 -21 2 12 35 -18 -58 50 -156 65 -37 4 35 27 -16 22 -83 160 -2 -11 -25 4 -77 23 1 -47
-    -177 6 -40 -40 13 -128 30 -20 31 -444 -69 -7 -25 22 -91 40 -27 114 -279 -90 -6 -14 26 64 20 -25 121 -82 -71
-    -18 -23 25 82 -10 -26 122 -128 -44 -27 -10 22 42 -13
-time base: -0.1519 0.02089 0.0007716 0.01055 0.02164 0.009368 0.01813 0.01237 0.2591 0.05455
-time NORM: -0.001584 0.001432 8.917e-05 -0.0001402 -0.0006377 -0.0007653 -0.001664 4.432e-05 -0.00126 -0.004543
-time IMI: -0.004183 0.0006431 -0.001785 0.0003454 -0.0002108 -6.169e-05 0.000289 0.000935 0.0007295 0.001784
-time AMI: -0.00479 -0.0007327 -0.0002604 0.0002145 -0.0008388 -0.0002639 0.0009638 -0.0009692 -0.0008294
-    -0.0006555
-time LVH: -0.005538 0.001317 0.001279 -3.651e-05 0.001611 -0.0009029 -0.001348 -0.0006328 -0.002399 -0.00176
-time CLBBB: -0.01973 0.009699 0.00456 0.008135 0.006169 0.004126 0.009815 0.004824 0.01696 0.008139
-time CRBBB: -0.0008506 0.00284 0.003493 0.005358 0.004358 0.002854 0.01878 0.003124 0.01414 0.00891
-time LAFB: -0.0005103 0.001028 -0.003025 0.001416 -0.0009191 5.545e-05 0.003493 0.001893 0.0005856 0.0003967
-time 1AVB: -0.02863 -2.763e-05 -0.0004091 0.0005657 -8.166e-05 -0.000955 0.0004483 -5.9e-05 -0.005334 0.0007622
-time NDT: -0.002107 0.0002397 -0.0006591 -0.0004894 -0.000952 -0.0006391 -0.002008 1.565e-05 0.001723 0.005584
-time ISCAL: -0.003922 0.001861 -0.0002811 0.0005278 0.001426 0.0005403 0.0008399 -0.0003511 0.002268 0.001081
-time AFIB: -0.01813 0.005915 -0.0001036 0.0001463 -0.001352 -0.001863 -0.001854 0.001149 -0.02996 0.00535
-psd base: 1708 1044 1039 802.4 646.7 616.3 457.6 489.5 608.4 423.8 382.6 344.7 322.4 358.2 285.3 298.3 233.3
-    169.5 197 208.9 180 163.2 155.3 200.6
-psd NORM: 1607 1014 769 535.3 498.2 374.3 398 370.8 337.2 304.5 286.2 262.3 233.3 218.6 198.7 211.4 211.2 161.7
-    156 156.4 155.7 146 127.7 130.2
-psd IMI: 2099 1090 951.9 663.2 603 557.4 479.8 391.6 373.7 436.4 366.2 375.1 275.6 252.6 269.7 225.9 257.2
-    180.4 191.3 194.5 180.6 164 143.7 146.6
-psd AMI: 1736 1141 1101 749.8 780.6 709 534.6 466.1 468 542.6 458.3 409.9 353.2 288.1 282.3 329.4 261.1 237.3
-    262.3 246.6 220.5 200.8 209.6 167.1
-psd LVH: 2124 1346 1319 944.1 829.2 771.4 755.5 677.7 516.5 536.2 495.9 507.2 439.3 368.4 360.2 391.2 317.3
-    340.2 302.5 278.1 251 225.8 215.8 221
-psd CLBBB: 1300 2038 2108 1265 1135 1102 652.5 506.4 766.7 653.9 617.8 430 805.4 621.3 602 462.4 323.8 543.2
-    449.9 373.2 364.6 310.6 380.9 286.9
-psd CRBBB: 1699 1758 1013 528.5 867.3 528 779 557.5 441.5 489.9 417.4 522.1 304.6 286.3 361.8 212.9 286.8 239.9
-    246.6 307.4 231.5 175.4 180.1 165.2
-psd LAFB: 2375 1102 1097 590.3 722.2 609.6 581.4 458 460.1 435.1 444.3 367.2 303.7 276.5 339.2 271.6 287.1
-    255.8 278.4 228 191.2 174.2 163.2 168.2
-psd 1AVB: 1862 1247 1051 651.2 668.8 560.5 561.9 413.8 372.9 384.9 471.4 404.1 390.4 252.3 335.8 304.2 338
-    193.7 221.9 236.1 208.7 223.2 237.4 174.1
-psd NDT: 1907 1011 899.9 583.3 560.9 437.1 514.5 421.1 402.6 315 347.9 295.7 262.7 248.2 248.2 235 228 221.9
-    187 188.2 174.4 165.7 139.2 169.8
-psd ISCAL: 1968 1245 1305 897.2 723.7 731 652.8 597.4 494.2 482.1 460 431.3 406.1 334.7 310 355.4 301.4 308.8
-    286.4 247 219.2 216.2 212.4 190.9
-psd AFIB: 2087 1141 1023 807.5 579.5 682.7 562.2 431.5 438.6 437 404.1 356.2 299.7 255.5 282.3 252.1 272.9
-    251.9 252.3 224.2 212.5 167.4 181 142.3
-hr SR: 71.5 12.73 40 110
-hr SARRH: 71.51 8.619 45 110
-hr SBRAD: 49.01 4.245 35 59
-hr STACH: 112.9 12.12 101 170
-hr AFIB: 98.05 27.78 45 180
-rrcv SR: 0.02208 0.8131
-rrcv SARRH: 0.09228 0.7448
-rrcv SBRAD: 0.02778 0.8406
-rrcv STACH: 0.01676 0.7373
-rrcv AFIB: 0.1726 0.6051
-ludb normal: 0.09833 0.01176 0.1524 0.02114 0.09143 0.009014 0.3999 0.02512
-ludb 1AVB: 0.1192 0.01745 0.2087 0.01889 0.1064 0.02105 0.414 0.03508
-ludb CLBBB: 0.099 0.01176 0.133 0.02114 0.1518 0.01218 0.4401 0.01052
-ludb CRBBB: 0.1122 0.009251 0.189 0.01627 0.141 0.0239 0.4436 0.02245
-ludb LAFB: 0.1016 0.01312 0.1621 0.01335 0.1119 0.02147 0.4298 0.01923
-pc 0: -1 46 -84 32 -5 -2 -3 85 1 -3 26 -76 31 -4 -1 -2 74 0 -3 -15 -106 15 -1 4 3 -82 1 -4 45 -427 98 -11 9 3
-    -96 2 -4 96 -549 140 -9 11 1 16 3 -3 114 -471 133 -8 8 -0 103 1 -1 94 -286 90 -9 2 -2 125 0 -1 58 -148 52
-    -7 -1 -2 106 1
-pc 1: 2 40 -45 -10 -2 -1 -3 -83 2 -2 59 -182 -27 -8 1 -1 -105 3 0 -32 195 -72 9 -8 2 -33 -0 1 -24 304 -215 6
-    -17 1 -224 1 -1 53 46 -198 -6 -21 -0 -369 6 -3 148 -329 -156 -5 -3 -2 -354 12 -3 149 -295 -103 -4 -2 -3
-    -236 14 -1 97 -211 -27 -8 -1 -1 -118 6
-pc 2: 2 -11 -14 -22 -0 1 1 11 3 -0 -17 -143 54 -12 5 2 5 3 2 -43 180 97 -14 -10 -2 102 -10 5 -104 430 225 -67
-    -20 -2 264 -33 6 -127 251 272 -83 -13 3 224 -34 3 -93 -210 267 -65 3 3 186 -17 2 -26 -351 139 -30 15 3 113
-    -5 0 6 -255 1 -9 13 2 38 6
-pc 3: -2 -25 -44 -121 13 -1 2 -103 16 3 -30 -22 -155 7 -4 -2 -187 21 -2 -81 133 235 -54 -3 -0 238 -32 2 -169 4
-    234 -77 -5 -4 292 -35 -3 -180 -386 -29 -11 20 -11 106 14 -5 -144 -168 -198 12 10 -9 -67 43 -2 -67 114 -344
-    29 -6 -2 -204 40 1 -28 129 -254 26 -10 0 -208 27
-pc 4: 1 -84 17 47 -7 -0 2 42 -5 -2 -45 -127 5 3 2 -1 39 1 2 12 166 -248 31 -1 -3 -73 20 0 -128 132 -425 66 12
-    -7 42 53 -1 -182 -153 -364 67 18 -7 207 50 -0 -170 -169 -248 45 15 -3 352 27 -1 -156 -4 -101 20 3 0 283 7
-    -1 -114 -15 58 -2 0 1 179 -9
-pc 5: -4 -13 82 95 -23 -9 3 -53 -13 -2 7 47 -12 2 -3 3 -112 -5 2 -155 -285 -122 64 27 -11 92 37 -5 -403 -388
-    -120 118 45 -8 117 66 1 -394 211 -61 68 1 3 -7 23 0 -227 -43 49 7 13 9 -195 -15 -1 -78 -214 193 -26 13 6
-    -162 -22 -3 -1 -102 121 -32 1 4 -150 -18
-pc 6: 0 59 -146 14 -6 4 -1 112 -2 1 66 30 -64 15 -2 4 -115 -1 2 70 30 -111 29 3 -0 91 7 -2 257 -260 -98 79 13
-    -2 432 29 2 257 245 -163 44 -20 3 390 21 -0 251 38 -186 15 -17 2 36 15 1 213 -172 -127 9 -10 2 -108 12 2
-    134 -182 -52 4 -2 3 -97 4
-pc 7: -16 18 -610 9 -2 30 4 57 -4 3 -85 -30 -49 45 -1 -3 29 4 12 -4 417 22 -27 -30 -2 -14 -14 5 -16 -184 106 3
-    -11 -1 -97 -18 1 -85 -79 -16 96 4 -3 -106 -1 4 -170 395 -25 103 -10 3 -86 -12 -2 -143 -119 82 76 10 2 25 -4
-    -4 -76 -282 23 48 15 2 64 2
-pc 8: 1 -143 20 -57 12 -3 -5 35 13 8 -158 179 -159 20 -3 -7 64 19 7 294 -84 105 -75 -21 1 -47 -39 4 341 -216 34
-    -126 -33 -14 -151 -61 6 -52 346 -36 -127 -56 -15 -91 -38 -5 -278 -283 -70 -67 -6 -13 -2 15 -4 -268 -187
-    -212 0 1 -10 33 31 -1 -221 -21 -196 15 0 -6 42 26
-pc 9: -2 -65 38 64 -94 -13 2 -21 -38 -8 -43 -36 52 -130 7 5 -103 -56 -1 86 35 -166 -31 -1 -3 -7 -15 -3 72 -8
-    -123 -330 -21 -4 93 -169 -3 22 -231 -52 -441 11 3 97 -203 4 -31 169 -39 -400 -10 8 -128 -172 -0 -107 9 114
-    -272 -3 9 -102 -109 -3 -85 -113 138 -168 0 6 -79 -66
-pc 10: 3 109 48 -75 -35 -17 -5 -73 -3 -3 109 -228 -232 -49 -1 -2 141 -14 -14 -218 -190 147 -29 5 4 -133 -22 -4
-    -253 -102 102 -99 -13 8 -268 -87 3 -83 135 -64 -123 -10 6 70 -104 8 82 250 -205 -143 -26 7 181 -83 5 167
-    -127 -225 -99 -7 3 180 -40 2 186 -146 -306 -48 -2 -0 105 -5
-pc 11: 6 -124 410 -30 35 -12 -4 -161 31 -4 -60 -367 -23 32 11 -2 6 44 -4 197 -216 115 17 -1 0 109 -2 -6 205 66
-    24 125 2 -8 16 67 -6 110 -238 -10 154 32 -14 20 84 1 -108 327 -66 126 -8 -5 -36 69 -3 -151 -172 51 72 2 -1
-    -71 64 -3 -100 -368 8 47 9 -2 -27 52
-pc 12: -7 -120 55 301 -60 -6 -6 343 -3 -2 30 16 -262 24 -19 -6 -4 59 -8 59 -131 -49 29 1 9 -74 13 -5 -105 120
-    334 -76 -44 8 267 16 -9 -48 -12 -48 -24 -38 -0 -159 79 -5 124 -10 -279 17 -38 -6 -323 75 -11 4 21 9 -5 -37
-    -9 220 74 -5 -55 -28 168 -22 -20 -2 343 32
-pc 13: 8 -22 124 -157 76 15 -3 240 -50 19 -20 404 -83 67 35 6 -123 -126 10 65 -47 50 -3 3 15 -304 -4 19 -18 201
-    -97 139 32 13 30 -127 19 -64 -209 -4 140 100 13 126 -219 19 -5 122 2 113 70 14 -169 -255 12 8 -283 99 71 80
-    8 62 -182 5 45 35 -255 83 51 4 -34 -96
-pc 14: -2 -107 60 254 17 5 -5 206 -36 -14 63 -479 -84 33 50 7 -9 -23 -0 122 152 -318 33 -2 1 -366 9 -3 55 -89
-    91 51 41 -8 -83 -45 -5 -127 68 277 57 41 -9 175 -70 -13 -90 -44 89 54 60 -8 -78 -56 -8 8 153 -128 63 40 -4
-    -196 -44 -3 40 130 -137 55 26 1 -161 -27
-pc 15: 0 52 202 -270 41 5 -4 63 -53 -20 -59 -314 375 -12 29 1 160 -118 9 -98 217 211 -52 -25 13 70 -30 5 18
-    -244 10 47 -9 3 191 -161 -6 -3 145 -80 74 -43 -5 -68 -218 -14 40 -90 -117 59 12 -8 -273 -212 -17 -35 77 0
-    47 23 -11 172 -149 -13 -54 94 80 29 17 -9 177 -103
-pc 16: -7 -22 -173 321 -53 24 11 -304 -145 -1 36 -39 -303 -0 33 16 76 -152 2 62 -111 -9 99 7 0 354 63 0 86 91
-    102 203 34 18 -92 -142 -2 78 25 -11 187 39 21 21 -241 -3 45 -149 -86 59 49 17 52 -300 0 -68 77 70 -44 35 16
-    68 -261 -1 -52 37 67 -53 26 12 -28 -187
-pc 17: 2 17 -135 -78 18 0 -5 217 -56 -3 -12 18 147 20 30 -4 -98 -83 -14 -17 -275 236 -63 25 16 -232 -8 -4 -24
-    114 135 -86 11 22 -99 -113 -13 -54 52 -123 48 58 5 67 -97 -23 -31 -101 -108 121 44 -14 241 -57 -21 19 196
-    -162 93 -6 -14 -335 -68 -10 -61 -295 443 3 2 -9 -43 -103
-pc 18: -0 67 -104 94 -25 -2 11 -202 13 6 -136 175 331 0 26 2 635 -11 1 32 -152 -246 31 33 3 5 -8 -1 -42 130 95
-    -73 41 11 24 -50 -4 -60 -72 63 -12 79 1 203 -8 -11 -26 18 -167 52 71 -3 -200 59 -9 39 -129 -177 64 49 -2
-    -185 66 -3 20 3 -43 48 23 2 70 38
-pc 19: 15 23 269 160 130 18 13 -86 -49 5 74 151 -73 158 66 17 -8 -50 -3 -43 152 -245 -188 3 -14 145 2 -9 0 -117
-    14 -264 88 -11 164 -96 -16 -15 -2 -41 -127 164 -3 -342 -109 -14 -44 67 148 120 122 3 227 -51 -8 119 18 -151
-    285 83 13 -26 -55 -2 136 -178 17 234 63 13 106 -57
-pc 20: -15 -89 -81 92 84 10 4 -152 17 2 59 -131 74 151 -24 -4 -150 52 -2 82 -95 23 -249 -41 21 15 -50 -7 -73 8
-    88 -405 -121 27 -180 -84 6 41 38 -216 -47 -132 16 270 14 19 84 -1 -83 205 -59 21 -71 1 11 9 -168 290 244 -1
-    12 116 13 5 -6 285 57 225 -8 4 -158 45
-pc 21: 2 25 -349 18 -49 23 1 163 21 11 -38 -276 286 -67 64 5 -147 -34 -9 56 -421 -73 38 64 -3 65 -5 10 39 107
-    12 -10 128 9 211 4 16 59 1 -164 -46 214 13 -318 -21 15 -47 51 112 -37 149 10 92 -3 18 -52 -76 -34 5 113 11
-    129 -7 9 -19 155 -291 43 59 0 -57 20
-pc 22: -6 69 106 183 -77 -57 -8 177 -117 -23 -130 74 278 -44 -167 -9 -114 -38 -14 -131 -17 -209 108 -74 -15 104
-    91 -23 -8 23 150 21 -300 -28 -47 -65 -22 112 -58 0 102 -424 -28 -131 -70 -20 -134 82 -26 71 -315 -19 175
-    -77 -16 -17 -148 -164 14 -188 -12 -40 -78 -7 6 20 -126 -33 -114 -5 -84 -75
-pc 23: 14 120 218 74 -67 5 4 -53 33 29 -37 70 51 -105 41 14 80 1 -12 -8 261 -19 84 46 24 -211 -11 -1 82 -60 463
-    -6 118 34 1 -11 9 23 34 -404 160 163 21 -93 95 21 -69 -7 -96 -47 129 26 194 56 24 20 -136 218 -204 77 20
-    -32 -8 15 25 123 30 -166 26 9 -246 17
-own 0: -1 -80 166 -46 7 -1 4 -133 1 -0 -34 95 -35 8 0 4 -148 3 3 34 197 -74 19 -3 -8 114 4 3 -79 727 -226 51 -3
-    -8 155 10 1 -153 906 -260 38 -13 -4 -92 5 0 -154 673 -213 29 -7 -1 -226 4 -0 -117 408 -126 20 -4 2 -237 4
-    -1 -77 214 -52 13 -1 2 -191 3
-own 1: -4 -47 21 23 4 6 4 100 -10 4 -66 280 -3 28 1 2 109 -10 4 77 -240 43 -18 5 0 2 0 -1 107 -451 146 9 18 -1
-    138 -3 -1 -7 -21 76 50 22 -2 262 -5 -1 -114 429 24 59 7 -0 221 -14 0 -125 412 12 45 2 1 166 -14 -0 -98 310
-    3 31 1 1 103 -12
-own 2: -1 -50 29 40 -12 -3 2 42 -3 -4 -37 -34 51 -14 -0 2 39 4 4 2 19 49 8 -2 -4 85 -1 3 -91 192 187 -33 -13 -3
-    240 -16 3 -153 214 233 -51 -18 2 230 -15 0 -121 -93 219 -53 -7 2 202 -9 -1 -76 -151 144 -40 -0 2 122 -1 -2
-    -45 -116 75 -27 1 2 64 1
-own 3: 1 25 -23 38 12 3 -1 53 -9 -0 16 7 80 17 8 2 139 -14 5 38 -9 -114 18 0 -0 -141 10 3 103 -45 -137 68 12 1
-    -219 11 2 56 227 21 50 2 3 -82 -14 1 39 62 100 33 5 1 59 -21 0 36 -62 135 16 7 -1 106 -21 -1 21 -70 107 8 7
-    -1 122 -16
-own 4: -1 25 20 8 -2 -1 -2 -28 3 0 8 51 -8 2 0 -1 -11 7 -2 -20 -125 116 -10 0 2 31 -7 -3 -11 -97 210 -21 -5 2
-    -64 -15 -2 -5 118 175 -13 -10 1 -169 -6 -1 24 39 117 -8 -5 1 -209 1 -1 38 -14 55 -8 -1 -1 -137 4 -1 31 -0 3
-    -4 -1 -1 -67 6
-own 5: 4 -12 111 -6 5 -2 -2 -15 -1 2 -1 -18 54 -14 -2 -2 46 -0 -4 4 -14 52 -14 -3 3 -50 -3 1 -22 232 50 -43 -16
-    3 -142 -20 0 39 -158 89 -33 -3 -2 -67 -6 2 18 19 61 -13 -1 -3 35 -4 2 -9 122 24 -2 -2 -2 72 -0 2 -14 118 8
-    2 -1 -2 60 0
-own 6: -6 33 -213 21 -11 7 2 26 -4 2 7 -33 -8 21 7 -0 32 -1 -1 -34 147 19 -7 -1 2 -12 -1 -2 -30 44 108 -7 3 5
-    10 -6 -3 23 -65 27 54 20 1 -11 10 -1 7 143 -10 70 14 1 -23 4 -1 7 6 12 45 9 1 14 3 -0 13 -68 9 26 8 1 34 2
-own 7: 3 33 78 23 21 4 -2 2 6 -2 55 -64 44 12 11 1 -19 3 -4 -32 -53 -29 36 13 2 48 15 -3 -16 29 -14 113 29 2
-    111 58 -2 69 -22 36 98 25 1 40 44 -1 106 10 28 71 18 -1 -6 23 1 91 39 36 43 11 -2 -15 10 2 68 11 44 23 7 -1
-    -16 4
-own 8: -3 -24 2 15 -8 0 3 -25 -24 -2 -30 14 91 -8 0 4 -36 -30 4 26 21 -71 9 -1 -3 27 12 3 19 -10 -83 -6 -1 -1
-    29 -25 1 -9 -105 28 -19 -0 2 3 -42 -0 -51 59 55 -11 -2 3 -53 -43 0 -51 8 92 -17 -1 5 -80 -42 -1 -34 -40 94
-    -16 1 4 -65 -35
-own 9: 1 32 -53 -10 3 2 -0 64 -8 -2 6 107 28 4 -0 -1 -19 -7 1 26 82 -9 -8 -5 1 -10 -2 3 100 31 2 -29 -8 0 64
-    -28 1 82 33 22 -47 -8 0 24 -32 -1 73 -80 29 -29 -2 -2 -24 -20 -0 42 32 -2 -5 -1 -2 -18 -12 -0 15 72 -5 4 -0
-    -1 -5 -8
-own 10: -0 -20 -32 -20 16 6 1 25 35 5 -38 91 13 32 5 -1 -28 41 2 8 23 -11 5 0 -2 -31 -6 3 -24 10 -34 42 13 -2 3
-    60 2 -56 -18 20 43 15 -0 -51 72 1 -47 -66 38 46 16 -0 -14 72 0 -47 -3 24 38 10 -0 -5 58 0 -38 43 5 32 6 -0
-    -9 43
-own 11: -1 16 -48 -7 -0 3 0 -26 -20 -6 15 -47 58 6 4 -1 3 -25 -0 -65 30 -8 -6 -4 3 -1 3 0 -96 -47 -25 -6 -1 2
-    -28 -27 -2 -62 38 10 8 -2 1 13 -39 -3 5 -63 20 12 4 -1 9 -35 -1 13 58 -2 24 4 -2 -7 -29 -1 10 81 -5 25 4 -2
-    -11 -24
-own 12: 3 -3 18 -61 29 5 -0 -26 -26 2 -8 52 -23 35 11 2 28 -42 -0 18 -7 74 -8 -2 2 6 9 -1 26 31 -5 63 6 -0 -11
-    -21 -1 -2 -12 -2 65 12 -0 18 -50 -1 -25 -16 2 52 11 1 1 -64 -1 -12 -50 -13 39 10 -0 -10 -56 -0 -9 -9 -33 31
-    9 0 -6 -42
-own 13: -1 -2 -34 68 -21 -3 0 50 -23 -0 7 85 -46 2 -4 -0 -22 -21 -2 -17 -81 -62 31 7 -1 -28 14 -3 -70 48 26 18
-    -4 1 -2 -14 -2 -22 -17 -29 11 -2 2 -10 -19 -1 10 -10 -21 -5 -3 1 -0 -25 0 19 -9 7 -15 -3 1 1 -29 0 15 -1 13
-    -14 -2 1 6 -26
-own 14: 2 -32 68 18 17 -0 -1 87 -8 -3 -0 -60 -3 14 6 2 -10 -12 0 20 31 -18 -15 -2 -0 -75 0 2 1 -23 31 -11 0 -3
-    62 -20 -1 -18 1 -9 6 1 -2 -52 -24 -1 -15 -10 -15 22 4 -1 -43 -22 -1 -18 2 -7 25 5 0 13 -16 -1 -16 4 -0 23 4
-    1 27 -11
-own 15: -0 -28 -35 74 -10 -1 2 -41 -12 1 -16 -50 -23 -6 -1 2 23 -9 -0 53 -3 -46 25 6 -2 60 13 -0 55 8 44 32 4
-    -1 -11 7 0 15 11 -0 25 1 -0 -29 1 1 -15 -51 -2 9 0 0 4 -7 2 -32 22 -11 6 -2 1 1 -9 2 -35 36 -7 4 -2 2 -8
-    -10
-own 16: 3 2 9 -14 0 1 1 -25 -2 6 5 23 -50 -5 -1 1 30 -5 5 -25 34 -14 12 -1 -4 45 3 5 -22 -18 -42 30 7 -3 50 8 6
-    -6 -13 29 -21 -2 1 -73 -11 5 5 14 22 -29 -3 2 -11 -13 5 5 4 -3 -20 -0 2 47 -10 3 4 3 -21 -12 -0 1 45 -8
-own 17: -2 -4 -1 4 -7 -1 -2 24 -3 -3 15 -28 -62 -15 -3 -0 -24 -1 3 -1 31 -6 25 0 -3 -58 7 3 12 -3 -19 55 4 -5
-    -31 20 1 -12 -6 67 1 -4 -1 45 2 -0 -12 13 26 -22 -6 -1 2 -4 -1 -0 11 -22 -24 -5 -1 -29 -5 -0 4 9 -30 -19 -3
-    -0 -31 -5
-own 18: 2 -6 46 35 27 3 1 -43 8 1 19 31 -56 31 5 1 -3 9 0 -5 41 -49 -25 -5 -1 7 -11 0 -8 -11 10 -38 -1 1 -23
-    -19 1 1 -2 14 -8 2 2 24 -8 1 5 1 9 21 6 2 11 3 1 10 -3 5 33 7 2 -8 8 1 12 -9 11 30 6 1 -11 10
-own 19: -1 -11 0 -6 -2 2 1 -6 -5 -0 20 -1 -22 -7 1 1 -89 -7 -1 1 20 34 -0 -0 0 3 4 0 -1 -14 14 4 2 0 -9 1 1 20
-    9 -29 15 4 -0 -33 -1 2 4 -1 22 -4 1 0 46 -7 2 -5 13 27 -5 1 0 26 -8 1 -6 -2 27 -7 1 0 -13 -10
-own 20: 1 1 -20 4 5 1 1 10 1 -1 2 -23 6 6 2 1 -40 2 -1 5 -30 -22 -16 -0 -1 15 -6 1 7 8 -20 -17 -1 -1 2 -10 0 8
-    -5 6 -4 2 1 -5 -6 1 -9 36 31 1 -1 2 6 -2 -1 9 -60 -2 9 4 1 8 3 -0 4 47 -48 26 3 0 6 7
-own 21: -1 -12 -34 -17 -1 2 -0 -8 3 -0 4 -17 -26 13 2 -3 4 8 -0 20 -45 2 -14 -3 -1 -20 -15 -0 -3 11 -30 -10 0 0
-    25 -23 -1 11 4 20 -14 -4 -1 -18 -18 -1 9 -11 13 11 -1 -2 19 1 -0 -5 38 -12 21 -0 -2 -6 10 -0 -2 -34 5 9 0
-    -2 -14 9
-own 22: 0 12 1 -0 -1 0 1 -24 -1 6 4 -2 -3 -2 -2 1 43 4 2 -2 6 -4 -10 -2 -0 -42 -1 3 -4 0 17 2 -1 0 29 5 6 7 -5
-    -33 6 -0 1 -22 6 7 -6 8 21 -13 -4 3 36 0 4 6 -17 16 -14 -2 3 -28 -2 2 5 24 -6 -4 -3 1 -35 0
-own 23: -1 3 13 -35 -5 -1 -1 1 -2 1 -6 13 35 0 -3 -2 -12 -1 -1 6 8 -45 26 4 -2 4 7 -5 -2 -5 27 -3 1 0 -5 -3 -4
-    1 2 20 5 -0 -1 -24 -4 -3 0 4 -7 10 1 -1 37 -1 -2 2 5 -28 2 -0 -0 -2 -2 -2 9 -25 -30 -7 -1 -0 -17 -3
-lead V1: -0.8273 -0.01381 0.905
-lead V2: -0.3203 0.2033 2.092
-lead V3: 0.2724 0.7177 1.911
-lead V4: 0.828 0.9786 1
-lead V5: 1.066 0.7778 0.2126
-lead V6: 0.9366 0.5657 -0.127
-noise RA: -5.005 -3.167 -5.67 -5.327 -4.751 -5.014 -5.035 -5.576 -6.025 -6.003
-noise LA: -4.856 -2.86 -5.396 -4.546 -4.451 -4.774 -4.895 -5.439 -5.833 -5.68
-noise LL: -4.333 -2.527 -4.986 -4.258 -4.687 -5.058 -5.73 -6.667 -6.754 -5.694
-noise V1: -3.909 -2.659 -4.643 -4.391 -4.573 -4.692 -4.634 -5.339 -6.775 -6.348
-noise V2: -3.632 -2.592 -4.87 -4.7 -5.469 -4.92 -4.528 -4.94 -6.327 -5.31
-noise V3: -4.023 -2.541 -5.064 -5.347 -5.801 -4.615 -4.027 -4.477 -5.663 -5.237
-noise V4: -3.967 -2.467 -5.327 -5.9 -5.135 -4.641 -4.103 -4.444 -5.462 -5.302
-noise V5: -4.471 -2.424 -5.127 -5.415 -5.064 -4.633 -4.29 -4.746 -5.665 -5.545
-noise V6: -3.519 -2.083 -4.673 -5.013 -4.999 -5.133 -4.881 -5.382 -6.299 -6.019
-noise_sd: 0.8811 0.5751 0.15
-beat_cv: 0.02574 0.001
-qrs_scale: 0.9091 0.2621
-qt_exp: 0.3349
-"""
+def _fit_to_json(fit:dict)->str:
+    "The fitted parameters as JSON, a row a line, rounded as stored: 1 uV for amplitudes and components, else 4 digits."
+    def num(sec, x): return f"{x*_FIT_UNITS.get(sec, 1):{'.0f' if sec in ('amp', 'own', 'pc') else '.4g'}}"
+    def js(sec, v, ind):
+        "JSON of `v` (a dict of arrays, an array or a number) of section `sec`; nested lines indented by `ind`."
+        if isinstance(v, dict):
+            return '{\n' + ',\n'.join(f'{ind} "{k}": {js(sec, o, ind + " ")}' for k, o in v.items()) + f'\n{ind}}}'
+        v = np.asarray(v, np.float64)
+        if v.ndim == 0: return num(sec, v)
+        if v.ndim == 1: return '[' + ', '.join(num(sec, x) for x in v) + ']'
+        return '[\n' + ',\n'.join(f'{ind} {js(sec, o, ind + " ")}' for o in v) + f'\n{ind}]'
+    named = dict(noise=dict(zip(_ELECTRODES, fit['noise'])), lead=dict(zip(LEADS[6:], fit['lead'])))
+    return '{\n' + ',\n'.join(f' "{k}": {js(k, named.get(k, fit[k]), " ")}' for k in _FIT_KEYS) + '\n}\n'
 
 # %% ../nbs/00_data.ipynb #06d5d833
 @functools.lru_cache(maxsize=1)
 def _sim_fit()->dict:
     "The calibrated model's parameters (fitted by `fit_simulator` and `calibrate_simulator`) as a dict of arrays."
-    return _fit_from_text(_SIM_FIT)
+    return _fit_from_json(_table('sim_fit.json').read_text())
 
 # %% ../nbs/00_data.ipynb #f2f58c34
 def _ludb_group(codes)->str:
@@ -1183,6 +861,32 @@ def _scp_codes_str(codes, rng):
     d = {c: (float(rng.choice([50., 80., 100.])) if scp.loc[c, 'diagnostic'] else 0.) for c in codes}
     return str(d)
 
+# %% ../nbs/00_data.ipynb #6b4109a6
+def _write_records(root:Path, ecg_id:int, x, rates)->tuple:
+    "Write the 500 Hz ECG `x` and its 100 Hz decimation (those in `rates`) as record `ecg_id` under `root`: file names."
+    x100 = sps.resample_poly(x.astype(np.float64), 1, 5, axis=1)     # PTB-XL's 100 Hz version
+    folder = f"{(ecg_id//1000)*1000:05d}"
+    fn_lr, fn_hr = f"records100/{folder}/{ecg_id:05d}_lr", f"records500/{folder}/{ecg_id:05d}_hr"
+    if 500 in rates: write_wfdb(root/fn_hr, x, 500)
+    if 100 in rates: write_wfdb(root/fn_lr, x100, 100)
+    return fn_lr, fn_hr
+
+# %% ../nbs/00_data.ipynb #f41c24c9
+def _database_row(ecg_id:int, patient:int, age, sex, codes:list, fn_lr:str, fn_hr:str, rng)->dict:
+    "The `ptbxl_database.csv` row (`PTBXL_COLUMNS`) of a simulated record; weight, date and likelihoods drawn."
+    return dict(ecg_id=ecg_id, patient_id=float(patient + 10000), age=float(age), sex=int(sex),
+                height=np.nan, weight=float(rng.integers(50, 110)), nurse=np.nan, site=0.,
+                device='ecgdiff-sim',
+                recording_date=str(pd.Timestamp('2020-01-01')
+                                   + pd.Timedelta(minutes=int(rng.integers(0, 2_000_000)))),
+                report='simulated: ' + ', '.join(SIM_CODES[c] for c in codes),
+                scp_codes=_scp_codes_str(codes, rng), heart_axis=np.nan, infarction_stadium1=np.nan,
+                infarction_stadium2=np.nan, validated_by=np.nan, second_opinion=False,
+                initial_autogenerated_report=False, validated_by_human=True, baseline_drift=np.nan,
+                static_noise=np.nan, burst_noise=np.nan, electrodes_problems=np.nan,
+                extra_beats='PVC' if 'PVC' in codes else np.nan, pacemaker=np.nan, strat_fold=0,
+                filename_lr=fn_lr, filename_hr=fn_hr)
+
 # %% ../nbs/00_data.ipynb #0bbf8e8a
 def write_ptbxl(dest,                     # folder to create
                 n_records:int=1000,        # number of ECGs
@@ -1218,23 +922,8 @@ def write_ptbxl(dest,                     # folder to create
             codes = _sample_codes(rng, class_mix, rhythm_mix)
             profile_of[ecg_id] = '+'.join(c for c in codes if c not in _RHYTHMS)
             x = simulate_ecg(codes, fs=500, duration=duration, seed=int(rng.integers(2**31)), model=model)
-            x100 = sps.resample_poly(x.astype(np.float64), 1, 5, axis=1)     # PTB-XL's 100 Hz version
-            folder = f"{(ecg_id//1000)*1000:05d}"
-            fn_lr, fn_hr = f"records100/{folder}/{ecg_id:05d}_lr", f"records500/{folder}/{ecg_id:05d}_hr"
-            if 500 in rates: write_wfdb(tmp/fn_hr, x, 500)
-            if 100 in rates: write_wfdb(tmp/fn_lr, x100, 100)
-            rows.append(dict(ecg_id=ecg_id, patient_id=float(p + 10000), age=float(pat_age[p]), sex=int(pat_sex[p]),
-                             height=np.nan, weight=float(rng.integers(50, 110)), nurse=np.nan, site=0.,
-                             device='ecgdiff-sim',
-                             recording_date=str(pd.Timestamp('2020-01-01')
-                                                + pd.Timedelta(minutes=int(rng.integers(0, 2_000_000)))),
-                             report='simulated: ' + ', '.join(SIM_CODES[c] for c in codes),
-                             scp_codes=_scp_codes_str(codes, rng), heart_axis=np.nan, infarction_stadium1=np.nan,
-                             infarction_stadium2=np.nan, validated_by=np.nan, second_opinion=False,
-                             initial_autogenerated_report=False, validated_by_human=True, baseline_drift=np.nan,
-                             static_noise=np.nan, burst_noise=np.nan, electrodes_problems=np.nan,
-                             extra_beats='PVC' if 'PVC' in codes else np.nan, pacemaker=np.nan, strat_fold=0,
-                             filename_lr=fn_lr, filename_hr=fn_hr))
+            fn_lr, fn_hr = _write_records(tmp, ecg_id, x, rates)
+            rows.append(_database_row(ecg_id, p, pat_age[p], pat_sex[p], codes, fn_lr, fn_hr, rng))
         db = pd.DataFrame(rows, columns=PTBXL_COLUMNS)
         db['strat_fold'] = _assign_folds([profile_of[i] for i in db.ecg_id], db.patient_id.values, rng)
         db.to_csv(tmp/'ptbxl_database.csv', index=False)
@@ -1323,48 +1012,54 @@ class PTBXL:
 
     def split(self, split:str)->'PTBXL': return self.subset(self.split_idx(split))
 
-    @property
-    def stats(self):
-        "Per-lead mean and std (12, 1) of the training folds (real and synthetic records there)."
-        if self._stats is None:
-            idx = self.split_idx('train')
-            s, s2, n = 0., 0., 0
-            for i in range(0, len(idx), 256):                     # chunked: X may be a memory map
-                xb = np.asarray(self.X[idx[i:i+256]], np.float64)
-                s, s2, n = s + xb.sum((0, 2)), s2 + (xb**2).sum((0, 2)), n + xb.shape[0]*xb.shape[2]
-            mean = s/n
-            self._stats = (mean[:, None].astype(np.float32),
-                           np.sqrt(np.maximum(s2/n - mean**2, 1e-12))[:, None].astype(np.float32))
-        return self._stats
+# %% ../nbs/00_data.ipynb #adf4132a
+@patch(as_prop=True)
+def stats(self:PTBXL):
+    "Per-lead mean and std (12, 1) of the training folds (real and synthetic records there)."
+    if self._stats is None:
+        idx = self.split_idx('train')
+        s, s2, n = 0., 0., 0
+        for i in range(0, len(idx), 256):                     # chunked: X may be a memory map
+            xb = np.asarray(self.X[idx[i:i+256]], np.float64)
+            s, s2, n = s + xb.sum((0, 2)), s2 + (xb**2).sum((0, 2)), n + xb.shape[0]*xb.shape[2]
+        mean = s/n
+        self._stats = (mean[:, None].astype(np.float32),
+                       np.sqrt(np.maximum(s2/n - mean**2, 1e-12))[:, None].astype(np.float32))
+    return self._stats
 
-    def dataloaders(self, bs:int=64, standardize:bool=True, valid:str='valid', device=None, num_workers:int=0, **kw):
-        "fastai `DataLoaders` of (bs, 12, L) signals and multi-hot targets."
-        from fastai.data.core import DataLoader, DataLoaders
-        mean, std = self.stats if standardize else (None, None)
-        tr, va = self.split_idx('train'), self.split_idx(valid)
-        dls = [DataLoader(_SignalDataset(self.X, self.Y, i, mean, std), bs=bs, shuffle=sh, drop_last=sh and len(i) > bs,
-                          num_workers=num_workers, **kw) for i, sh in ((tr, True), (va, False))]
-        return DataLoaders(*dls, device=device)
+# %% ../nbs/00_data.ipynb #8cb4afd8
+@patch
+def dataloaders(self:PTBXL, bs:int=64, standardize:bool=True, valid:str='valid', device=None, num_workers:int=0,
+                **kw):
+    "fastai `DataLoaders` of (bs, 12, L) signals and multi-hot targets."
+    from fastai.data.core import DataLoader, DataLoaders
+    mean, std = self.stats if standardize else (None, None)
+    tr, va = self.split_idx('train'), self.split_idx(valid)
+    dls = [DataLoader(_SignalDataset(self.X, self.Y, i, mean, std), bs=bs, shuffle=sh, drop_last=sh and len(i) > bs,
+                      num_workers=num_workers, **kw) for i, sh in ((tr, True), (va, False))]
+    return DataLoaders(*dls, device=device)
 
-    def add_synthetic(self, X, Y, fold:int=None, source:str='generator')->'PTBXL':
-        "A new `PTBXL` with synthetic records `X` (m, 12, L), `Y` (m, n_labels) appended to a training fold."
-        X, Y = np.asarray(X, np.float32), np.asarray(Y, np.float32)
-        if X.ndim != 3 or X.shape[1:] != self.X.shape[1:]:
-            raise ECGDataError(f"add_synthetic: X must have shape (m, {self.X.shape[1]}, "
-                               f"{self.X.shape[2]}), got {X.shape}")
-        if Y.shape != (len(X), len(self.labels)):
-            raise ECGDataError(f"add_synthetic: Y must have shape ({len(X)}, {len(self.labels)}) for labels "
-                               f"{self.labels[:5]}..., got {Y.shape}")
-        fold = self.train_folds[0] if fold is None else fold
-        if fold in self.test_folds:
-            raise SyntheticInTestError(f"add_synthetic: fold {fold} is a test fold {list(self.test_folds)}; synthetic "
-                                       "records may join training folds only")
-        start = int(self.meta.index.max()) + 1 if len(self.meta) else 1
-        m = pd.DataFrame(dict(strat_fold=fold, provenance='synthetic', source=source,
-                              scp_codes=[str({l: 100. for l, v in zip(self.labels, y) if v}) for y in Y]),
-                         index=pd.Index(np.arange(start, start + len(X)), name=self.meta.index.name))
-        return PTBXL(np.concatenate([np.asarray(self.X), X]), np.concatenate([self.Y, Y]), self.labels,
-                     pd.concat([self.meta, m]), self.fs, self.task, self.train_folds, self.valid_folds, self.test_folds)
+# %% ../nbs/00_data.ipynb #6aca58a2
+@patch
+def add_synthetic(self:PTBXL, X, Y, fold:int=None, source:str='generator')->'PTBXL':
+    "A new `PTBXL` with synthetic records `X` (m, 12, L), `Y` (m, n_labels) appended to a training fold."
+    X, Y = np.asarray(X, np.float32), np.asarray(Y, np.float32)
+    if X.ndim != 3 or X.shape[1:] != self.X.shape[1:]:
+        raise ECGDataError(f"add_synthetic: X must have shape (m, {self.X.shape[1]}, "
+                           f"{self.X.shape[2]}), got {X.shape}")
+    if Y.shape != (len(X), len(self.labels)):
+        raise ECGDataError(f"add_synthetic: Y must have shape ({len(X)}, {len(self.labels)}) for labels "
+                           f"{self.labels[:5]}..., got {Y.shape}")
+    fold = self.train_folds[0] if fold is None else fold
+    if fold in self.test_folds:
+        raise SyntheticInTestError(f"add_synthetic: fold {fold} is a test fold {list(self.test_folds)}; synthetic "
+                                   "records may join training folds only")
+    start = int(self.meta.index.max()) + 1 if len(self.meta) else 1
+    m = pd.DataFrame(dict(strat_fold=fold, provenance='synthetic', source=source,
+                          scp_codes=[str({l: 100. for l, v in zip(self.labels, y) if v}) for y in Y]),
+                     index=pd.Index(np.arange(start, start + len(X)), name=self.meta.index.name))
+    return PTBXL(np.concatenate([np.asarray(self.X), X]), np.concatenate([self.Y, Y]), self.labels,
+                 pd.concat([self.meta, m]), self.fs, self.task, self.train_folds, self.valid_folds, self.test_folds)
 
 # %% ../nbs/00_data.ipynb #9f1274d3
 def _cache_dir(path:Path, cache_dir=None)->Path:
@@ -1392,6 +1087,26 @@ def _read_signals(path:Path, files:list, fs:int, progress:bool)->np.ndarray:
         out[i] = x
     return out
 
+# %% ../nbs/00_data.ipynb #41650177
+def _cached_signals(path:Path, files:list, fs:int, cache:bool, cache_dir, progress:bool)->np.ndarray:
+    "The signals (n, 12, L) of the records `files`: a memory map of the cache if it holds them, else read (and cached)."
+    stats = [(st.st_size, st.st_mtime_ns) for st in ((path/f'{fn}.dat').stat() for fn in files)]
+    key = hashlib.sha1(json.dumps([fs, files, stats]).encode()).hexdigest()[:16]
+    X = None
+    if cache:
+        cf = _cache_dir(path, cache_dir)/f"ptbxl_{fs}hz_{len(files)}_{key}.npy"
+        if cf.exists():
+            X = np.load(cf, mmap_mode='r')
+            if X.shape[0] != len(files) or X.shape[1] != 12: X = None
+    if X is None:
+        X = _read_signals(path, files, fs, progress)
+        if cache:
+            tmp = cf.with_name(cf.name + f'.tmp{os.getpid()}.npy')
+            np.save(tmp, X)
+            os.replace(tmp, cf)
+            X = np.load(cf, mmap_mode='r')
+    return X
+
 # %% ../nbs/00_data.ipynb #6277b823
 def _check_database(meta:pd.DataFrame, db:Path, col:str):
     "Check the columns `load_ptbxl` relies on: unique integer ecg_id, strat_fold in 1-10, a file name per record."
@@ -1413,6 +1128,33 @@ def _check_database(meta:pd.DataFrame, db:Path, col:str):
         raise ECGDataError(f"{db}: {col} must name each record's files; ecg_id "
                            f"{list(bad[:5])} have {list(fn[bad][:5])}")
 
+# %% ../nbs/00_data.ipynb #5a14b2a4
+def _read_database(db:Path, col:str)->pd.DataFrame:
+    "The database table `db` indexed by ecg_id, checked: the columns `load_ptbxl` needs (file names in `col`), records."
+    meta = pd.read_csv(db, index_col='ecg_id') if 'ecg_id' in pd.read_csv(db, nrows=0).columns else None
+    if meta is None: raise ECGDataError(f"{db}: no 'ecg_id' column; expected PTB-XL's columns")
+    absent = [c for c in ('scp_codes', 'strat_fold', col) if c not in meta]
+    if absent: raise ECGDataError(f"{db}: column(s) {absent} missing; expected PTB-XL's columns")
+    if len(meta) == 0: raise ECGDataError(f"{db}: no records")
+    _check_database(meta, db, col)
+    return meta
+
+# %% ../nbs/00_data.ipynb #c6e2a6e1
+def _present_records(path:Path, db:Path, meta:pd.DataFrame, codes:list, col:str, missing:str):
+    "`meta` and `codes` of the records whose files are under `path`: absent ones raise, or (`missing='skip'`) are left."
+    present = np.array([(path/f'{fn}.hea').exists() and (path/f'{fn}.dat').exists() for fn in meta[col]])
+    if present.all(): return meta, codes
+    gone = meta[col][~present]
+    if missing == 'raise':
+        raise ECGDataError(f"{path/gone.iloc[0]}.hea/.dat: record files missing for {len(gone)} of {len(meta)} "
+                           f"records (first: ecg_id {gone.index[0]}); pass missing='skip' to load "
+                           "the records that are present")
+    warnings.warn(f"load_ptbxl: skipping {len(gone)} records whose files are missing under {path}")
+    meta, codes = meta[present], [c for c, p in zip(codes, present) if p]
+    if len(meta) == 0:
+        raise ECGDataError(f"{path}: none of the {len(present)} records listed in {db.name} is present")
+    return meta, codes
+
 # %% ../nbs/00_data.ipynb #55d2a61e
 def load_ptbxl(path,                        # folder of a PTB-XL download or of `write_ptbxl`
                task:str='all',              # 'all', 'diagnostic', 'subdiagnostic', 'superdiagnostic', 'form', 'rhythm'
@@ -1433,40 +1175,10 @@ def load_ptbxl(path,                        # folder of a PTB-XL download or of 
     col = {100: 'filename_lr', 500: 'filename_hr'}.get(fs)
     if col is None: raise ValueError(f"load_ptbxl: fs must be 100 or 500 (PTB-XL's two rates), got {fs}")
     labels = task_labels(task)
-    meta = pd.read_csv(db, index_col='ecg_id') if 'ecg_id' in pd.read_csv(db, nrows=0).columns else None
-    if meta is None: raise ECGDataError(f"{db}: no 'ecg_id' column; expected PTB-XL's columns")
-    absent = [c for c in ('scp_codes', 'strat_fold', col) if c not in meta]
-    if absent: raise ECGDataError(f"{db}: column(s) {absent} missing; expected PTB-XL's columns")
-    if len(meta) == 0: raise ECGDataError(f"{db}: no records")
-    _check_database(meta, db, col)
+    meta = _read_database(db, col)
     codes = [parse_scp_codes(s, where=f"{db.name}, ecg_id {i}") for i, s in zip(meta.index, meta.scp_codes)]
-    present = np.array([(path/f'{fn}.hea').exists() and (path/f'{fn}.dat').exists() for fn in meta[col]])
-    if not present.all():
-        gone = meta[col][~present]
-        if missing == 'raise':
-            raise ECGDataError(f"{path/gone.iloc[0]}.hea/.dat: record files missing for {len(gone)} of {len(meta)} "
-                               f"records (first: ecg_id {gone.index[0]}); pass missing='skip' to load "
-                               "the records that are present")
-        warnings.warn(f"load_ptbxl: skipping {len(gone)} records whose files are missing under {path}")
-        meta, codes = meta[present], [c for c, p in zip(codes, present) if p]
-        if len(meta) == 0:
-            raise ECGDataError(f"{path}: none of the {len(present)} records listed in {db.name} is present")
-    files = list(meta[col])
-    stats = [(st.st_size, st.st_mtime_ns) for st in ((path/f'{fn}.dat').stat() for fn in files)]
-    key = hashlib.sha1(json.dumps([fs, files, stats]).encode()).hexdigest()[:16]
-    X = None
-    if cache:
-        cf = _cache_dir(path, cache_dir)/f"ptbxl_{fs}hz_{len(files)}_{key}.npy"
-        if cf.exists():
-            X = np.load(cf, mmap_mode='r')
-            if X.shape[0] != len(files) or X.shape[1] != 12: X = None
-    if X is None:
-        X = _read_signals(path, files, fs, progress)
-        if cache:
-            tmp = cf.with_name(cf.name + f'.tmp{os.getpid()}.npy')
-            np.save(tmp, X)
-            os.replace(tmp, cf)
-            X = np.load(cf, mmap_mode='r')
+    meta, codes = _present_records(path, db, meta, codes, col, missing)
+    X = _cached_signals(path, list(meta[col]), fs, cache, cache_dir, progress)
     lab = [codes_to_labels(c, task, min_likelihood) for c in codes]
     Y = np.zeros((len(meta), len(labels)), np.float32)
     pos = {l: j for j, l in enumerate(labels)}

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 from fastcore.script import call_parse
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders
@@ -263,24 +264,6 @@ class SSSD_ECG(nn.Module):
     @property
     def n_labels(self)->int: return len(self.labels)
 
-    def _check(self, x, t, labels):
-        if x.ndim != 3 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{type(self).__name__}: x must be (B, {self.in_channels}, L) (leads "
-                             f"{MODEL_LEADS}), got {tuple(x.shape)}")
-        if t.numel() != x.shape[0]:
-            raise ValueError(f"{type(self).__name__}: t must hold one step per sample ({x.shape[0]}), "
-                             f"got shape {tuple(t.shape)}")
-        if not self.n_labels:
-            if labels is not None:
-                raise ValueError(f"{type(self).__name__}: this model is unconditional; pass labels=None")
-            return
-        what = (f"{self.n_labels} labels ({self.task!r} task)" if self.task
-                else f"{self.n_labels} labels {self.labels[:6]}...")
-        if labels is None or labels.ndim != 2 or labels.shape != (x.shape[0], self.n_labels):
-            got = None if labels is None else tuple(labels.shape)
-            raise ValueError(f"{type(self).__name__}: labels must be ({x.shape[0]}, {self.n_labels}) "
-                             f"multi-hot for {what}, got {got}")
-
     def forward(self, x:torch.Tensor, # (B, in_channels, L) noisy signals
                 t:torch.Tensor, # (B,) or (B, 1) diffusion steps
                 labels:torch.Tensor|None=None, # (B, n_labels) multi-hot
@@ -289,6 +272,27 @@ class SSSD_ECG(nn.Module):
         self._check(x, t, labels)
         emb = labels.to(self.embedding.weight.dtype) @ self.embedding.weight if self.embedding is not None else None
         return self.final_conv(self.residual_layer(self.init_conv(x), t, emb))
+
+# %% ../nbs/04_sssd_dsat.ipynb #60a034b6
+@patch
+def _check(self:SSSD_ECG, x, t, labels):
+    "Raise a `ValueError` saying what was expected unless x is (B, in_channels, L), t (B,), labels (B, n_labels)."
+    if x.ndim != 3 or x.shape[1] != self.in_channels:
+        raise ValueError(f"{type(self).__name__}: x must be (B, {self.in_channels}, L) (leads "
+                         f"{MODEL_LEADS}), got {tuple(x.shape)}")
+    if t.numel() != x.shape[0]:
+        raise ValueError(f"{type(self).__name__}: t must hold one step per sample ({x.shape[0]}), "
+                         f"got shape {tuple(t.shape)}")
+    if not self.n_labels:
+        if labels is not None:
+            raise ValueError(f"{type(self).__name__}: this model is unconditional; pass labels=None")
+        return
+    what = (f"{self.n_labels} labels ({self.task!r} task)" if self.task
+            else f"{self.n_labels} labels {self.labels[:6]}...")
+    if labels is None or labels.ndim != 2 or labels.shape != (x.shape[0], self.n_labels):
+        got = None if labels is None else tuple(labels.shape)
+        raise ValueError(f"{type(self).__name__}: labels must be ({x.shape[0]}, {self.n_labels}) "
+                         f"multi-hot for {what}, got {got}")
 
 # %% ../nbs/04_sssd_dsat.ipynb #e811fdda
 def _infer_config(sd:dict)->dict:
@@ -603,12 +607,56 @@ class _CUDAGraphed:
 # %% ../nbs/04_sssd_dsat.ipynb #3b461b06
 _AMP = {'bf16': torch.bfloat16, 'fp16': torch.float16, 'fp32': None}
 
+# %% ../nbs/04_sssd_dsat.ipynb #da696f4a
+def _label_matrix(model:nn.Module, labels, n:int|None)->tuple:
+    "(float32 (n, n_labels) label tensor or None, n) for sampling `model`: `labels` checked against its label set."
+    if model.n_labels:
+        if labels is None:
+            raise ValueError(f"this model is conditional: give labels ({model.n_labels} "
+                             f"columns: {model.labels[:6]}...)")
+        lab = (labels if torch.is_tensor(labels) or isinstance(labels, np.ndarray)
+               else encode_labels(labels, model.labels))
+        lab = torch.as_tensor(np.asarray(lab) if isinstance(lab, np.ndarray) else lab, dtype=torch.float32)
+        if lab.ndim != 2 or lab.shape[1] != model.n_labels:
+            raise ValueError(f"labels must be (n, {model.n_labels}) for the model's label set, got {tuple(lab.shape)}")
+        return lab, len(lab)
+    if labels is not None: raise ValueError("this model is unconditional: pass n=..., not labels")
+    if not n: raise ValueError("give the number of samples n for an unconditional model")
+    return None, n
+
+# %% ../nbs/04_sssd_dsat.ipynb #37735eb8
+def _sampling_schedule(model:nn.Module, betas, pred:str|None, sampler:str, n_steps:int|None, spacing:str)->tuple:
+    "(alpha_bar, timesteps, pred) to sample with: those given, else the model's (`model.diffusion`), else the paper's."
+    d = getattr(model, 'diffusion', None) or {}
+    if betas is None:
+        betas = torch.tensor(d['betas'], dtype=torch.float64) if d.get('betas') is not None else sssd_ecg_betas()
+    pred = pred or d.get('pred', 'eps')
+    ab = alpha_bar(betas).cpu()
+    ts = timesteps(len(ab), n_steps or (len(ab) if sampler == 'ddpm' else 50), spacing)
+    return ab, ts, pred
+
+# %% ../nbs/04_sssd_dsat.ipynb #0cf87aa3
+def _generator(device, seed:int|None)->torch.Generator:
+    "A random generator on `device`, seeded with `seed` (None: nondeterministically)."
+    g = torch.Generator(device=device)
+    if seed is None: g.seed()
+    else: g.manual_seed(seed)
+    return g
+
+# %% ../nbs/04_sssd_dsat.ipynb #82ec15a9
+def _denoise_fn(model:nn.Module, guidance:float, amp_dtype, compile:bool, graph:bool):
+    "The denoiser a sampler calls: `model` with guidance and autocast, maybe compiled and replayed as a CUDA graph."
+    fn = _Denoiser(model, guidance, amp_dtype)
+    if compile: fn.f = torch.compile(fn.f, dynamic=False)
+    return _CUDAGraphed(fn) if graph else fn
+
 # %% ../nbs/04_sssd_dsat.ipynb #b01a76e8
 @torch.no_grad()
 def sample_sssd(
     model:nn.Module, # `SSSD_ECG` or `DSAT_ECG` (use the EMA weights)
     labels=None, # (n, n_labels) multi-hot tensor/array, or per-sample code lists; None for unconditional models
     n:int|None=None, # Number of samples (unconditional models; else len(labels))
+    *,
     sampler:str='ddpm', # 'ddpm', 'ddim' or 'dpmpp_2m'
     n_steps:int|None=None, # Steps (default: 200 for 'ddpm', 50 otherwise)
     spacing:str='trailing', # Timestep spacing ('trailing' starts at T-1; see `ecgdiff.ddim.timesteps`)
@@ -631,27 +679,9 @@ def sample_sssd(
     if sampler not in SAMPLERS: raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
     if amp != 'auto' and amp not in _AMP: raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'fp32', got {amp!r}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    if model.n_labels:
-        if labels is None:
-            raise ValueError(f"this model is conditional: give labels ({model.n_labels} "
-                             f"columns: {model.labels[:6]}...)")
-        lab = (labels if torch.is_tensor(labels) or isinstance(labels, np.ndarray)
-               else encode_labels(labels, model.labels))
-        lab = torch.as_tensor(np.asarray(lab) if isinstance(lab, np.ndarray) else lab, dtype=torch.float32)
-        if lab.ndim != 2 or lab.shape[1] != model.n_labels:
-            raise ValueError(f"labels must be (n, {model.n_labels}) for the model's label set, got {tuple(lab.shape)}")
-        n = len(lab)
-    else:
-        if labels is not None: raise ValueError("this model is unconditional: pass n=..., not labels")
-        if not n: raise ValueError("give the number of samples n for an unconditional model")
-        lab = None
+    lab, n = _label_matrix(model, labels, n)
     L = L or model.s4_lmax
-    d = getattr(model, 'diffusion', None) or {}
-    if betas is None:
-        betas = torch.tensor(d['betas'], dtype=torch.float64) if d.get('betas') is not None else sssd_ecg_betas()
-    pred = pred or d.get('pred', 'eps')
-    ab = alpha_bar(betas).cpu()
-    ts = timesteps(len(ab), n_steps or (len(ab) if sampler == 'ddpm' else 50), spacing)
+    ab, ts, pred = _sampling_schedule(model, betas, pred, sampler, n_steps, spacing)
     amp_dtype = (torch.bfloat16 if device.type == 'cuda' else None) if amp == 'auto' else _AMP[amp]
     conv = _pick_conv(conv, model, L, device)
     graph = device.type == 'cuda' if cuda_graph == 'auto' else bool(cuda_graph)
@@ -662,12 +692,8 @@ def sample_sssd(
         if device.type == 'cuda': torch.cuda.synchronize(device)
         stats.update(conv=conv, amp=str(amp_dtype).replace('torch.', ''), cuda_graph=graph, steps=len(ts),
                      prepare_s=time.perf_counter() - t0, batch_n=[], batch_s=[])
-    g = torch.Generator(device=device)
-    if seed is None: g.seed()
-    else: g.manual_seed(seed)
-    fn = _Denoiser(model, guidance, amp_dtype)
-    if compile: fn.f = torch.compile(fn.f, dynamic=False)
-    if graph: fn = _CUDAGraphed(fn)
+    g = _generator(device, seed)
+    fn = _denoise_fn(model, guidance, amp_dtype, compile, graph)
     out = []
     try:
         for i in _bar(range(0, n, bs), progress and n > bs):
@@ -865,6 +891,26 @@ def _unused_ok()->dict:
     from accelerate.utils import DistributedDataParallelKwargs
     return dict(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
 
+# %% ../nbs/04_sssd_dsat.ipynb #5dbaab6e
+def _fit_run(learn:Learner, epochs:int, lr:float, start:int, quiet:bool):
+    "`fit_cosine` from epoch `start` in `distributed_ctx` (unused parameters allowed); no bars or table if `quiet`."
+    with distributed_ctx(learn, **_unused_ok()), contextlib.ExitStack() as st:
+        if quiet:
+            st.enter_context(learn.no_bar())
+            st.enter_context(learn.no_logging())
+        fit_cosine(learn, epochs, lr=lr, start_epoch=start)
+
+# %% ../nbs/04_sssd_dsat.ipynb #e01fba34
+def _save_run(learn:Learner, ds:PTBXL, out:Path, latest:Path, recipe:dict):
+    "Save the EMA model of a run to `out/model.pth`, its card the `recipe` and the training records; print a summary."
+    processes = max(num_distrib(), 1)
+    card = dict(recipe=dict(recipe, steps=learn.train_iter, processes=processes),
+                trained_on=[trained_on(recipe['data'], ds.meta.index.values[ds.split_idx('train')])])
+    with learn.ema.averaged(): save_sssd(learn.model, out/'model.pth', card=card)
+    print(json.dumps(dict(model=str(out/'model.pth'), checkpoint=str(latest), epochs=recipe['epochs'],
+                          processes=processes,
+                          final_loss=float(learn.recorder.losses[-1]) if learn.recorder.losses else None)))
+
 # %% ../nbs/04_sssd_dsat.ipynb #6da6e461
 @call_parse
 def ecgdiff_sssd_train(
@@ -912,24 +958,15 @@ def ecgdiff_sssd_train(
             write_json(out/'config.json', dict(variant=type(model).__name__, config=model.config, data=str(data), fs=fs,
                                                 epochs=epochs, bs=bs, lr=lr, n_acc=n_acc, p_uncond=p_uncond))
     except (ECGDataError, CheckpointError, ValueError, FileNotFoundError) as e: sys.exit(f"{prog}: {e}")
-    try:
-        with distributed_ctx(learn, **_unused_ok()), contextlib.ExitStack() as st:
-            if quiet:
-                st.enter_context(learn.no_bar())
-                st.enter_context(learn.no_logging())
-            fit_cosine(learn, epochs, lr=lr, start_epoch=start)
+    try: _fit_run(learn, epochs, lr, start, quiet)
     except KeyboardInterrupt: interrupted(prog, latest)
     if getattr(learn, 'nan_stop', None): sys.exit(f"{prog}: {learn.nan_stop}")
     if not is_rank0(): return None
     recipe = dict(command=command_line(prog), data=str(data), task=task, fs=fs,
                   size=size if size in SIZES else model.config,
                   epochs=epochs, bs=bs, lr=lr, crop=crop, scale=scale, zero_snr=zero_snr, p_uncond=p_uncond, ema=ema,
-                  seed=seed, steps=learn.train_iter, processes=max(num_distrib(), 1))
-    card = dict(recipe=recipe, trained_on=[trained_on(data, ds.meta.index.values[ds.split_idx('train')])])
-    with learn.ema.averaged(): save_sssd(learn.model, out/'model.pth', card=card)
-    print(json.dumps(dict(model=str(out/'model.pth'), checkpoint=str(latest), epochs=epochs,
-                          processes=max(num_distrib(), 1),
-                          final_loss=float(learn.recorder.losses[-1]) if learn.recorder.losses else None)))
+                  seed=seed)
+    _save_run(learn, ds, out, latest, recipe)
 
 # %% ../nbs/04_sssd_dsat.ipynb #75dcfe21
 @call_parse
