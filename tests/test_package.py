@@ -26,8 +26,9 @@ def test_wheel_contains_every_module(tmp_path):
     on_disk = {str(p.relative_to(ROOT)) for p in (ROOT/'ecgdiff').rglob('*.py')}
     missing = (on_disk | _exported_modules()) - names
     assert not missing, f"the wheel lacks {sorted(missing)}"
-    weights = {str(p.relative_to(ROOT)) for p in (ROOT/'ecgdiff'/'weights').glob('*') if p.is_file()}
-    assert weights <= names, f"the wheel lacks the shipped weights {sorted(weights - names)}"
+    for kind in ('weights', 'tables'):          # shipped weights; the simulator's fit and the SCP statements table
+        data = {str(p.relative_to(ROOT)) for p in (ROOT/'ecgdiff'/kind).glob('*') if p.is_file()}
+        assert data and data <= names, f"the wheel lacks the shipped {kind} {sorted(data - names)}"
     ep = next(n for n in names if n.endswith('entry_points.txt'))
     text = zipfile.ZipFile(whl).read(ep).decode()
     for name in SCRIPTS: assert name in text, f"console script {name} not in the wheel's entry points"
