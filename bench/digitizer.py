@@ -58,7 +58,7 @@ t2, out = timed(lambda i, s: dg.stage2(i, s, 500), imgs, true1)
 if trained: tp, _ = timed(dg, imgs)
 else: tp = t0 + t1 + t2
 # stage 2's CPU decoding alone, on the perfect masks a trained model approaches (random weights give dense noise)
-s2 = dg.cfgs[2]['ppmm']
+s2 = dg.cfgs[2].ppmm
 S2 = np.diag([s2, s2, 1.])
 masks = [render_page(t.x, t.fs, t.layout, t.speed, t.gain, 'none', 25.4*s2, t.leads, t.lw, labels=False, pulses=False,
                      header=None)[1].masks().astype(np.float32) for t in truths[:8]]
@@ -86,7 +86,7 @@ res = dict(device=torch.cuda.get_device_name(dev) if cuda else 'cpu', torch=torc
            n=a.n, bs=a.bs, dpi=a.dpi, image_px=int(np.mean([im.shape[0]*im.shape[1] for im in imgs])),
            weights='trained' if trained else 'random',
            pipeline_kind='Digitizer.__call__' if trained else 'stages chained on true geometry',
-           encoders={k: dg.cfgs[k]['model']['encoder'] + f"/w{dg.cfgs[k]['model']['width']}" for k in range(3)},
+           encoders={k: f"{dg.cfgs[k].model.encoder}/w{dg.cfgs[k].model.width}" for k in range(3)},
            classical_stages_images_per_s=cs,
            images_per_s=dict(classical=nc/tc, stage0=a.n/t0, stage1=a.n/t1, stage2=a.n/t2, pipeline=a.n/tp),
            s_per_image=dict(classical=tc/nc, stage0=t0/a.n, stage1=t1/a.n, stage2=t2/a.n, pipeline=tp/a.n),

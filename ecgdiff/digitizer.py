@@ -4,8 +4,8 @@
 
 # %% ../nbs/05_digitizer.ipynb #d1c316ba
 from __future__ import annotations
-import copy, functools, io, json, math, os, warnings
-from dataclasses import dataclass, field, replace
+import functools, io, json, math, os, warnings
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import yaml
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import ndimage as ndi
 from scipy.signal import find_peaks
+from fastcore.basics import patch
 from fastcore.script import call_parse, store_true
 from fastprogress.fastprogress import progress_bar
 from fastai.layers import ConvLayer, ResBlock, AdaptiveConcatPool2d, Flatten
@@ -27,14 +28,15 @@ from fastai.callback.core import Callback
 from fastai.metrics import Metric
 
 from .data import LEADS, GRID_COLORS, ECGDataError, lead_name, paper_layout, simulate_ecg, SIM_CODES, read_record
-from .training import CheckpointError, atomic_path, write_json
+from .training import CheckpointError, ConfigError, atomic_path, config_dict, load_config, write_json
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'PageTruth', 'warp_tensor', 'render_page',
            'fit_homography', 'distort', 'record_signals', 'random_page', 'lead_powers', 'snr_cinc', 'snr_kaggle',
            'kaggle_score', 'DigitizeError', 'load_image', 'ink_and_grid', 'grid_spacing', 'ink_mask', 'Digitization',
            'column_runs', 'follow_trace', 'centreline', 'follow_dp', 'einthoven', 'find_rows', 'read_text', 'lead_of',
-           'read_labels', 'digitize_classical', 'page_heart_rate', 'load_stage_config', 'ResNetD', 'UNet', 'letterbox',
+           'read_labels', 'digitize_classical', 'page_heart_rate', 'StageDistortConfig', 'StageDataConfig',
+           'StageModelConfig', 'StageTrainConfig', 'StageConfig', 'load_stage_config', 'ResNetD', 'UNet', 'letterbox',
            'StageData', 'DigitizerLoss', 'HeadAccuracy', 'CornerError', 'Dice', 'build_stage_model', 'train_stage',
            'Digitizer', 'failed_checks', 'write_record', 'kaggle_rows', 'overlay', 'page_report', 'digitize_files',
            'digitize_cli', 'quality', 'decoder_ceiling']
@@ -146,54 +148,66 @@ class PageTruth:
         J = np.stack([self.to_px(c + d) - self.to_px(c - d) for d in np.eye(2)*.5], 1)
         return float(np.sqrt(abs(np.linalg.det(J))))
 
-    def windows(self)->list:
-        "Per panel: (lead index or None, first sample, end sample) of the part of the signal it shows."
-        idx, L = {lead_name(l): i for i, l in enumerate(self.leads)}, self.x.shape[1]
-        return [(idx.get(p['lead']), int(round(p['t0']*self.fs)), min(int(round(p['t1']*self.fs)), L))
-                for p in self.geom['panels']]
+# %% ../nbs/05_digitizer.ipynb #pgtr0002
+@patch
+def windows(self:PageTruth)->list:
+    "Per panel: (lead index or None, first sample, end sample) of the part of the signal it shows."
+    idx, L = {lead_name(l): i for i, l in enumerate(self.leads)}, self.x.shape[1]
+    return [(idx.get(p['lead']), int(round(p['t0']*self.fs)), min(int(round(p['t1']*self.fs)), L))
+            for p in self.geom['panels']]
 
-    def signals(self)->np.ndarray:
-        "The (12, L) signals a digitizer should return: the drawn samples in mV, NaN where a lead is not on the page."
-        out = np.full((len(LEADS), self.x.shape[1]), np.nan, np.float32)
-        for (i, a, b), p in zip(self.windows(), self.geom['panels']):
-            if i is not None: out[LEADS.index(p['lead']), a:b] = self.x[i, a:b]
-        return out
+# %% ../nbs/05_digitizer.ipynb #pgtr0005
+@patch
+def signals(self:PageTruth)->np.ndarray:
+    "The (12, L) signals a digitizer should return: the drawn samples in mV, NaN where a lead is not on the page."
+    out = np.full((len(LEADS), self.x.shape[1]), np.nan, np.float32)
+    for (i, a, b), p in zip(self.windows(), self.geom['panels']):
+        if i is not None: out[LEADS.index(p['lead']), a:b] = self.x[i, a:b]
+    return out
 
-    def panel_px(self, k:int)->np.ndarray:
-        "Image pixel coordinates (n, 2) of the samples of panel `k`."
-        i, a, b = self.windows()[k]
-        p = self.geom['panels'][k]
-        t = np.arange(a, b)/self.fs - p['t0']
-        v = self.x[i, a:b] if i is not None else np.full(b - a, np.nan)
-        return self.to_px(np.stack([p['x0'] + t*self.speed, p['y0'] - v*self.gain], 1))
+# %% ../nbs/05_digitizer.ipynb #pgtr0008
+@patch
+def panel_px(self:PageTruth, k:int)->np.ndarray:
+    "Image pixel coordinates (n, 2) of the samples of panel `k`."
+    i, a, b = self.windows()[k]
+    p = self.geom['panels'][k]
+    t = np.arange(a, b)/self.fs - p['t0']
+    v = self.x[i, a:b] if i is not None else np.full(b - a, np.nan)
+    return self.to_px(np.stack([p['x0'] + t*self.speed, p['y0'] - v*self.gain], 1))
 
-    def keypoints(self)->dict:
-        "Image px of the lead labels' top-left corners (per panel), row starts and ends, and the trace area's corners."
-        g = self.geom
-        x1 = g['x0'] + self.duration*self.speed
-        starts = np.array([(g['x0'], y) for y in g['rows']])
-        ends = np.array([(x1, y) for y in g['rows']])
-        return dict(labels=self.to_px(np.array([b[:2] for b in self.labels])) if self.labels else np.zeros((0, 2)),
-                    starts=self.to_px(starts), ends=self.to_px(ends),
-                    corners=self.to_px(np.array([starts[0], ends[0], starts[-1], ends[-1]])))
+# %% ../nbs/05_digitizer.ipynb #pgtr0011
+@patch
+def keypoints(self:PageTruth)->dict:
+    "Image px of the lead labels' top-left corners (per panel), row starts and ends, and the trace area's corners."
+    g = self.geom
+    x1 = g['x0'] + self.duration*self.speed
+    starts = np.array([(g['x0'], y) for y in g['rows']])
+    ends = np.array([(x1, y) for y in g['rows']])
+    return dict(labels=self.to_px(np.array([b[:2] for b in self.labels])) if self.labels else np.zeros((0, 2)),
+                starts=self.to_px(starts), ends=self.to_px(ends),
+                corners=self.to_px(np.array([starts[0], ends[0], starts[-1], ends[-1]])))
 
-    def grid_points(self, step:float=5.)->np.ndarray:
-        "Image px (N, 2) of the grid lines' intersections every `step` mm that fall inside the image."
-        if self.grid == 'none': return np.zeros((0, 2))
-        g = np.stack(np.meshgrid(np.arange(0, self.geom['width'], step), np.arange(0, self.geom['height'], step)), -1)
-        p = self.to_px(g.reshape(-1, 2))
-        return p[(p[:, 0] >= 0) & (p[:, 1] >= 0) & (p[:, 0] < self.shape[1]) & (p[:, 1] < self.shape[0])]
+# %% ../nbs/05_digitizer.ipynb #pgtr0014
+@patch
+def grid_points(self:PageTruth, step:float=5.)->np.ndarray:
+    "Image px (N, 2) of the grid lines' intersections every `step` mm that fall inside the image."
+    if self.grid == 'none': return np.zeros((0, 2))
+    g = np.stack(np.meshgrid(np.arange(0, self.geom['width'], step), np.arange(0, self.geom['height'], step)), -1)
+    p = self.to_px(g.reshape(-1, 2))
+    return p[(p[:, 0] >= 0) & (p[:, 1] >= 0) & (p[:, 0] < self.shape[1]) & (p[:, 1] < self.shape[0])]
 
-    def masks(self)->np.ndarray:
-        "Per-lead trace masks (12, h, w) bool in the image frame."
-        if self.strokes is None: raise ValueError("PageTruth.masks: rendered with strokes=False")
-        s = self.dpi/25.4
-        h0, w0 = int(round(self.geom['height']*s)), int(round(self.geom['width']*s))
-        m = np.zeros((len(LEADS), h0, w0), bool)
-        for i, r0, c0, mk in self.strokes: _paste_max(m[i], r0, c0, mk)
-        M = self.H @ np.diag([1/s, 1/s, 1.])          # rendering px -> image px
-        if np.allclose(M, np.eye(3)) and (h0, w0) == tuple(self.shape): return m
-        return np.stack([warp(mk.astype(np.uint8)*255, M, self.shape, order=0) > 127 for mk in m])
+# %% ../nbs/05_digitizer.ipynb #pgtr0017
+@patch
+def masks(self:PageTruth)->np.ndarray:
+    "Per-lead trace masks (12, h, w) bool in the image frame."
+    if self.strokes is None: raise ValueError("PageTruth.masks: rendered with strokes=False")
+    s = self.dpi/25.4
+    h0, w0 = int(round(self.geom['height']*s)), int(round(self.geom['width']*s))
+    m = np.zeros((len(LEADS), h0, w0), bool)
+    for i, r0, c0, mk in self.strokes: _paste_max(m[i], r0, c0, mk)
+    M = self.H @ np.diag([1/s, 1/s, 1.])          # rendering px -> image px
+    if np.allclose(M, np.eye(3)) and (h0, w0) == tuple(self.shape): return m
+    return np.stack([warp(mk.astype(np.uint8)*255, M, self.shape, order=0) > 127 for mk in m])
 
 # %% ../nbs/05_digitizer.ipynb #3da75c69
 def _to_tensor(img, device=None)->torch.Tensor:
@@ -246,6 +260,45 @@ def _composite(base, layers, shape)->np.ndarray:
         out[..., k] = v
     return out
 
+# %% ../nbs/05_digitizer.ipynb #rndr0001
+def _grid_layers(geom:dict, grid:str, s:float, h:int, w:int)->list:
+    "The (alpha (h, w), colour) layers of the grid's 1 mm and 5 mm lines on a page drawn at `s` px per mm."
+    alphas = []
+    for step, col, wmm, wmin in ((1, GRID_COLORS[grid][0], .1, .7), (5, GRID_COLORS[grid][1], .25, 1.2)):
+        if col is None: continue
+        wp = max(wmm*s, wmin)
+        ax = _cover(np.arange(0, geom['width'], step)*s - wp/2, np.arange(0, geom['width'], step)*s + wp/2, w)
+        ay = _cover(np.arange(0, geom['height'], step)*s - wp/2, np.arange(0, geom['height'], step)*s + wp/2, h)
+        alphas.append((1 - np.outer(1 - ay, 1 - ax), _rgb(col)))
+    return alphas
+
+# %% ../nbs/05_digitizer.ipynb #rndr0004
+def _draw_panels(A, d:ImageDraw.ImageDraw, x, fs:float, geom:dict, leads, speed:float, gain:float, s:float, lw:float,
+                 labels:bool, strokes:bool)->tuple:
+    "Draw each panel's trace into the alpha layer `A` and its label on `d`: (label boxes in mm, strokes)."
+    idx = {lead_name(l): i for i, l in enumerate(leads)}
+    boxes, strk, rmm = [], [], _row_mm(geom)
+    fh = min(3., .25*rmm)
+    for p in geom['panels']:
+        if labels:
+            bx = _text(d, ((p['x0'] + 1)*s, (p['y0'] - .45*rmm)*s), p['lead'], fh*s)
+            boxes.append(tuple(np.array(bx)/s))
+        i = idx.get(p['lead'])
+        if i is None: continue
+        a, b = int(round(p['t0']*fs)), min(int(round(p['t1']*fs)), x.shape[1])
+        v = x[i, a:b]
+        ok = np.isfinite(v)
+        xs = (p['x0'] + (np.arange(a, b)/fs - p['t0'])*speed)*s
+        ys = (p['y0'] - np.nan_to_num(v)*gain)*s
+        # one stroke per run of finite samples
+        edges = np.flatnonzero(np.diff(np.r_[0, ok.astype(np.int8), 0]))
+        for u, e in zip(edges[::2], edges[1::2]):
+            if e - u < 2: continue
+            r0, c0, cov = _stroke(xs[u:e], ys[u:e], lw*s)
+            _paste_max(A, r0, c0, cov)
+            if strokes: strk.append((LEADS.index(p['lead']), r0, c0, cov >= .5))
+    return boxes, strk
+
 # %% ../nbs/05_digitizer.ipynb #a66d57ff
 def render_page(x,                      # (n_leads, L) signals in mV; NaN rows or samples are not drawn
                 fs:float=500,           # sampling rate, Hz
@@ -272,41 +325,15 @@ def render_page(x,                      # (n_leads, L) signals in mV; NaN rows o
     geom = paper_layout(layout, x.shape[1]/fs, speed, gain)
     s = dpi/25.4
     h, w = int(round(geom['height']*s)), int(round(geom['width']*s))
-    alphas = []                                        # (alpha (h, w), colour) layers, composited in order
-    for step, col, wmm, wmin in ((1, GRID_COLORS[grid][0], .1, .7), (5, GRID_COLORS[grid][1], .25, 1.2)):
-        if col is None: continue
-        wp = max(wmm*s, wmin)
-        ax = _cover(np.arange(0, geom['width'], step)*s - wp/2, np.arange(0, geom['width'], step)*s + wp/2, w)
-        ay = _cover(np.arange(0, geom['height'], step)*s - wp/2, np.arange(0, geom['height'], step)*s + wp/2, h)
-        alphas.append((1 - np.outer(1 - ay, 1 - ax), _rgb(col)))
+    alphas = _grid_layers(geom, grid, s, h, w)           # (alpha (h, w), colour) layers, composited in order
     A = np.zeros((h, w), np.float32)
     tl = Image.new('L', (w, h))
     d = ImageDraw.Draw(tl)
-    idx = {lead_name(l): i for i, l in enumerate(leads)}
     if pulses:
         for y0 in geom['rows']:
             p = _pulse_mm(geom, y0)*s
             _paste_max(A, *_stroke(p[:, 0], p[:, 1], lw*s))
-    boxes, strk, rmm = [], [], _row_mm(geom)
-    fh = min(3., .25*rmm)
-    for p in geom['panels']:
-        if labels:
-            bx = _text(d, ((p['x0'] + 1)*s, (p['y0'] - .45*rmm)*s), p['lead'], fh*s)
-            boxes.append(tuple(np.array(bx)/s))
-        i = idx.get(p['lead'])
-        if i is None: continue
-        a, b = int(round(p['t0']*fs)), min(int(round(p['t1']*fs)), x.shape[1])
-        v = x[i, a:b]
-        ok = np.isfinite(v)
-        xs = (p['x0'] + (np.arange(a, b)/fs - p['t0'])*speed)*s
-        ys = (p['y0'] - np.nan_to_num(v)*gain)*s
-        # one stroke per run of finite samples
-        edges = np.flatnonzero(np.diff(np.r_[0, ok.astype(np.int8), 0]))
-        for u, e in zip(edges[::2], edges[1::2]):
-            if e - u < 2: continue
-            r0, c0, cov = _stroke(xs[u:e], ys[u:e], lw*s)
-            _paste_max(A, r0, c0, cov)
-            if strokes: strk.append((LEADS.index(p['lead']), r0, c0, cov >= .5))
+    boxes, strk = _draw_panels(A, d, x, fs, geom, leads, speed, gain, s, lw, labels, strokes)
     if header is not None: _text(d, (geom['x0']*s, 3*s), f"{speed:g} mm/s   {gain:g} mm/mV   {header}".strip(), 3*s)
     np.maximum(A, np.asarray(tl, np.float32)/255, out=A)
     alphas.append((A, np.asarray(ink, np.float32)))
@@ -1328,29 +1355,12 @@ def _on_time(ts, cx, y, r:dict, pxmv:float)->np.ndarray:
     if len(cx) <= 3: return np.full(len(ts), np.nan)
     return np.interp(ts, (cx - r['xs'])/r['pxs'], (r['y0'] - y)/pxmv, left=np.nan, right=np.nan)
 
-# %% ../nbs/05_digitizer.ipynb #742febdc
-def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) array
-                   fs:float=500,          # output sampling rate, Hz
-                   correct:bool=True,     # Einthoven post-correction of the limb leads
-                   where:str=None,        # name for messages
-                   prep:dict=None,        # `_straighten`'s result, if already known
-                  )->Digitization:
-    "The row-based reading of a page."
-    src = load_image(img, where=where)
-    where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
-    notes = []
-    st = prep or _straighten(src)
-    work, M, gs, px, py, ang = (st[k] for k in ('work', 'M', 'gs', 'px', 'py', 'angle'))
-    grid = px is not None
-    ppmm = (px + py)/2 if grid else None
-    ink, hl, _ = _ink(work)
-    h, w = ink.shape
-    rows = find_rows(ink, ppmm)
-    if not len(rows):
-        raise DigitizeError(f"{where}: rows: no trace rows found in the ink ({'with' if grid else 'no'} grid)")
-    sp = np.median(np.diff(rows)) if len(rows) > 1 else .25*h
+# %% ../nbs/05_digitizer.ipynb #rows0002
+def _follow_rows(ink, hl, rows, sp:float)->list:
+    "Step 1 of the row reading: each row's trace followed across the page, as dicts (baseline `y0`, ink `top`, `bot`)."
+    h = ink.shape[0]
     R = []
-    for i, y0 in enumerate(rows):                    # 1. follow every row across the page
+    for i, y0 in enumerate(rows):
         up, dn = rows[i] - rows[i - 1] if i else sp, rows[i + 1] - rows[i] if i + 1 < len(rows) else sp
         r0, r1 = int(max(y0 - 1.6*up, 0)), int(min(y0 + 1.6*dn, h))
         # a straight line on the baseline is a flat trace
@@ -1359,9 +1369,12 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         Mr = ink[r0:r1] | (hl[r0:r1] & near[:, None] & alone[None])
         top, bot = follow_dp(Mr, y0 - r0, reach=.45*min(up, dn))
         R.append(dict(y0=y0, top=top + r0, bot=bot + r0, M=Mr, r0=r0, reach=.45*min(up, dn)))
-    pen = _flat_pen(R)
-    mm = ppmm or w/250
-    for r in R:                                      # 2. its extent: the longest stretch with gaps under 6 mm
+    return R
+
+# %% ../nbs/05_digitizer.ipynb #rows0005
+def _row_extents(R:list, mm:float):
+    "Step 2, in place: each row's extent `c0`, `c1` (px), the longest stretch with gaps under 6 mm, and its excursion."
+    for r in R:
         ok = np.flatnonzero(np.isfinite(r['top']))
         if not len(ok):
             r['c0'] = r['c1'] = 0
@@ -1374,19 +1387,25 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         y = r['top'][r['c0']:r['c1']]
         y = y[np.isfinite(y)]
         r['exc'] = (np.percentile(y, 99.5) - np.percentile(y, .5))/mm
+
+# %% ../nbs/05_digitizer.ipynb #rows0008
+def _keep_rows(R:list, gs, grid:bool, mm:float, sp:float, h:int)->list:
+    "Step 3: the rows that hold traces: long (text lines are not), on the grid, not at the image's edge."
     Wmax = max(r['c1'] - r['c0'] for r in R)
     g = ndi.uniform_filter1d(gs.mean(1), max(int(5*mm), 1)) if grid else None
-    for r in R:                                      # 3. traces are long (text lines are not) and lie on the grid
+    for r in R:
         n = r['c1'] - r['c0']
         r['keep'] = n >= .6*Wmax or (n >= .25*Wmax and r['exc'] > 5)
         if grid: r['keep'] &= bool(g[int(r['y0'])] > .3*np.percentile(g, 90))
         # a baseline at the image's edge: a border, or a cut trace
         r['keep'] &= .25*sp < r['y0'] < h - .25*sp
-    R = [r for r in R if r['keep']]
-    if not R: raise DigitizeError(f"{where}: rows: no row holds a trace long enough to be an ECG lead")
-    labels = read_labels(work, ink, R, mm)           # the lead labels beside them
+    return [r for r in R if r['keep']]
+
+# %% ../nbs/05_digitizer.ipynb #rows0011
+def _cut_pulses(R:list, ppmm:float, mm:float)->tuple:
+    "Step 4, in place: the calibration pulses cut off the rows (`c0`, `c1`); their heights, widths and pen widths."
     pulses, widths, pens = [], [], []
-    for side in ('start', 'end'):                    # 4. calibration pulses, cut off the traces
+    for side in ('start', 'end'):
         for r in R:
             ok = np.flatnonzero(np.isfinite(r['top']))
             c = np.arange(len(r['top']))
@@ -1408,10 +1427,13 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
                 before = ok[(ok < p[0]) & (ok > p[0] - 3*mm)]
                 gap = np.flatnonzero(np.diff(before) > 1)
                 r['c1'] = int(before[gap[-1]] + 1) if len(gap) else int(p[0])
-    if pens and np.isfinite(np.concatenate(pens)).sum() >= 5: pen = float(np.nanmedian(np.concatenate(pens)))
-    ext = np.array([r['c1'] - r['c0'] for r in R], float)
-    if not grid:                                     # 5. scale: the grid; else time from the trace length (10 s at
-        # 25 mm/s), voltage from pulses that agree with it (1 mV), else 10 mm/mV
+    return pulses, widths, pens
+
+# %% ../nbs/05_digitizer.ipynb #rows0014
+def _page_scale(ext, pulses:list, widths:list, ppmm, grid:bool, where:str, notes:list)->tuple:
+    "Step 5: (ppmm, gain, speed, px per s, px per mV) from the grid, else from the rows' extents `ext` (px) and pulses."
+    if not grid:                                     # time from the trace length (10 s at 25 mm/s), voltage from
+        # pulses that agree with it (1 mV), else 10 mm/mV
         ppmm = np.median(ext[ext >= .8*ext.max()])/250
         pp = np.median(pulses) if pulses and abs(np.median(pulses)/10/ppmm - 1) < .25 else None
         notes.append(f"{where}: no grid detected; time from the trace length (10 s at 25 mm/s "
@@ -1425,12 +1447,21 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         # the 0.2 s pulse: 10 mm wide at 50 mm/s
         speed = 50. if widths and abs(np.median(widths)/ppmm/10 - 1) < .25 else 25.
         pxs, pxmv = speed*ppmm, gain*ppmm
+    return ppmm, gain, speed, pxs, pxmv
+
+# %% ../nbs/05_digitizer.ipynb #rows0017
+def _page_time(R:list, ext, pxs:float, speed:float)->tuple:
+    "The full rows' start `xs` and length `Lfull` (px), and the page's duration `D` (s)."
     full = ext >= .8*ext.max()
     xs, Lfull = float(np.median([r['c0'] for r, f in zip(R, full) if f])), float(np.median(ext[full]))
     D = Lfull/pxs
     D = 10. if abs(D - 10) < .8 else 5. if speed == 50 and abs(D - 5) < .4 else max(round(D*4)/4, .5)
-    L, ts = int(round(D*fs)), np.arange(int(round(D*fs)))/fs
-    for r in R:                                      # 6. each row as a signal on the page's time axis
+    return xs, Lfull, D
+
+# %% ../nbs/05_digitizer.ipynb #rows0020
+def _rows_on_time(R:list, ts, xs:float, Lfull:float, D:float, pen:float, pxs:float, pxmv:float, grid:bool, ppmm:float):
+    "Step 6, in place: each row's centre line `yc`, start `xs`, px per s `pxs` and signal `v` on the page's times `ts`."
+    for r in R:
         # an opening no wider than the pen's flat top
         r['yc'] = y = centreline(r['top'], r['bot'], max(2*int(pen/2), 2))
         c = np.arange(len(y))
@@ -1441,10 +1472,12 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
         r['xs'] = (r['c0'] if own else xs) + pen/2
         r['pxs'] = (r['c1'] - r['c0'] - pen)/D if own and not grid else pxs
         r['v'] = _on_time(ts, c[ok] + .5, y[ok], r, pxmv)
-    for l in labels: l['t'] = (l['box'][0] - R[l['row']]['xs'])/R[l['row']]['pxs']
-    layout, panels = _choose_layout([r['v'] for r in R], labels, D, where)
+
+# %% ../nbs/05_digitizer.ipynb #rows0022
+def _read_panels(R:list, panels:list, ts, fs:float, L:int, D:float, pen:float, w:int, pxmv:float)->tuple:
+    "Step 7: each panel's signal, its offset removed and gaps inside bridged, and its trace (px): (est, traces)."
     est, traces = [], []
-    for lead, i, t0, t1 in panels:                   # 7. panels: offset removed, gaps inside bridged
+    for lead, i, t0, t1 in panels:
         r, (a, b) = R[i], (int(round(t0*fs)), min(int(round(t1*fs)), L))
         v, seg = np.full(L, np.nan, np.float32), r['v'][a:b].copy()
         c0, c1 = int(r['xs'] + t0*r['pxs']), int(r['xs'] + t1*r['pxs'])
@@ -1465,6 +1498,46 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
             ok = np.isfinite(yy)
             traces.append((lead, np.stack([np.arange(c0, c0 + len(yy))[ok] + .5, yy[ok]], 1)))
         est.append((lead, v))
+    return est, traces
+
+# %% ../nbs/05_digitizer.ipynb #742febdc
+def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) array
+                   fs:float=500,          # output sampling rate, Hz
+                   correct:bool=True,     # Einthoven post-correction of the limb leads
+                   where:str=None,        # name for messages
+                   prep:dict=None,        # `_straighten`'s result, if already known
+                  )->Digitization:
+    "The row-based reading of a page."
+    src = load_image(img, where=where)
+    where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
+    notes = []
+    st = prep or _straighten(src)
+    work, M, gs, px, py, ang = (st[k] for k in ('work', 'M', 'gs', 'px', 'py', 'angle'))
+    grid = px is not None
+    ppmm = (px + py)/2 if grid else None
+    ink, hl, _ = _ink(work)
+    h, w = ink.shape
+    rows = find_rows(ink, ppmm)
+    if not len(rows):
+        raise DigitizeError(f"{where}: rows: no trace rows found in the ink ({'with' if grid else 'no'} grid)")
+    sp = np.median(np.diff(rows)) if len(rows) > 1 else .25*h
+    R = _follow_rows(ink, hl, rows, sp)                 # 1. follow every row across the page
+    pen = _flat_pen(R)
+    mm = ppmm or w/250
+    _row_extents(R, mm)                                  # 2. its extent
+    R = _keep_rows(R, gs, grid, mm, sp, h)               # 3. traces are long and lie on the grid
+    if not R: raise DigitizeError(f"{where}: rows: no row holds a trace long enough to be an ECG lead")
+    labels = read_labels(work, ink, R, mm)           # the lead labels beside them
+    pulses, widths, pens = _cut_pulses(R, ppmm, mm)      # 4. calibration pulses, cut off the traces
+    if pens and np.isfinite(np.concatenate(pens)).sum() >= 5: pen = float(np.nanmedian(np.concatenate(pens)))
+    ext = np.array([r['c1'] - r['c0'] for r in R], float)
+    ppmm, gain, speed, pxs, pxmv = _page_scale(ext, pulses, widths, ppmm, grid, where, notes)   # 5. scale
+    xs, Lfull, D = _page_time(R, ext, pxs, speed)
+    L, ts = int(round(D*fs)), np.arange(int(round(D*fs)))/fs
+    _rows_on_time(R, ts, xs, Lfull, D, pen, pxs, pxmv, grid, ppmm)   # 6. each row on the page's time axis
+    for l in labels: l['t'] = (l['box'][0] - R[l['row']]['xs'])/R[l['row']]['pxs']
+    layout, panels = _choose_layout([r['v'] for r in R], labels, D, where)
+    est, traces = _read_panels(R, panels, ts, fs, L, D, pen, w, pxmv)   # 7. the panels
     x = _merge(einthoven(est) if correct else est, L)
     traces = [(l, _homog(np.linalg.inv(M), t)) for l, t in traces]
     info = dict(M=M, rows=[float(r['y0']) for r in R], xs=[float(r['xs']) for r in R], pxs=pxs, pxmv=pxmv, pen=pen,
@@ -1497,6 +1570,34 @@ def _find_pulses(ink, hlim:tuple, wlim:tuple)->list:
         out.append((sl[1].start + left.mean() + .5, sl[1].start + right.mean() + .5, y_base, y_top, sl[1].stop, pen))
     return out
 
+# %% ../nbs/05_digitizer.ipynb #puls0001
+def _pulse_rows(pu:list, w:int, where:str)->tuple:
+    "The largest group of pulses of one size stacked in a column, top to bottom, and the layout their number gives."
+    P = np.array(pu)
+    ph = P[:, 2] - P[:, 3]
+    near = ((np.abs(P[:, None, 0] - P[None, :, 0]) < .02*w) & (np.abs(ph[:, None] - ph[None]) < .2*ph[:, None])
+            & ((np.abs(P[:, None, 2] - P[None, :, 2]) > .5*ph[:, None]) | np.eye(len(P), dtype=bool)))
+    grp = near[np.argmax(near.sum(1) + 1e-6*ph)]
+    pu = sorted([p for p, g in zip(pu, grp) if g], key=lambda p: p[2])
+    if len(pu) not in _LAYOUT_BY_ROWS:
+        raise DigitizeError(f"{where}: {len(pu)} rows of calibration pulses; expected 3, 4, 6 or 12 (layouts "
+                            f"{list(_LAYOUT_BY_ROWS.values())})")
+    return pu, _LAYOUT_BY_ROWS[len(pu)]
+
+# %% ../nbs/05_digitizer.ipynb #puls0004
+def _pulse_traces(pu:list, ink, sp:float, pen:float, where:str)->tuple:
+    "The traces' horizontal extent right of the pulses `pu` (px): the rows' median start and their last end."
+    h = ink.shape[0]
+    xs_l, xe_l = [], []
+    for p in pu:
+        r0, r1 = int(max(p[2] - .15*sp, 0)), int(min(p[2] + .15*sp, h))
+        cols = np.flatnonzero(ink[r0:r1, int(p[4] + 1):].any(0))
+        if len(cols):
+            xs_l.append(p[4] + 1 + cols[0])
+            xe_l.append(p[4] + 1 + cols[-1] + 1)
+    if not xs_l: raise DigitizeError(f"{where}: calibration pulses but no traces beside them")
+    return np.median(xs_l) + pen/2, np.max(xe_l) - pen/2
+
 # %% ../nbs/05_digitizer.ipynb #75257d74
 def _digitize_pulses(img,                   # image file, PIL image or (h, w, 3) array
                        fs:float=500,          # output sampling rate, Hz
@@ -1522,31 +1623,12 @@ def _digitize_pulses(img,                   # image file, PIL image or (h, w, 3)
     if not pu:
         raise DigitizeError(f"{where}: no calibration pulse found ({'with' if grid else 'and no'} grid); expected the "
                             "1 mV, 0.2 s pulse at the start of each row")
-    P = np.array(pu)
-    ph = P[:, 2] - P[:, 3]
-    near = ((np.abs(P[:, None, 0] - P[None, :, 0]) < .02*w) & (np.abs(ph[:, None] - ph[None]) < .2*ph[:, None])
-            & ((np.abs(P[:, None, 2] - P[None, :, 2]) > .5*ph[:, None]) | np.eye(len(P), dtype=bool)))
-    # pulses of one size, stacked in a column: the largest group
-    grp = near[np.argmax(near.sum(1) + 1e-6*ph)]
-    pu = sorted([p for p, g in zip(pu, grp) if g], key=lambda p: p[2])
+    pu, layout = _pulse_rows(pu, w, where)                # pulses of one size, stacked in a column
     n = len(pu)
-    if n not in _LAYOUT_BY_ROWS:
-        raise DigitizeError(f"{where}: {n} rows of calibration pulses; expected 3, 4, 6 or 12 (layouts "
-                            f"{list(_LAYOUT_BY_ROWS.values())})")
-    layout = _LAYOUT_BY_ROWS[n]
     P = np.array(pu)
     base, pmv, wp, pen = P[:, 2], np.median(P[:, 2] - P[:, 3]), np.median(P[:, 1] - P[:, 0]), np.median(P[:, 5])
     sp = np.median(np.diff(base)) if n > 1 else .2*h
-    # the traces' horizontal extent, per row, right of the pulses
-    xs_l, xe_l = [], []
-    for p in pu:
-        r0, r1 = int(max(p[2] - .15*sp, 0)), int(min(p[2] + .15*sp, h))
-        cols = np.flatnonzero(ink[r0:r1, int(p[4] + 1):].any(0))
-        if len(cols):
-            xs_l.append(p[4] + 1 + cols[0])
-            xe_l.append(p[4] + 1 + cols[-1] + 1)
-    if not xs_l: raise DigitizeError(f"{where}: calibration pulses but no traces beside them")
-    xs, xe = np.median(xs_l) + pen/2, np.max(xe_l) - pen/2
+    xs, xe = _pulse_traces(pu, ink, sp, pen, where)      # the traces' horizontal extent, right of the pulses
     if grid:
         speed, gain = _snap(wp/px/.2, (12.5, 25., 50.)), _snap(pmv/py, (2.5, 5., 10., 20., 40.))
         pxs, pxmv = speed*px, gain*py
@@ -1614,35 +1696,115 @@ def page_heart_rate(x,                    # (12, L) digitized leads in mV, NaN w
     return float(60/np.median(rr)) if len(rr) else np.nan
 
 
-# %% ../nbs/05_digitizer.ipynb #4137c1d3
-def _merge_cfg(a:dict, b:dict, where:str, path:str='')->dict:
-    "Deep-merge `b` over `a`, refusing keys of `b` that `a` lacks (except at the top level of a stage file)."
-    out = copy.deepcopy(a)
-    for k, v in b.items():
-        if path and k not in a: raise ValueError(f"{where}: unknown key {path + k!r}; expected one of {sorted(a)}")
-        out[k] = (_merge_cfg(a[k], v, where, f"{path}{k}.") if isinstance(v, dict) and isinstance(a.get(k), dict)
-                  else copy.deepcopy(v))
-    return out
+# %% ../nbs/05_digitizer.ipynb #scfg0001
+@dataclass
+class StageDistortConfig:
+    "How the training pages are photographed: the arguments of `distort`."
+    rotate:float = 5.                      # maximum rotation, degrees
+    perspective:float = .03                # maximum corner displacement, fraction of the image size
+    crop:float = .5                        # fraction of the 8 mm beside the traces that may be cut on each side
+    blur:float = .1                        # maximum Gaussian blur sigma, mm
+    jpeg:tuple[int, int]|None = (40, 90)   # JPEG quality range (None: no JPEG)
+    noise:float = .04                      # maximum sensor noise sigma (fraction of full scale)
+    color:float = .1                       # maximum colour cast per channel
+    illumination:float = .3                # maximum brightness drop across the page
+    shadow:float = .3                      # probability of a shadow
+    crease:float = .3                      # probability of creases
+    handwriting:float = .3                 # probability of pen strokes
 
-def load_stage_config(path,                  # a stage YAML file (or a dict, returned merged with `overrides`)
-                overrides:dict=None,   # nested dict or dotted keys, e.g. {'train.epochs': 1}
-               )->dict:
-    "A digitizer stage config: the YAML at `path` merged over the files it inherits, then `overrides`."
-    if isinstance(path, dict): cfg = copy.deepcopy(path)
-    else:
-        path = Path(path)
-        if not path.is_file(): raise FileNotFoundError(f"{path}: config not found")
-        try: cfg = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML ({e})") from e
-        if not isinstance(cfg, dict): raise ValueError(f"{path}: expected a mapping of config keys")
-        parent = cfg.pop('inherit', None)
-        if parent: cfg = _merge_cfg(load_stage_config(path.parent/parent), cfg, str(path))
-    for k, v in (overrides or {}).items():
-        node, *rest = k.split('.')
-        nested = v
-        for r in reversed(rest): nested = {r: nested}
-        cfg = _merge_cfg(cfg, {node: nested}, 'overrides')
-    return cfg
+# %% ../nbs/05_digitizer.ipynb #scfg0004
+@dataclass
+class StageDataConfig:
+    "The synthetic pages a stage trains on: how many, drawn how (`random_page`) and photographed how."
+    n_train:int = 4000                        # synthetic images per epoch, drawn afresh each epoch
+    n_valid:int = 256                         # fixed validation images
+    dpi:tuple[float, float] = (100., 300.)    # rendering resolution range
+    layouts:tuple[str, ...] = LAYOUTS         # layouts to draw from
+    grids:tuple[str, ...] = ('red', 'pink', 'grey', 'none')   # grid colours to draw from
+    p_standard:float = .6                     # probability of 25 mm/s and 10 mm/mV
+    p_distort:float = .8                      # probability of photographing the page (`distort`), else clean
+    distort:StageDistortConfig = field(default_factory=StageDistortConfig)
+    records:tuple[str, ...] = ()              # WFDB records (paths without extension) to draw signals from
+    p_record:float = 0.                       # probability of a record rather than the simulator
+    def __post_init__(self):
+        for k, known in (('layouts', LAYOUTS), ('grids', tuple(GRID_COLORS))):
+            v = getattr(self, k)
+            if not v or set(v) - set(known): raise ConfigError(f"data.{k}: {list(v)}; expected some of {list(known)}")
+        for k in ('p_standard', 'p_distort', 'p_record'):
+            if not 0 <= getattr(self, k) <= 1: raise ConfigError(f"data.{k}: {getattr(self, k)} is not a probability")
+
+# %% ../nbs/05_digitizer.ipynb #scfg0007
+@dataclass
+class StageModelConfig:
+    "A stage's U-Net: its ResNet-D encoder and the width of its first stage."
+    encoder:str = 'resnet18d'      # resnet18d or resnet34d
+    width:int = 32                 # channels of the first stage (64 in the original ResNets)
+    _choices = dict(encoder=('resnet18d', 'resnet34d'))
+
+# %% ../nbs/05_digitizer.ipynb #scfg0008
+@dataclass
+class StageTrainConfig:
+    "The fit: epochs, batch size, AdamW with a warm-up and cosine schedule, precision, data workers, loss weight."
+    epochs:int = 20
+    bs:int = 16
+    lr:float = 1e-3
+    wd:float = 1e-2
+    warmup:float = .05             # fraction of training with a linear warm-up, then cosine annealing
+    precision:str = 'auto'         # auto, bf16, fp16 or fp32
+    num_workers:int = 8            # data workers on a GPU (on the CPU the pages are drawn in the main process)
+    pos_weight:float = 5.          # weight of the positive pixels in the segmentation losses
+    _choices = dict(precision=('auto', 'bf16', 'fp16', 'fp32'))
+
+# %% ../nbs/05_digitizer.ipynb #scfg0011
+@dataclass
+class StageConfig:
+    "A digitizer stage's config: which stage, the settings of that stage (None for the others'), and the sections."
+    stage:int|None = None          # 0 orientation, layout and keypoints; 1 grid; 2 traces (each stage file sets it)
+    seed:int = 0                   # seeds the weights and, with the epoch and index, every page drawn
+    size:int|None = None           # stage 0: letterbox side, px
+    sigma:float|None = None        # stages 0 and 1: keypoint heatmap or grid line target sigma, px
+    p_orient:float|None = None     # stage 0: probability of a random quarter turn
+    ppmm:float|None = None         # stages 1 and 2: px per mm of the canonical or rectified page
+    crop:int|None = None           # stages 1 and 2: training crops, px (inference runs on the whole page)
+    canon_noise:float|None = None  # stage 1: error of stage 0's corners simulated in training, mm (sd)
+    rect_noise:float|None = None   # stage 2: error of stage 1's rectification simulated in training, mm (sd)
+    data:StageDataConfig = field(default_factory=StageDataConfig)
+    model:StageModelConfig = field(default_factory=StageModelConfig)
+    train:StageTrainConfig = field(default_factory=StageTrainConfig)
+    _choices = dict(stage=(0, 1, 2))
+    _needs = {0: ('size', 'sigma', 'p_orient'), 1: ('ppmm', 'crop', 'sigma', 'canon_noise'),
+              2: ('ppmm', 'crop', 'rect_noise')}
+    def __post_init__(self):
+        if self.stage not in self._needs: raise ConfigError(f"stage: {self.stage!r}; expected 0, 1 or 2")
+        missing = [k for k in self._needs[self.stage] if getattr(self, k) is None]
+        if missing: raise ConfigError(f"stage {self.stage} needs {', '.join(missing)} (not set)")
+
+# %% ../nbs/05_digitizer.ipynb #scfg0014
+def _merge_cfg(a:dict, b:dict)->dict:
+    "`b` merged over `a`: nested mappings key by key, anything else replaced."
+    return a | {k: _merge_cfg(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+                for k, v in b.items()}
+
+# %% ../nbs/05_digitizer.ipynb #scfg0015
+def _stage_yaml(path:Path, seen:tuple=())->dict:
+    "The mapping in the stage file `path`, merged over the files it inherits (`inherit:`, relative to it)."
+    if not path.is_file(): raise FileNotFoundError(f"{path}: config not found")
+    if path.resolve() in seen: raise ConfigError(f"{path}: `inherit` comes back to this file")
+    try: d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e: raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(d, dict): raise ConfigError(f"{path}: expected a mapping of config keys")
+    parent = d.pop('inherit', None)
+    return _merge_cfg(_stage_yaml(path.parent/parent, (*seen, path.resolve())), d) if parent else d
+
+# %% ../nbs/05_digitizer.ipynb #scfg0018
+def load_stage_config(path,            # a stage YAML file, a dict (e.g. a checkpoint's) or a `StageConfig`
+                      overrides=None,  # dotted keys: {'train.epochs': 1} or ['train.epochs=1'] (`--set` strings)
+                     )->StageConfig:
+    "A validated digitizer stage config: the YAML at `path` merged over the files it inherits, then `overrides`."
+    if not isinstance(path, (str, Path)): return load_config(StageConfig, path, overrides)
+    d = _stage_yaml(Path(path))
+    try: return load_config(StageConfig, d, overrides)
+    except ConfigError as e: raise ConfigError(f"{path}: {str(e).removeprefix('config: ')}") from None
 
 # %% ../nbs/05_digitizer.ipynb #6138e0a2
 _DEPTHS = {'resnet18d': (2, 2, 2, 2), 'resnet34d': (3, 4, 6, 3)}
@@ -1768,21 +1930,20 @@ def _window(shape, size:int, rng)->tuple:
 
 # %% ../nbs/05_digitizer.ipynb #9e03bbc5
 class StageData(torch.utils.data.Dataset):
-    "Synthetic training samples for digitizer stage `cfg['stage']`: (input, target) tensors made on the fly."
-    def __init__(self, cfg:dict, n:int, valid:bool=False):
-        self.cfg, self.n, self.valid, self.epoch = cfg, n, valid, 0
+    "Synthetic training samples for digitizer stage `cfg.stage`: (input, target) tensors made on the fly."
+    def __init__(self, cfg:StageConfig, n:int, valid:bool=False):
+        self.cfg, self.n, self.valid, self.epoch = load_stage_config(cfg), n, valid, 0
     def __len__(self): return self.n
 
     def _rng(self, i):
-        return np.random.default_rng([self.cfg['seed'], 1 if self.valid else 0, 0 if self.valid else self.epoch, i])
+        return np.random.default_rng([self.cfg.seed, 1 if self.valid else 0, 0 if self.valid else self.epoch, i])
 
     def _page(self, rng, orientation:int=0, strokes:bool=False):
-        d = self.cfg['data']
-        rec = str(rng.choice(d['records'])) if d['records'] and rng.uniform() < d['p_record'] else None
-        img, tr = random_page(rng, record=rec, layouts=d['layouts'], grids=d['grids'], dpi=d['dpi'],
-                              p_standard=d['p_standard'], strokes=strokes)
-        kw = dict(d['distort']) if rng.uniform() < d['p_distort'] else dict(_NO_DISTORT)
-        kw['jpeg'] = tuple(kw['jpeg']) if kw.get('jpeg') else None
+        d = self.cfg.data
+        rec = str(rng.choice(d.records)) if d.records and rng.uniform() < d.p_record else None
+        img, tr = random_page(rng, record=rec, layouts=d.layouts, grids=d.grids, dpi=d.dpi, p_standard=d.p_standard,
+                              strokes=strokes)
+        kw = asdict(d.distort) if rng.uniform() < d.p_distort else dict(_NO_DISTORT)
         return distort(img, tr, rng, orientation=orientation, **kw)
 
     def _est(self, tr, sd:float, rng):
@@ -1792,22 +1953,21 @@ class StageData(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         rng, cfg = self._rng(i), self.cfg
-        if cfg['stage'] == 0:
-            img, tr = self._page(rng, orientation=int(rng.integers(1, 4)) if rng.uniform() < cfg['p_orient'] else 0)
-            lb, (sx, sy) = letterbox(img, cfg['size'])
+        if cfg.stage == 0:
+            img, tr = self._page(rng, orientation=int(rng.integers(1, 4)) if rng.uniform() < cfg.p_orient else 0)
+            lb, (sx, sy) = letterbox(img, cfg.size)
             kp = tr.keypoints()
-            hm = np.stack([_heat(kp['corners'][j]*(sx, sy), lb.shape[:2], cfg['sigma']) for j in range(4)]
-                          + [_heat(kp[k]*(sx, sy), lb.shape[:2], cfg['sigma']) for k in ('starts', 'ends')])
+            hm = np.stack([_heat(kp['corners'][j]*(sx, sy), lb.shape[:2], cfg.sigma) for j in range(4)]
+                          + [_heat(kp[k]*(sx, sy), lb.shape[:2], cfg.sigma) for k in ('starts', 'ends')])
             cls = torch.tensor([tr.orientation, LAYOUTS.index(tr.layout), SPEEDS.index(tr.speed), GAINS.index(tr.gain)])
             return _norm(lb), torch.from_numpy(hm), cls
-        img, tr = self._page(rng, strokes=cfg['stage'] == 2)
-        He, s, n = (self._est(tr, cfg['canon_noise' if cfg['stage'] == 1 else 'rect_noise'], rng), cfg['ppmm'],
-                    cfg['crop'])
+        img, tr = self._page(rng, strokes=cfg.stage == 2)
+        He, s, n = self._est(tr, cfg.canon_noise if cfg.stage == 1 else cfg.rect_noise, rng), cfg.ppmm, cfg.crop
         S, full = np.diag([s, s, 1.]), _canon_shape(tr.geom, s)
         r0, c0, T = _window(full, n, rng)                                  # warp only the training window
         M = T @ S @ np.linalg.inv(He)                                      # image px -> window px
-        if cfg['stage'] == 1:
-            return _norm(warp(img, M, (n, n))), torch.from_numpy(_grid_targets(tr, He, s, (n, n), cfg['sigma'], r0, c0))
+        if cfg.stage == 1:
+            return _norm(warp(img, M, (n, n))), torch.from_numpy(_grid_targets(tr, He, s, (n, n), cfg.sigma, r0, c0))
         x = _stage2_input(warp(img, M, (n, n)), tr.layout, r0, c0, full)
         _, t2 = render_page(tr.x, tr.fs, tr.layout, tr.speed, tr.gain, 'none', 25.4*s, tr.leads, tr.lw, labels=False,
                             pulses=False, header=None)                     # the traces drawn straight at `ppmm`
@@ -1904,16 +2064,17 @@ class _Epoch(Callback):
     def before_epoch(self): self.dls.train.dataset.epoch = self.epoch
 
 # %% ../nbs/05_digitizer.ipynb #4adcf46e
-def build_stage_model(cfg:dict)->UNet:
-    "The U-Net of stage `cfg['stage']`."
-    k, m = cfg['stage'], cfg['model']
+def build_stage_model(cfg:StageConfig)->UNet:
+    "The U-Net of stage `cfg.stage` (a `StageConfig`, or what `load_stage_config` takes)."
+    cfg = load_stage_config(cfg)
+    k, m = cfg.stage, cfg.model
     n_in, n_out, n_cls = {0: (3, 6, sum(_HEADS)), 1: (3, 3, 0), 2: (3 + 2 + len(LAYOUTS), len(LEADS), 0)}[k]
-    return UNet(n_in, n_out, m['encoder'], m['width'], n_cls)
+    return UNet(n_in, n_out, m.encoder, m.width, n_cls)
 
 # %% ../nbs/05_digitizer.ipynb #c9629b6c
 def train_stage(cfg,                   # a stage config or the path of its YAML
                 out=None,              # folder for checkpoints and the final `stage{k}.pth`
-                overrides:dict=None,   # passed to `load_stage_config`
+                overrides=None,        # passed to `load_stage_config`: a dict or `key=value` strings
                 device=None,           # default: CUDA if available
                 progress:bool=True,
                )->Learner:
@@ -1921,25 +2082,25 @@ def train_stage(cfg,                   # a stage config or the path of its YAML
     from ecgdiff.training import adamw, fit_cosine, NanGuard, CheckpointCallback, precision_cbs, atomic_save
     from ecgdiff.distributed import distributed_ctx, is_rank0
     cfg = load_stage_config(cfg, overrides)
-    k, t, d = cfg['stage'], cfg['train'], cfg['data']
-    torch.manual_seed(cfg['seed'])
+    k, t, d = cfg.stage, cfg.train, cfg.data
+    torch.manual_seed(cfg.seed)
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    nw = t['num_workers'] if device != 'cpu' else 0
-    dls = DataLoaders(DataLoader(StageData(cfg, d['n_train']), bs=t['bs'], shuffle=True, drop_last=True,
+    nw = t.num_workers if device != 'cpu' else 0
+    dls = DataLoaders(DataLoader(StageData(cfg, d.n_train), bs=t.bs, shuffle=True, drop_last=True,
                                  num_workers=nw),
-                      DataLoader(StageData(cfg, d['n_valid'], valid=True), bs=t['bs'], num_workers=nw), device=device)
+                      DataLoader(StageData(cfg, d.n_valid, valid=True), bs=t.bs, num_workers=nw), device=device)
     dls.n_inp = 1
     metrics = [HeadAccuracy(0, 'orient_acc'), HeadAccuracy(1, 'layout_acc'), CornerError()] if k == 0 else [Dice()]
-    cbs = [_Epoch(), NanGuard()] + precision_cbs(t['precision'] if device != 'cpu' else 'fp32')
-    if out is not None: cbs.append(CheckpointCallback(Path(out)/f'stage{k}_ckpt', meta=cfg))
-    learn = Learner(dls, build_stage_model(cfg).to(device), loss_func=DigitizerLoss(k, t['pos_weight']),
-                    opt_func=adamw(t['wd']), metrics=metrics, cbs=cbs)
+    cbs = [_Epoch(), NanGuard()] + precision_cbs(t.precision if device != 'cpu' else 'fp32')
+    if out is not None: cbs.append(CheckpointCallback(Path(out)/f'stage{k}_ckpt', meta=config_dict(cfg)))
+    learn = Learner(dls, build_stage_model(cfg).to(device), loss_func=DigitizerLoss(k, t.pos_weight),
+                    opt_func=adamw(t.wd), metrics=metrics, cbs=cbs)
     with distributed_ctx(learn):          # under torchrun / accelerate launch: DDP, batches sharded across processes
-        if progress: fit_cosine(learn, t['epochs'], t['lr'], t['warmup'])
+        if progress: fit_cosine(learn, t.epochs, t.lr, t.warmup)
         else:
-            with learn.no_bar(), learn.no_logging(): fit_cosine(learn, t['epochs'], t['lr'], t['warmup'])
+            with learn.no_bar(), learn.no_logging(): fit_cosine(learn, t.epochs, t.lr, t.warmup)
     if out is not None and is_rank0():
-        atomic_save({'model': learn.model.state_dict(), 'meta': cfg}, Path(out)/f'stage{k}.pth')
+        atomic_save({'model': learn.model.state_dict(), 'meta': config_dict(cfg)}, Path(out)/f'stage{k}.pth')
     return learn
 
 # %% ../nbs/05_digitizer.ipynb #9501539c
@@ -1965,6 +2126,20 @@ def _scale(H, geom)->float:
 # %% ../nbs/05_digitizer.ipynb #8ae182e1
 def _duration(speed:float)->float: return _DURATION.get(float(speed), 10.)
 
+# %% ../nbs/05_digitizer.ipynb #dgtz0001
+def _load_stage(f:Path, k:int)->tuple:
+    "The U-Net (on the CPU) and the `StageConfig` of the stage-`k` checkpoint `f`, which holds the config as a dict."
+    from ecgdiff.training import load_checkpoint
+    ck = load_checkpoint(f)
+    meta = ck.get('meta')
+    stage = meta.get('stage') if isinstance(meta, dict) else None
+    if stage != k: raise ValueError(f"{f}: holds stage {stage}, expected stage {k}")
+    try: cfg = load_stage_config(meta)
+    except ConfigError as e: raise CheckpointError(f"{f}: {e}") from None
+    m = build_stage_model(cfg)
+    m.load_state_dict(ck['model'])
+    return m, cfg
+
 # %% ../nbs/05_digitizer.ipynb #03ccda70
 class Digitizer:
     "The learned three-stage digitizer from a folder of stage checkpoints, with the classical baseline as fallback."
@@ -1974,157 +2149,16 @@ class Digitizer:
                  fallback:bool=True,    # use `digitize_classical` when the learned pipeline cannot run or fails
                  bs:int=8,              # images per forward pass
                 ):
-        from ecgdiff.training import load_checkpoint
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         self.models, self.cfgs, self.fallback, self.bs = {}, {}, fallback, bs
         for k in range(3):
             f = Path(checkpoints)/f'stage{k}.pth' if checkpoints is not None else None
             if f is None or not f.exists(): continue
-            ck = load_checkpoint(f)
-            cfg = ck['meta']
-            if cfg.get('stage') != k: raise ValueError(f"{f}: holds stage {cfg.get('stage')}, expected stage {k}")
-            m = build_stage_model(cfg)
-            m.load_state_dict(ck['model'])
-            self.models[k], self.cfgs[k] = m.to(self.device).eval(), cfg
-
-    @torch.no_grad()
-    def _run(self, k:int, xs:list, shapes:list=None, post=None)->list:
-        "Forward through stage `k` the inputs `xs` (c, h, w), batched by shape."
-        out, groups = [None]*len(xs), {}
-        for i, sh in enumerate(shapes or [x.shape for x in xs]): groups.setdefault(tuple(sh), []).append(i)
-        for idx in groups.values():
-            for j in range(0, len(idx), self.bs):
-                b = idx[j:j + self.bs]
-                x = torch.stack([xs[i]() if callable(xs[i]) else xs[i] for i in b]).to(self.device)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == 'cuda'):
-                    y = self.models[k](x)
-                if k == 0: y = (torch.sigmoid(y[0].float()).cpu().numpy(), y[1].float().cpu().numpy())
-                else:
-                    y = torch.sigmoid(y.float())
-                    y = ((post(y) if post else y).cpu().numpy(),)
-                for n, i in enumerate(b): out[i] = tuple(a[n] for a in y)
-        return out
-
-    def _page_input(self, img, M, shape, layout:str=None)->torch.Tensor:
-        "`img` warped by `M` into `shape` on the device and normalised (stage 1)."
-        x = _norm_t(warp_tensor(_to_tensor(img, self.device), M, shape))
-        return x if layout is None else _with_layout(x, layout)
+            m, self.cfgs[k] = _load_stage(f, k)
+            self.models[k] = m.to(self.device).eval()
 
     def _need(self, k):
         if k not in self.models: raise DigitizeError(f"no stage-{k} checkpoint loaded (expected stage{k}.pth)")
-
-    def stage0(self, imgs:list)->list:
-        "Orientation, layout, speed, gain and the homography `H0` (canonical page mm -> image px) of each image."
-        self._need(0)
-        S = self.cfgs[0]['size']
-        ups, Rs = [np.asarray(i) for i in imgs], [np.eye(3) for _ in imgs]
-        res = [None]*len(imgs)
-        for rnd in range(2):
-            todo = [i for i in range(len(imgs)) if res[i] is None]
-            lbs = [letterbox(ups[i], S) for i in todo]
-            for i, (lb, sc), (hm, lg) in zip(todo, lbs, self._run(0, [_norm(l) for l, _ in lbs])):
-                heads = np.split(lg, np.cumsum(_HEADS)[:-1])
-                k = int(np.argmax(heads[0]))
-                if k and rnd == 0:                                  # turn it upright, then look again
-                    h, w = ups[i].shape[:2]
-                    Rs[i] = _rot90_h(4 - k, w, h) @ Rs[i]
-                    ups[i] = np.ascontiguousarray(np.rot90(ups[i], -k))
-                    continue
-                try: res[i] = self._homography(hm, heads, sc, Rs[i], ups[i].shape)
-                except DigitizeError as e: res[i] = e
-        return res
-
-    def _homography(self, hm, heads, sc, R, shape)->dict:
-        "Stage 0's homography from the corner heatmaps, refined with the rows' starts and ends."
-        layout, speed, gain = (LAYOUTS[int(np.argmax(heads[1]))], SPEEDS[int(np.argmax(heads[2]))],
-                               GAINS[int(np.argmax(heads[3]))])
-        dur = _duration(speed)
-        geom = paper_layout(layout, dur, speed, gain)
-        C = _corners_mm(geom, dur)
-        P = np.stack([_soft_argmax(hm[j]) for j in range(4)])/sc
-        try: H = fit_homography(C, P)
-        except (np.linalg.LinAlgError, ValueError) as e: raise DigitizeError(f"stage 0: no page found ({e})") from e
-        src, dst, tol = [C], [P], 3*_scale(H, geom)
-        for ch, x in ((4, geom['x0']), (5, geom['x0'] + dur*speed)):
-            pk = _peaks(hm[ch])/sc
-            if not len(pk): continue
-            for y in geom['rows']:
-                e = _homog(H, np.array([[x, y]]))[0]
-                j = int(np.argmin(np.linalg.norm(pk - e, axis=1)))
-                if np.linalg.norm(pk[j] - e) < tol:
-                    src.append([[x, y]])
-                    dst.append(pk[j:j + 1])
-        H = fit_homography(np.concatenate(src), np.concatenate(dst))
-        c = _homog(H, C)
-        if not (.5 < _scale(H, geom) < 40 and (c > -.1*np.array(shape[1::-1])).all()
-                and (c < 1.1*np.array(shape[1::-1])).all()):
-            raise DigitizeError(f"stage 0: no plausible page (trace corners at {np.round(c).tolist()} px)")
-        return dict(layout=layout, speed=speed, gain=gain, duration=dur, geom=geom, H0=np.linalg.inv(R) @ H,
-                    orientation=int(np.argmax(heads[0])), notes=[])
-
-    def stage1(self, imgs:list, s0:list)->list:
-        "Grid points, the rectifying homography `G` (page mm -> image px) and the measured px per mm of each image."
-        self._need(1)
-        s = self.cfgs[1]['ppmm']
-        S = np.diag([s, s, 1.])
-        ok_i = [i for i, r in enumerate(s0) if not isinstance(r, Exception)]
-        shapes = [_canon_shape(s0[i]['geom'], s) for i in ok_i]
-        xs = [functools.partial(self._page_input, imgs[i], S @ np.linalg.inv(s0[i]['H0']), sh)
-              for i, sh in zip(ok_i, shapes)]
-        out = list(s0)
-        # the grid points
-        for i, (P,) in zip(ok_i, self._run(1, xs, [(3, *sh) for sh in shapes], post=lambda y: y[:, 2])):
-            try: out[i] = self._rectification(dict(s0[i], notes=list(s0[i]['notes'])), P, s, S)
-            except (np.linalg.LinAlgError, ValueError) as e: out[i] = DigitizeError(f"stage 1: no rectification ({e})")
-        return out
-
-    def _rectification(self, r, P, s, S)->dict:
-        "Stage 1's homography from the grid points map `P` (h, w) of the canonical page at `s` px/mm."
-        pts = _peaks(P)
-        mm = pts/s
-        lat = 5*np.round(mm/5)
-        ok = (np.abs(mm - lat) < 1.5).all(1)
-        G = r['H0']
-        if ok.sum() >= 8:
-            src, dst = pts[ok], lat[ok]
-            for _ in range(3):                                  # fit, drop points off by > 0.5 mm, refit
-                H1 = fit_homography(src, dst)
-                keep = np.linalg.norm(_homog(H1, src) - dst, axis=1) < .5
-                if keep.all() or keep.sum() < 8: break
-                src, dst = src[keep], dst[keep]
-            G = r['H0'] @ np.linalg.inv(S) @ np.linalg.inv(H1)
-        else:
-            r['notes'].append(f"no detectable grid ({int(ok.sum())} grid points): px per mm from the page's keypoints")
-        r.update(G=G, ppmm=_scale(G, r['geom']), n_grid=int(ok.sum()))
-        return r if .5 < r['ppmm'] < 40 else DigitizeError(f"stage 1: implausible scale {r['ppmm']:.3g} px/mm")
-
-    def stage2(self, imgs:list, s1:list, fs:float=500)->list:
-        "Per-lead trace masks on the rectified page, decoded to a `Digitization` at `fs` per image."
-        self._need(2)
-        s = self.cfgs[2]['ppmm']
-        S = np.diag([s, s, 1.])
-        ok_i = [i for i, r in enumerate(s1) if not isinstance(r, Exception)]
-        shapes = [_canon_shape(s1[i]['geom'], s) for i in ok_i]
-        xs = [functools.partial(self._page_input, imgs[i], S @ np.linalg.inv(s1[i]['G']), sh, s1[i]['layout'])
-              for i, sh in zip(ok_i, shapes)]
-        out = list(s1)
-        # masks, as bool
-        for i, (P,) in zip(ok_i, self._run(2, xs, [(9, *sh) for sh in shapes], post=lambda y: y > .5)):
-            try: out[i] = self._decode(s1[i], P, s, S, fs)
-            except (np.linalg.LinAlgError, ValueError) as e: out[i] = DigitizeError(f"stage 2: no traces decoded ({e})")
-        return out
-
-    def _decode(self, r, P, s, S, fs)->Digitization:
-        "Stage 2's per-lead masks `P` (probabilities or bool) on the rectified page at `s` px/mm, decoded at `fs`."
-        g, M = r['geom'], (P if P.dtype == bool else P > .5)
-        fr = dict(xs=g['x0']*s, pxs=g['speed']*s, pxmv=g['gain']*s, base=np.array(g['rows'])*s, sp=_row_mm(g)*s,
-                  pen=None, max_jump=2*s, max_gap=s)    # the pen width is measured on the panels' masks
-        L = int(round(r['duration']*fs))
-        est, traces = _decode_panels(lambda l: M[LEADS.index(l)], g, fr, fs, L)
-        back = r['G'] @ np.linalg.inv(S)
-        return Digitization(_merge(einthoven(est), L), fs, r['layout'], r['speed'], r['gain'], (r['ppmm'],)*2,
-                            [(l, _homog(back, t)) for l, t in traces], r['notes'], 'learned',
-                            dict(G=r['G'], n_grid=r.get('n_grid'), orientation=r.get('orientation')))
 
     def __call__(self, imgs, fs:float=500, where=None):
         "Digitize an image or a list of images (arrays, PIL images or files) with the three stages: `Digitization`(s)."
@@ -2140,6 +2174,158 @@ class Digitizer:
             res[i] = digitize_classical(a, fs=fs, where=n)
             res[i].notes.insert(0, f"{n or 'image'}: learned pipeline failed ({r}); classical baseline used")
         return res[0] if single else res
+
+# %% ../nbs/05_digitizer.ipynb #dgtz0005
+@patch
+@torch.no_grad()
+def _run(self:Digitizer, k:int, xs:list, shapes:list=None, post=None)->list:
+    "Forward through stage `k` the inputs `xs` (c, h, w), batched by shape."
+    out, groups = [None]*len(xs), {}
+    for i, sh in enumerate(shapes or [x.shape for x in xs]): groups.setdefault(tuple(sh), []).append(i)
+    for idx in groups.values():
+        for j in range(0, len(idx), self.bs):
+            b = idx[j:j + self.bs]
+            x = torch.stack([xs[i]() if callable(xs[i]) else xs[i] for i in b]).to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == 'cuda'):
+                y = self.models[k](x)
+            if k == 0: y = (torch.sigmoid(y[0].float()).cpu().numpy(), y[1].float().cpu().numpy())
+            else:
+                y = torch.sigmoid(y.float())
+                y = ((post(y) if post else y).cpu().numpy(),)
+            for n, i in enumerate(b): out[i] = tuple(a[n] for a in y)
+    return out
+
+# %% ../nbs/05_digitizer.ipynb #dgtz0008
+@patch
+def _page_input(self:Digitizer, img, M, shape, layout:str=None)->torch.Tensor:
+    "`img` warped by `M` into `shape` on the device and normalised (stage 1)."
+    x = _norm_t(warp_tensor(_to_tensor(img, self.device), M, shape))
+    return x if layout is None else _with_layout(x, layout)
+
+# %% ../nbs/05_digitizer.ipynb #dgtz0013
+@patch
+def _homography(self:Digitizer, hm, heads, sc, R, shape)->dict:
+    "Stage 0's homography from the corner heatmaps, refined with the rows' starts and ends."
+    layout, speed, gain = (LAYOUTS[int(np.argmax(heads[1]))], SPEEDS[int(np.argmax(heads[2]))],
+                           GAINS[int(np.argmax(heads[3]))])
+    dur = _duration(speed)
+    geom = paper_layout(layout, dur, speed, gain)
+    C = _corners_mm(geom, dur)
+    P = np.stack([_soft_argmax(hm[j]) for j in range(4)])/sc
+    try: H = fit_homography(C, P)
+    except (np.linalg.LinAlgError, ValueError) as e: raise DigitizeError(f"stage 0: no page found ({e})") from e
+    src, dst, tol = [C], [P], 3*_scale(H, geom)
+    for ch, x in ((4, geom['x0']), (5, geom['x0'] + dur*speed)):
+        pk = _peaks(hm[ch])/sc
+        if not len(pk): continue
+        for y in geom['rows']:
+            e = _homog(H, np.array([[x, y]]))[0]
+            j = int(np.argmin(np.linalg.norm(pk - e, axis=1)))
+            if np.linalg.norm(pk[j] - e) < tol:
+                src.append([[x, y]])
+                dst.append(pk[j:j + 1])
+    H = fit_homography(np.concatenate(src), np.concatenate(dst))
+    c = _homog(H, C)
+    if not (.5 < _scale(H, geom) < 40 and (c > -.1*np.array(shape[1::-1])).all()
+            and (c < 1.1*np.array(shape[1::-1])).all()):
+        raise DigitizeError(f"stage 0: no plausible page (trace corners at {np.round(c).tolist()} px)")
+    return dict(layout=layout, speed=speed, gain=gain, duration=dur, geom=geom, H0=np.linalg.inv(R) @ H,
+                orientation=int(np.argmax(heads[0])), notes=[])
+
+# %% ../nbs/05_digitizer.ipynb #dgtz0010
+@patch
+def stage0(self:Digitizer, imgs:list)->list:
+    "Orientation, layout, speed, gain and the homography `H0` (canonical page mm -> image px) of each image."
+    self._need(0)
+    S = self.cfgs[0].size
+    ups, Rs = [np.asarray(i) for i in imgs], [np.eye(3) for _ in imgs]
+    res = [None]*len(imgs)
+    for rnd in range(2):
+        todo = [i for i in range(len(imgs)) if res[i] is None]
+        lbs = [letterbox(ups[i], S) for i in todo]
+        for i, (lb, sc), (hm, lg) in zip(todo, lbs, self._run(0, [_norm(l) for l, _ in lbs])):
+            heads = np.split(lg, np.cumsum(_HEADS)[:-1])
+            k = int(np.argmax(heads[0]))
+            if k and rnd == 0:                                  # turn it upright, then look again
+                h, w = ups[i].shape[:2]
+                Rs[i] = _rot90_h(4 - k, w, h) @ Rs[i]
+                ups[i] = np.ascontiguousarray(np.rot90(ups[i], -k))
+                continue
+            try: res[i] = self._homography(hm, heads, sc, Rs[i], ups[i].shape)
+            except DigitizeError as e: res[i] = e
+    return res
+
+# %% ../nbs/05_digitizer.ipynb #dgtz0019
+@patch
+def _rectification(self:Digitizer, r, P, s, S)->dict:
+    "Stage 1's homography from the grid points map `P` (h, w) of the canonical page at `s` px/mm."
+    pts = _peaks(P)
+    mm = pts/s
+    lat = 5*np.round(mm/5)
+    ok = (np.abs(mm - lat) < 1.5).all(1)
+    G = r['H0']
+    if ok.sum() >= 8:
+        src, dst = pts[ok], lat[ok]
+        for _ in range(3):                                  # fit, drop points off by > 0.5 mm, refit
+            H1 = fit_homography(src, dst)
+            keep = np.linalg.norm(_homog(H1, src) - dst, axis=1) < .5
+            if keep.all() or keep.sum() < 8: break
+            src, dst = src[keep], dst[keep]
+        G = r['H0'] @ np.linalg.inv(S) @ np.linalg.inv(H1)
+    else:
+        r['notes'].append(f"no detectable grid ({int(ok.sum())} grid points): px per mm from the page's keypoints")
+    r.update(G=G, ppmm=_scale(G, r['geom']), n_grid=int(ok.sum()))
+    return r if .5 < r['ppmm'] < 40 else DigitizeError(f"stage 1: implausible scale {r['ppmm']:.3g} px/mm")
+
+# %% ../nbs/05_digitizer.ipynb #dgtz0016
+@patch
+def stage1(self:Digitizer, imgs:list, s0:list)->list:
+    "Grid points, the rectifying homography `G` (page mm -> image px) and the measured px per mm of each image."
+    self._need(1)
+    s = self.cfgs[1].ppmm
+    S = np.diag([s, s, 1.])
+    ok_i = [i for i, r in enumerate(s0) if not isinstance(r, Exception)]
+    shapes = [_canon_shape(s0[i]['geom'], s) for i in ok_i]
+    xs = [functools.partial(self._page_input, imgs[i], S @ np.linalg.inv(s0[i]['H0']), sh)
+          for i, sh in zip(ok_i, shapes)]
+    out = list(s0)
+    # the grid points
+    for i, (P,) in zip(ok_i, self._run(1, xs, [(3, *sh) for sh in shapes], post=lambda y: y[:, 2])):
+        try: out[i] = self._rectification(dict(s0[i], notes=list(s0[i]['notes'])), P, s, S)
+        except (np.linalg.LinAlgError, ValueError) as e: out[i] = DigitizeError(f"stage 1: no rectification ({e})")
+    return out
+
+# %% ../nbs/05_digitizer.ipynb #dgtz0025
+@patch
+def _decode(self:Digitizer, r, P, s, S, fs)->Digitization:
+    "Stage 2's per-lead masks `P` (probabilities or bool) on the rectified page at `s` px/mm, decoded at `fs`."
+    g, M = r['geom'], (P if P.dtype == bool else P > .5)
+    fr = dict(xs=g['x0']*s, pxs=g['speed']*s, pxmv=g['gain']*s, base=np.array(g['rows'])*s, sp=_row_mm(g)*s,
+              pen=None, max_jump=2*s, max_gap=s)    # the pen width is measured on the panels' masks
+    L = int(round(r['duration']*fs))
+    est, traces = _decode_panels(lambda l: M[LEADS.index(l)], g, fr, fs, L)
+    back = r['G'] @ np.linalg.inv(S)
+    return Digitization(_merge(einthoven(est), L), fs, r['layout'], r['speed'], r['gain'], (r['ppmm'],)*2,
+                        [(l, _homog(back, t)) for l, t in traces], r['notes'], 'learned',
+                        dict(G=r['G'], n_grid=r.get('n_grid'), orientation=r.get('orientation')))
+
+# %% ../nbs/05_digitizer.ipynb #dgtz0022
+@patch
+def stage2(self:Digitizer, imgs:list, s1:list, fs:float=500)->list:
+    "Per-lead trace masks on the rectified page, decoded to a `Digitization` at `fs` per image."
+    self._need(2)
+    s = self.cfgs[2].ppmm
+    S = np.diag([s, s, 1.])
+    ok_i = [i for i, r in enumerate(s1) if not isinstance(r, Exception)]
+    shapes = [_canon_shape(s1[i]['geom'], s) for i in ok_i]
+    xs = [functools.partial(self._page_input, imgs[i], S @ np.linalg.inv(s1[i]['G']), sh, s1[i]['layout'])
+          for i, sh in zip(ok_i, shapes)]
+    out = list(s1)
+    # masks, as bool
+    for i, (P,) in zip(ok_i, self._run(2, xs, [(9, *sh) for sh in shapes], post=lambda y: y > .5)):
+        try: out[i] = self._decode(s1[i], P, s, S, fs)
+        except (np.linalg.LinAlgError, ValueError) as e: out[i] = DigitizeError(f"stage 2: no traces decoded ({e})")
+    return out
 
 # %% ../nbs/05_digitizer.ipynb #fail0001
 def failed_checks(r:dict,            # a page's report: `leads`, `hr` (bpm) and `einthoven` (corr(II, I + III))
@@ -2235,7 +2421,7 @@ def _digitize_one(f:Path, out:Path, mode:str, dg, fs:float, max_px:int)->tuple:
     elif mode == 'stage0':
         r = dg.stage0([img])[0]
         if isinstance(r, Exception): raise r
-        s = dg.cfgs.get(1, {}).get('ppmm', 4.)
+        s = dg.cfgs[1].ppmm if 1 in dg.cfgs else 4.
         page = warp(img, np.diag([s, s, 1.]) @ np.linalg.inv(r['H0']), _canon_shape(r['geom'], s))
         _write_page(out, f"{name}_stage0", page, dict(stage=0, layout=r['layout'], speed=r['speed'], gain=r['gain'],
                                                       duration=r['duration'], ppmm=s, orientation=r['orientation']))
@@ -2245,7 +2431,7 @@ def _digitize_one(f:Path, out:Path, mode:str, dg, fs:float, max_px:int)->tuple:
         s0 = dict(info, H0=np.diag([info['ppmm'], info['ppmm'], 1.]), notes=[])
         r = dg.stage1([img], [s0])[0]
         if isinstance(r, Exception): raise r
-        s = dg.cfgs.get(2, {}).get('ppmm', 5.)
+        s = dg.cfgs[2].ppmm if 2 in dg.cfgs else 5.
         page = warp(img, np.diag([s, s, 1.]) @ np.linalg.inv(r['G']), _canon_shape(r['geom'], s))
         _write_page(out, f"{name.removesuffix('_stage0')}_stage1", page,
                     dict(stage=1, **{k: info[k] for k in _SIDECAR_KEYS[1:5]}, ppmm=s, measured_ppmm=r['ppmm'],
