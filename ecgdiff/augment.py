@@ -36,10 +36,11 @@ from .distributed import distributed_ctx, is_rank0, on_rank0
 __all__ = ['ARCHS', 'AUTO_ARCH', 'STEPS', 'GENERATOR_KINDS', 'Bottleneck1d', 'resnet1d', 'resnet1d50', 'resnet1d101', 'xresnet1d',
            'xresnet1d50', 'xresnet1d101', 'pick_arch', 'build_classifier', 'macro_auc', 'classifier_learner',
            'bootstrap_counts', 'weighted_auc', 'tune_thresholds', 'threshold_metrics', 'bootstrap_metrics',
-           'auc_interval_coverage', 'paired_bootstrap', 'read_splits', 'combine', 'load_study_data', 'train',
-           'load_classifier', 'predict', 'evaluate', 'check_label', 'sample_labels', 'LabelSetError', 'save_generator',
-           'SyntheticSource', 'load_generator', 'train_gan_generator', 'generate', 'combine_synthetic', 'retrain',
-           'compare', 'run_pipeline', 'augmentation_sweep', 'sweep_table', 'plot_sweep', 'augment_cli']
+           'auc_interval_coverage', 'paired_bootstrap', 'read_splits', 'combine', 'load_study_data', 'RandomCrop1d',
+           'train', 'load_classifier', 'predict', 'evaluate', 'check_label', 'sample_labels', 'LabelSetError',
+           'save_generator', 'SyntheticSource', 'load_generator', 'train_gan_generator', 'generate',
+           'combine_synthetic', 'retrain', 'compare', 'run_pipeline', 'augmentation_sweep', 'sweep_table', 'plot_sweep',
+           'augment_cli']
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #9df37627
 # ruff: enable[E501]
@@ -495,7 +496,18 @@ class _KeepHistory(Callback):
 # %% ../nbs/07_ptbxl_augmentation.ipynb #4af16ad9
 _ANY_EPOCHS = ('epochs', 'arch_requested')                         # may change on resume
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #27da8c9e
+# %% ../nbs/07_ptbxl_augmentation.ipynb #1a7d04ba
+class RandomCrop1d(Callback):
+    "Train on a random window of `n` samples of each record; validation (and `predict`) sees whole records."
+    def __init__(self, n:int): self.n = n
+    def before_batch(self):
+        x = self.xb[0]
+        if not self.training or self.n >= x.shape[-1]: return
+        start = torch.randint(0, x.shape[-1] - self.n + 1, (len(x),), device=x.device)
+        idx = (start[:, None] + torch.arange(self.n, device=x.device))[:, None].expand(-1, x.shape[1], -1)
+        self.learn.xb = (x.gather(-1, idx),)
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #cd5ae511
 def _train_info(d, splits, arch:str, arch_requested:str, arch_kw, dev, precision:str, **hp)->dict:
     "What `train` records about a run (and checks on resume): architecture, labels, data, training records, `hp`."
     tr = d.meta.iloc[d.split_idx('train')]
@@ -505,7 +517,7 @@ def _train_info(d, splits, arch:str, arch_requested:str, arch_kw, dev, precision
                 n_train_synthetic=int((tr.provenance == 'synthetic').sum()), **hp,
                 precision=amp_mode(precision, cuda=dev.type == 'cuda') or 'fp32')
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #b611d866
+# %% ../nbs/07_ptbxl_augmentation.ipynb #efac1156
 def _plot_losses(h:dict, hist:pd.DataFrame, file, title:str):
     "The training loss per batch and the validation loss per epoch, saved to `file`."
     fig = _figure(figsize=(6, 3))
@@ -517,7 +529,7 @@ def _plot_losses(h:dict, hist:pd.DataFrame, file, title:str):
     ax.legend()
     _write_fig(file, fig)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #c068daff
+# %% ../nbs/07_ptbxl_augmentation.ipynb #2b089549
 def _save_trained(learn, d, info:dict, prior:dict, out, name:str):
     "Write what `train` leaves in `out/name`: `model.pth` (weights, standardisation, `info`), history, card, losses."
     folder, (mean, std) = Path(out)/name, d.stats
@@ -531,7 +543,7 @@ def _save_trained(learn, d, info:dict, prior:dict, out, name:str):
     if len(h['losses']): _plot_losses(h, hist, folder/'loss.png', f"{name}: {info['arch']}")
     return folder/'model.pth'
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #57fcba1a
+# %% ../nbs/07_ptbxl_augmentation.ipynb #b7636aad
 def train(
     out,                      # study folder
     name:str='baseline',      # the model's subfolder
@@ -545,6 +557,7 @@ def train(
     precision:str='auto',     # 'auto' (bf16 on CUDA), 'bf16', 'fp16', 'fp32'
     device=None,              # e.g. 'cuda', 'cpu' (default: fastai's default device)
     arch_kw:dict|None=None,   # passed to the architecture
+    crop:int|None=None,       # train on random windows of `crop` samples (`RandomCrop1d`; whole records are predicted)
     progress:bool=True,
     resume:bool=False,        # continue an interrupted run from `<name>/checkpoints/latest.pth`
     cbs=None,                 # extra callbacks for the fit
@@ -560,14 +573,15 @@ def train(
     arch_requested, (arch, note) = arch, pick_arch(arch, dev)
     _note(note)
     info = _train_info(d, splits, arch, arch_requested, arch_kw, dev, precision, epochs=epochs, bs=bs, lr=lr, wd=wd,
-                       seed=seed)
+                       seed=seed, crop=crop)
     meta, prior, start = dict(info=info, history=None), dict(values=[], losses=[]), 0
     if resume:                                                    # a checkpoint of another run fails before the fit
         m = (load_checkpoint(latest).get('meta') or {})
         check_resumable(m.get('info'), info, may_differ=_ANY_EPOCHS, where=str(latest))
         prior = dict(values=list(m['history']['values']), losses=list(m['history']['losses']))
     learn = classifier_learner(d.dataloaders(bs=bs, device=dev), arch, precision, arch_kw=arch_kw, wd=wd,
-                               cbs=[_KeepHistory(meta, prior), CheckpointCallback(latest.parent, meta=meta)])
+                               cbs=[_KeepHistory(meta, prior), CheckpointCallback(latest.parent, meta=meta),
+                                    *([RandomCrop1d(crop)] if crop else [])])
     if resume: start = prior['start'] = resume_from(learn, latest)
     t0 = time.time()
     with distributed_ctx(learn), contextlib.ExitStack() as st:    # DDP with sharded batches under torchrun
@@ -1077,7 +1091,7 @@ def compare(out,                      # study folder
     _write_fig(cd/'compare.png', fig)
     return df
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #146a53f3
+# %% ../nbs/07_ptbxl_augmentation.ipynb #7ed9b3c6
 class _Laps:
     "Seconds per step: `laps('name')` records the time since the previous lap in `laps.times`."
     def __init__(self): self.times, self.t = {}, time.time()
@@ -1085,7 +1099,7 @@ class _Laps:
         self.times[k] = round(time.time() - self.t, 2)
         self.t = time.time()
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #07272723
+# %% ../nbs/07_ptbxl_augmentation.ipynb #7b59f062
 def _pipeline_label(out, label:str|None, n:int|None, seed:int)->str:
     "Step `labels` of the pipeline: `label`, or the rarest label of the training folds, sampled `n` times."
     cfg = _study(out)
@@ -1095,7 +1109,7 @@ def _pipeline_label(out, label:str|None, n:int|None, seed:int)->str:
     sample_labels(out, label, n=n, seed=seed)
     return label
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #7ab082c9
+# %% ../nbs/07_ptbxl_augmentation.ipynb #0514495d
 def _pipeline_data(out, data, n_records:int, seed:int, fs:int, progress:bool):
     "The pipeline's PTB-XL folder: `data`, or a simulated corpus of `n_records` written once into `out/ptbxl`."
     if data is not None: return data
@@ -1104,7 +1118,7 @@ def _pipeline_data(out, data, n_records:int, seed:int, fs:int, progress:bool):
         on_rank0(write_ptbxl, data, n_records=n_records, seed=seed, rates=(fs,), overwrite=True, progress=progress)
     return data
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #e04af68b
+# %% ../nbs/07_ptbxl_augmentation.ipynb #dc28111e
 def _pipeline_summary(out, times:dict, **keys)->dict:
     "The pipeline's `pipeline.json`: `keys`, the seconds per step and the three summaries the steps wrote."
     read = lambda p: json.loads((Path(out)/p).read_text())
@@ -1114,7 +1128,7 @@ def _pipeline_summary(out, times:dict, **keys)->dict:
     write_json(Path(out)/'pipeline.json', s)
     return s
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #cae8f4ad
+# %% ../nbs/07_ptbxl_augmentation.ipynb #44b99cc3
 def run_pipeline(
     out,                          # study folder
     data=None,                    # PTB-XL folder (default: simulate `n_records` into OUT/ptbxl)
@@ -1134,7 +1148,7 @@ def run_pipeline(
     seed:int=0,
     precision:str='auto',
     device=None,
-    arch_kw:dict|None=None,
+    arch_kw:dict|None=None, crop:int|None=None,   # the architecture's options; random training windows (see `train`)
     progress:bool=True,
 )->dict:
     "Study step `pipeline`: combine, train, test, labels, generate, combine-with-provenance, retrain, test, compare."
@@ -1150,7 +1164,7 @@ def run_pipeline(
     r0(combine, out, data, task=task, fs=fs, valid=valid, progress=progress)
     lap('combine')
     tk = dict(arch=arch, epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, precision=precision, device=device,
-              arch_kw=arch_kw, progress=progress)
+              arch_kw=arch_kw, crop=crop, progress=progress)
     ev = dict(n_boot=n_boot, seed=seed, device=device, precision=precision)
     train(out, 'baseline', **tk)
     lap('train')
@@ -1204,14 +1218,14 @@ def _sweep_rows(df:pd.DataFrame, label:str, **keys)->list:
     s = df[df.label.isin([label, 'macro'])]
     return [dict(keys, **r) for r in s.to_dict('records')]
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #a8ae03ce
+# %% ../nbs/07_ptbxl_augmentation.ipynb #fcc80bf0
 def _sweep_fit(out, name:str, seed:int, splits:str='splits.csv', n_boot:int=1000, **tk):
     "Train and test the sweep's classifier `out/name` unless its test predictions are there already."
     if (Path(out)/name/'preds.npz').is_file(): return
     train(out, name, splits=splits, seed=seed, **tk)
     evaluate(out, name, n_boot=n_boot, seed=seed, device=tk.get('device'))
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #d109339e
+# %% ../nbs/07_ptbxl_augmentation.ipynb #091f189d
 def _sweep_pool(out, label:str, n_pool:int, checkpoint, n_steps, device, progress):
     "Make the sweep's pool of `n_pool` synthetic `label` records, unless it is there (runs on an older pool go)."
     pool = Path(out)/'synthetic'/'generate.json'
@@ -1222,7 +1236,7 @@ def _sweep_pool(out, label:str, n_pool:int, checkpoint, n_steps, device, progres
     generate(out, checkpoint, seed=0, n_steps=n_steps, device=device, progress=progress)
     combine_synthetic(out)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #4ab8944d
+# %% ../nbs/07_ptbxl_augmentation.ipynb #dbf0d712
 def _tstr_study(out, cfg:dict, label:str, checkpoint, n_twin:int, n_steps, device, progress)->Path:
     "The TSTR study `out/tstr`: the same records, and `n_twin` synthetic twins that alone train its classifiers."
     tw = Path(out)/'tstr'
@@ -1237,7 +1251,7 @@ def _tstr_study(out, cfg:dict, label:str, checkpoint, n_twin:int, n_steps, devic
         _write_csv(tw/'tstr'/'splits.csv', sp[_SPLIT_COLS], index=False)
     return tw
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #d2739905
+# %% ../nbs/07_ptbxl_augmentation.ipynb #bee127bc
 def _tstr_rows(out, tw, label:str, seeds, n_boot:int, **tk)->list:
     "TSTR against TRTR per seed: the TSTR classifiers of `tw` compared with the sweep's baselines."
     n_syn, rows = len(pd.read_csv(tw/'synthetic'/'records.csv')), []
@@ -1249,7 +1263,7 @@ def _tstr_rows(out, tw, label:str, seeds, n_boot:int, **tk)->list:
         rows += _sweep_rows(df, label, kind='tstr', ratio=np.nan, n_synthetic=n_syn, seed=s)
     return rows
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #eaa1f867
+# %% ../nbs/07_ptbxl_augmentation.ipynb #0c775932
 def augmentation_sweep(out,                          # study folder (created with `combine` when new)
                        data,                         # PTB-XL folder
                        label:str,                    # the label to augment
@@ -1260,6 +1274,7 @@ def augmentation_sweep(out,                          # study folder (created wit
                        seeds=(0, 1, 2),              # classifier seeds
                        arch:str='resnet1d_tiny',     # classifier (see `ARCHS`)
                        arch_kw:dict|None=None,       # passed to the architecture
+                       crop:int|None=None,           # random training windows of `crop` samples (see `train`)
                        epochs:int=10, bs:int=64, lr:float=1e-2, wd:float=1e-2,
                        tstr:bool=True,               # also train on synthetic records only (see above)
                        n_twin:int=400,               # TSTR: random training records whose synthetic twin is made
@@ -1273,7 +1288,8 @@ def augmentation_sweep(out,                          # study folder (created wit
     if not (out/'study.json').is_file(): combine(out, data, task=task, progress=progress)
     cfg = _study(out)
     check_label(label, cfg['labels'], cfg['task'])
-    tk = dict(arch=arch, arch_kw=arch_kw, epochs=epochs, bs=bs, lr=lr, wd=wd, device=device, progress=progress)
+    tk = dict(arch=arch, arch_kw=arch_kw, crop=crop, epochs=epochs, bs=bs, lr=lr, wd=wd, device=device,
+              progress=progress)
     for s in seeds: _sweep_fit(out, f'baseline_s{s}', s, n_boot=n_boot, **tk)
     rows = []
     count = int(_train_labels(out, cfg)[:, cfg['labels'].index(label)].sum())
@@ -1294,6 +1310,7 @@ def augmentation_sweep(out,                          # study folder (created wit
         res.insert(0, 'task', cfg['task'])
         res.insert(1, 'target', label)
         res['arch'] = arch
+        res['epochs'], res['crop'] = epochs, crop
         res['n_train_real'] = len(_train_labels(out, cfg))
         res['count_real'] = count
         _write_csv(out/'sweep.csv', res, index=False)
@@ -1340,7 +1357,7 @@ def plot_sweep(res:pd.DataFrame, # Rows of `augmentation_sweep` (one task)
 _CLI_ERRORS = (ECGDataError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, SyntheticInTestError,
                KeyError)
 
-# %% ../nbs/07_ptbxl_augmentation.ipynb #767d386a
+# %% ../nbs/07_ptbxl_augmentation.ipynb #bd63e91b
 def _run_step(step:str, run:dict, out, name, resume:bool):
     "Run `step` of the table `run` as a console script: clear errors, the resume hint on Ctrl-C, the result as JSON."
     if step not in run: raise SystemExit(f"ecgdiff_augment: unknown step {step!r}; expected one of: {', '.join(STEPS)}")
@@ -1367,6 +1384,7 @@ def augment_cli(
     name:str=None,               # train/test: model subfolder (default baseline; retrain: augmented)
     arch:str='auto',             # classifier: auto (CUDA: resnet1d50, CPU: resnet1d_tiny), resnet1d50, ...
     epochs:int=10,               # training epochs
+    crop:int=None,               # train/retrain/pipeline: train on random windows of CROP samples (RandomCrop1d)
     bs:int=64,                   # batch size
     lr:float=1e-2,               # peak learning rate of the one-cycle schedule
     wd:float=1e-2,               # weight decay
@@ -1383,7 +1401,8 @@ def augment_cli(
 ):
     "The PTB-XL augmentation study, one step at a time or as a `pipeline`; results go to OUT."
     pr = not quiet
-    tk = dict(arch=arch, epochs=epochs, bs=bs, lr=lr, wd=wd, seed=seed, precision=precision, device=device, progress=pr)
+    tk = dict(arch=arch, epochs=epochs, crop=crop, bs=bs, lr=lr, wd=wd, seed=seed, precision=precision, device=device,
+              progress=pr)
     ev = dict(n_boot=n_boot, seed=seed, device=device, precision=precision)
     read = lambda *p: json.loads(Path(out).joinpath(*p).read_text())
     run = {

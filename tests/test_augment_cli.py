@@ -339,3 +339,14 @@ def test_real_fold10_provenance_guard(tmp_path):
     r = cli('retrain', '--out', out, *TINY, check=False)
     assert r.returncode != 0 and 'SyntheticInTestError' in r.stderr and 'real records only' in r.stderr
     assert not (out/'augmented/model.pth').exists()
+
+def test_train_on_random_crops(baseline, tmp_path):
+    "`--crop`: the classifier trains on windows (recorded in its card) and still predicts whole records."
+    out = copy_study(baseline, tmp_path/'s')
+    cli('train', '--out', out, '--name', 'crop', '--crop', '250', *TINY)
+    info = json.loads((out/'crop/train.json').read_text())
+    assert info['crop'] == 250 and json.loads((out/'baseline/train.json').read_text())['crop'] is None
+    cli('test', '--out', out, '--name', 'crop', '--n_boot', '50', '--device', 'cpu')
+    p, b = np.load(out/'crop/preds.npz'), np.load(out/'baseline/preds.npz')
+    assert p['p_test'].shape == b['p_test'].shape and np.isfinite(p['p_test']).all()
+    assert not np.allclose(p['p_test'], b['p_test'])              # another model, trained on other inputs
