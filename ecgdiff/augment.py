@@ -36,11 +36,11 @@ from .distributed import distributed_ctx, is_rank0, on_rank0
 __all__ = ['ARCHS', 'AUTO_ARCH', 'STEPS', 'GENERATOR_KINDS', 'Bottleneck1d', 'resnet1d', 'resnet1d50', 'resnet1d101', 'xresnet1d',
            'xresnet1d50', 'xresnet1d101', 'pick_arch', 'build_classifier', 'macro_auc', 'classifier_learner',
            'bootstrap_counts', 'weighted_auc', 'tune_thresholds', 'threshold_metrics', 'bootstrap_metrics',
-           'auc_interval_coverage', 'paired_bootstrap', 'read_splits', 'combine', 'load_study_data', 'RandomCrop1d',
-           'train', 'load_classifier', 'predict', 'evaluate', 'check_label', 'sample_labels', 'LabelSetError',
-           'save_generator', 'SyntheticSource', 'load_generator', 'train_gan_generator', 'generate',
-           'combine_synthetic', 'retrain', 'compare', 'run_pipeline', 'augmentation_sweep', 'sweep_table', 'plot_sweep',
-           'augment_cli']
+           'auc_interval_coverage', 'paired_bootstrap', 'seed_pooled_bootstrap', 'read_splits', 'combine',
+           'load_study_data', 'RandomCrop1d', 'train', 'load_classifier', 'predict', 'evaluate', 'check_label',
+           'sample_labels', 'LabelSetError', 'save_generator', 'SyntheticSource', 'load_generator',
+           'train_gan_generator', 'generate', 'combine_synthetic', 'retrain', 'compare', 'run_pipeline',
+           'augmentation_sweep', 'sweep_table', 'plot_sweep', 'augment_cli']
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #9df37627
 # ruff: enable[E501]
@@ -360,6 +360,32 @@ def paired_bootstrap(y,                # (n, n_labels) test targets
             v = d[np.isfinite(d)]
             pv = min(1., 2*min((v <= 0).mean(), (v >= 0).mean())) if len(v) else np.nan
             rows.append(dict(label=l, metric=metric, a=a, b=b, delta=b - a, lo=lo, hi=hi, p=pv))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #fb57157f
+def seed_pooled_bootstrap(y,               # (n, n_labels) test targets
+                          pairs,           # [(p_a, p_b), ...]: baseline and augmented probabilities, one pair per seed
+                          labels=None,     # label names
+                          n_boot:int=1000, # bootstrap replicates
+                          alpha:float=.05, # 1 - the interval's coverage
+                          seed:int=0,
+                         )->pd.DataFrame:
+    "Per-label and macro AUC differences b - a averaged over seed pairs, with a paired-bootstrap interval and p-value."
+    y = np.asarray(y).astype(int)
+    pairs = [(np.asarray(a, np.float64), np.asarray(b, np.float64)) for a, b in pairs]
+    if not pairs or any(a.shape != y.shape or b.shape != y.shape for a, b in pairs):
+        raise ValueError(f"seed_pooled_bootstrap: every (p_a, p_b) must have y's shape {y.shape}")
+    labels = list(labels) if labels is not None else [str(j) for j in range(y.shape[1])]
+    ok, W, ones = (y.sum(0) > 0) & (y.sum(0) < len(y)), bootstrap_counts(len(y), n_boot, seed), np.ones((1, len(y)))
+    d = np.mean([_boot_aucs(y, b, W) - _boot_aucs(y, a, W) for a, b in pairs], 0)
+    d0 = np.mean([_boot_aucs(y, b, ones)[0] - _boot_aucs(y, a, ones)[0] for a, b in pairs], 0)
+    d[:, ~ok], d0[~ok] = np.nan, np.nan
+    rows = []
+    for l, v0, v in [*zip(labels, d0, d.T), ('macro', np.nanmean(d0[ok]), np.nanmean(d[:, ok], 1))]:
+        lo, hi = _interval(v, alpha)
+        v = v[np.isfinite(v)]
+        p = min(1., 2*min((v <= 0).mean(), (v >= 0).mean())) if len(v) else np.nan
+        rows.append(dict(label=l, metric='auc', n_seeds=len(pairs), delta=v0, lo=lo, hi=hi, p=p))
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #0b2ea8fb
@@ -1349,7 +1375,9 @@ def plot_sweep(res:pd.DataFrame, # Rows of `augmentation_sweep` (one task)
         ax.set(xlabel=f'{metric.upper()} difference to the baseline (95 % CI)', title=l)
     axs[0].set_yticks(np.arange(len(keys)), keys, fontsize=8)
     axs[0].invert_yaxis()
-    fig.suptitle(title or f"{s.task.iloc[0]}: augmenting {s.target.iloc[0]} ({s.arch.iloc[0]})")
+    crop = s.crop.iloc[0] if "crop" in s else None
+    how = s.arch.iloc[0] + (f", random {int(crop)}-sample windows" if crop is not None and pd.notna(crop) else "")
+    fig.suptitle(title or f"{s.task.iloc[0]}: augmenting {s.target.iloc[0]} ({how})")
     fig.tight_layout()
     return fig
 
