@@ -45,11 +45,18 @@ __all__ = ['ARCHS', 'AUTO_ARCH', 'STEPS', 'GENERATOR_KINDS', 'Bottleneck1d', 're
 # %% ../nbs/07_ptbxl_augmentation.ipynb #9df37627
 # ruff: enable[E501]
 def _write_csv(path, df, **kw): return atomic_path(path, lambda t: df.to_csv(t, **kw))
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #1e52554b
 def _write_npy(path, a): return atomic_path(path, lambda t: np.save(t, np.asarray(a)))
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #f18b065e
 def _write_npz(path, **arrays): return atomic_path(path, lambda t: np.savez(t, **arrays))
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #dad5f287
 def _write_fig(path, fig, dpi:int=100):
     return atomic_path(path, lambda t: fig.savefig(t, dpi=dpi, format=Path(path).suffix[1:]))
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #ef8160e3
 def _sha1(path, n:int=1<<20)->str:
     h = hashlib.sha1()
     with open(path, 'rb') as f:
@@ -61,6 +68,7 @@ def _conv(ni, nf, ks=1, stride=1, act=True, zero_bn=False):
     return ConvLayer(ni, nf, ks, stride=stride, ndim=1, norm_type=NormType.BatchZero if zero_bn else NormType.Batch,
                      act_cls=nn.ReLU if act else None)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #965271da
 class Bottleneck1d(nn.Module):
     "1-D ResNet bottleneck: 1x1 reduce, `ks` conv with the stride, 1x1 expand (x4); strided 1x1 projection shortcut."
     expansion = 4
@@ -77,9 +85,11 @@ class Bottleneck1d(nn.Module):
 
     def forward(self, x): return self.act(self.convs(x) + self.shortcut(x))   # (bs, 4*nh, L/stride)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #ef5fab5f
 def _head(ni, n_out, p):
     return nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(ni, n_out))
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #aaf2df40
 def resnet1d(layers=(3, 4, 6, 3),  # bottleneck blocks per stage
              n_in:int=12,          # input channels (leads)
              n_out:int=5,          # labels
@@ -99,9 +109,12 @@ def resnet1d(layers=(3, 4, 6, 3),  # bottleneck blocks per stage
     stem = nn.Sequential(_conv(n_in, base, stem_ks, 2), nn.MaxPool1d(3, 2, 1))
     return nn.Sequential(stem, nn.Sequential(*stages), _head(ni, n_out, p))
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #fa871bf9
 def resnet1d50(n_in:int=12, n_out:int=5, **kw):
     "1-D ResNet-50"
     return resnet1d((3, 4, 6, 3), n_in, n_out, **kw)
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #3030c532
 def resnet1d101(n_in:int=12, n_out:int=5, **kw):
     "1-D ResNet-101"
     return resnet1d((3, 4, 23, 3), n_in, n_out, **kw)
@@ -124,9 +137,12 @@ def xresnet1d(layers=(3, 4, 6, 3),  # ResBlocks per stage
     return nn.Sequential(nn.Sequential(*st, nn.MaxPool1d(3, 2, 1)), nn.Sequential(*stages),
                          _head(w[len(layers)]*4, n_out, p))
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #5b5825b6
 def xresnet1d50(n_in:int=12, n_out:int=5, **kw):
     "1-D XResNet-50"
     return xresnet1d((3, 4, 6, 3), n_in, n_out, **kw)
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #bf30a117
 def xresnet1d101(n_in:int=12, n_out:int=5, **kw):
     "1-D XResNet-101 (Strodthoff et al.'s benchmark model)"
     return xresnet1d((3, 4, 23, 3), n_in, n_out, **kw)
@@ -135,8 +151,10 @@ def xresnet1d101(n_in:int=12, n_out:int=5, **kw):
 ARCHS = {'resnet1d50': resnet1d50, 'resnet1d101': resnet1d101, 'xresnet1d50': xresnet1d50, 'xresnet1d101': xresnet1d101,
          'resnet1d_tiny': partial(resnet1d, (1, 1, 1, 1), base=8)}
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #752a7e3e
 AUTO_ARCH = {'cuda': 'resnet1d50', 'other': 'resnet1d_tiny'}   # what `arch='auto'` means on each kind of device
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #71115970
 def pick_arch(arch:str='auto',  # 'auto' or a name of `ARCHS`
               device=None,      # the training device (default: fastai's default device)
              )->tuple:
@@ -153,10 +171,12 @@ def pick_arch(arch:str='auto',  # 'auto' or a name of `ARCHS`
                  f"(arch='{AUTO_ARCH['cuda']}') to use it anyway")
     return picked, note
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #22b7203d
 def _note(msg):
     "Print a note of a study step to stderr (rank 0 only)."
     if msg and is_rank0(): print(f"ecgdiff_augment: {msg}", file=sys.stderr)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #f9c29178
 def build_classifier(arch:str='resnet1d50',  # a name of `ARCHS`
                      n_in:int=12,            # leads
                      n_out:int=5,            # labels
@@ -166,14 +186,17 @@ def build_classifier(arch:str='resnet1d50',  # a name of `ARCHS`
     if arch not in ARCHS: raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(ARCHS)}")
     return ARCHS[arch](n_in=n_in, n_out=n_out, **kw)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #be1ba1fe
 def macro_auc(y, p)->float:
     "Mean ROC AUC (scikit-learn) over the labels that have both classes in `y`; NaN if none has."
     y, p = np.asarray(y), np.asarray(p, np.float64)
     a = [roc_auc_score(y[:, j], p[:, j]) for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
     return float(np.mean(a)) if a else float('nan')
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #590ac6e9
 def _macro_auc_metric(p, y): return macro_auc(y.float().numpy(), p.float().numpy())
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #547947bb
 def classifier_learner(
     dls,                    # fastai `DataLoaders` of ((bs, 12, L), (bs, n_labels)), e.g. `PTBXL.dataloaders`
     arch:str='resnet1d50',  # a name of `ARCHS`, or 'auto' (see `pick_arch`, on the `dls`' device)
@@ -198,6 +221,7 @@ def bootstrap_counts(n:int,            # records
     return (np.bincount((idx + n*np.arange(n_boot)[:, None]).ravel(), minlength=n_boot*n)
             .reshape(n_boot, n).astype(np.int32))
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #ae251f80
 def weighted_auc(y,   # (n,) binary targets
                  p,   # (n,) scores
                  w,   # (n,) or (B, n) non-negative sample weights
@@ -230,6 +254,7 @@ def tune_thresholds(y,   # (n, n_labels) validation targets
         thr[j] = t[int(np.argmax(f1))]
     return thr
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #2c16de12
 def threshold_metrics(y,            # (n, n_labels) targets
                       p,            # (n, n_labels) probabilities
                       thr,          # (n_labels,) thresholds
@@ -252,15 +277,18 @@ def _weighted_f1(y, pred, W):
     with np.errstate(invalid='ignore', divide='ignore'): f1 = 2*tp/(2*tp + fp + fn)
     return np.nan_to_num(f1)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #f1c0839f
 def _boot_aucs(y, p, W):
     "(B, n_labels) bootstrap AUCs."
     return np.stack([weighted_auc(y[:, j], p[:, j], W) for j in range(y.shape[1])], 1)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #e2b7282a
 def _interval(v, alpha):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)          # all-NaN columns (a label never positive) give NaN
         return np.nanpercentile(v, 100*alpha/2, axis=0), np.nanpercentile(v, 100*(1 - alpha/2), axis=0)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #e338179d
 def bootstrap_metrics(y,                # (n, n_labels) test targets
                       p,                # (n, n_labels) test probabilities
                       thr=None,         # (n_labels,) thresholds tuned on validation (default 0.5)
@@ -390,14 +418,18 @@ def seed_pooled_bootstrap(y,               # (n, n_labels) test targets
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #0b2ea8fb
 STEPS = ('combine', 'train', 'test', 'labels', 'generate', 'combine-with-provenance', 'retrain', 'compare', 'pipeline')
+
+# %% ../nbs/07_ptbxl_augmentation.ipynb #2d253a69
 _SPLIT_COLS = ['record', 'ecg_id', 'strat_fold', 'split', 'provenance', 'source', 'syn_row']
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #32be82d5
 def _study(out)->dict:
     f = Path(out)/'study.json'
     if not f.is_file():
         raise FileNotFoundError(f"{f}: no study here; run `ecgdiff_augment combine --out {out} --data DIR` first")
     return json.loads(f.read_text())
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #0b05b956
 def read_splits(file,      # a splits file (`splits.csv`, `augmented/splits.csv`)
                 cfg:dict,  # the study's `study.json`
                )->pd.DataFrame:
@@ -453,6 +485,7 @@ def combine(
 # %% ../nbs/07_ptbxl_augmentation.ipynb #34e42722
 def _study_folds(cfg): return tuple(cfg['train_folds']), tuple(cfg['valid_folds']), tuple(cfg['test_folds'])
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #6a2077ee
 def load_study_data(out,                    # study folder
                     splits='splits.csv',    # splits file, relative to `out`
                     progress:bool=False,
@@ -485,6 +518,7 @@ def load_study_data(out,                    # study folder
             d.meta.loc[d.meta.index[-m.sum():], 'record'] = syn.index[m].values
     return d
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #4a4dd997
 def _read_synthetic(out, cfg):
     "The synthetic signals (memory map) and their records table, checked against each other and the study."
     f, rf = Path(out)/'synthetic'/'signals.npy', Path(out)/'synthetic'/'records.csv'
@@ -697,6 +731,7 @@ def evaluate(out,              # study folder
     _plot_report(rd, yt, pt, df, name)
     return df
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #2c386ffa
 def _plot_report(rd, y, p, df, name):
     labels = [l for l in df.index if l != 'macro']
     fig = _figure(figsize=(9, 4))
@@ -729,10 +764,12 @@ def _train_records(out, cfg, task:str|None=None)->tuple:
                            f"task {task or cfg['task']!r}")
     return ids, ds.Y[pos]
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #d24a417a
 def _train_labels(out, cfg)->np.ndarray:
     "Multi-hot labels (n, n_labels) of the real records in the training split of the study's `splits.csv`."
     return _train_records(out, cfg)[1]
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #a622ecfa
 def check_label(label:str,   # a label name
                 labels:list,   # the valid labels
                 task:str='',   # their task, for the message
@@ -743,6 +780,7 @@ def check_label(label:str,   # a label name
                          f"({len(labels)}): {', '.join(labels)}")
     return label
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #df0386d9
 def sample_labels(out,              # study folder
                   label:str,        # the label to augment, one of the task's labels
                   n:int|None=None,  # label vectors to draw (default: as many as real training records carry `label`)
@@ -773,9 +811,11 @@ def sample_labels(out,              # study folder
 # %% ../nbs/07_ptbxl_augmentation.ipynb #b5ba3850
 GENERATOR_KINDS = ('sssd', 'dsat', 'gan')
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #b46c340d
 class LabelSetError(ValueError):
     "A generator trained on a label set other than the study's."
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #3b69485d
 def save_generator(file,              # destination (.pth)
                    model:nn.Module,   # the generator
                    kind:str,          # 'sssd', 'dsat' or 'gan'
@@ -874,6 +914,7 @@ def _gan_generator(config:dict, n_classes:int)->nn.Module:
     if arch == 'pulse2pulse': return CondP2PGenerator(num_classes=n_classes, **c)
     raise CheckpointError(f"unknown GAN arch {arch!r}; expected 'wavegan' or 'pulse2pulse'")
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #3132e37b
 def _load_gan(ck, dev, file):
     from ecgdiff.gans import generate as gan_generate
     G = _gan_generator(ck['config'], len(ck['labels']))
@@ -888,8 +929,10 @@ def _load_gan(ck, dev, file):
     def sample(Y, seed): return gan_generate(G, Y, seed=seed, scale=scale, bs=len(Y))[1].numpy()
     return L, sample
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #79b1d673
 _GENERATOR_LOADERS = {'gan': _load_gan}
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #f848c743
 def _load_sssd(ck, dev, file):
     try: from ecgdiff.sssd import build_model, sample_sssd
     except ImportError as e:
@@ -910,6 +953,7 @@ def _load_sssd(ck, dev, file):
         return to_12_leads(x8.numpy()/scale)
     return int(model.s4_lmax), sample
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #79846043
 def _from_sssd_file(file)->dict:
     "A `save_sssd` file or an `ecgdiff_sssd_train` checkpoint as a generator checkpoint."
     from ecgdiff.sssd import load_sssd
@@ -1057,6 +1101,7 @@ def combine_synthetic(out,               # study folder
     _write_csv(out/'augmented'/'splits.csv', aug, index=False)
     return aug
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #aebea400
 def retrain(out,                           # study folder
             name:str='augmented',          # the model's subfolder
             splits:str='augmented/splits.csv', # the splits with the synthetic records

@@ -29,19 +29,25 @@ __all__ = ['LEADS', 'MODEL_LEADS', 'REFERENCE_LEADS', 'TASKS', 'SIM_CODES', 'DEF
 
 # %% ../nbs/00_data.ipynb #0a9f7510
 LEADS = ['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
+
+# %% ../nbs/00_data.ipynb #2ad17293
 _LEAD_ALIASES = {l.upper(): l for l in LEADS} | {'MLII': 'II', 'ML2': 'II'}
 
+# %% ../nbs/00_data.ipynb #93e54f77
 def _progress(it, display:bool=True, **kw):
     "A fastprogress bar over `it` when `display`, else `it` itself (fastprogress prints even when not displaying)."
     return progress_bar(it, leave=False, **kw) if display else it
 
+# %% ../nbs/00_data.ipynb #13bc2533
 class ECGDataError(ValueError):
     "Bad ECG input: the message names the file or field and what was expected."
 
+# %% ../nbs/00_data.ipynb #aff8773d
 def lead_name(name:str)->str:
     "Standard spelling of a lead name (`'AVR'` and `'avr'` -> `'aVR'`); other names are returned unchanged."
     return _LEAD_ALIASES.get(str(name).strip().upper(), str(name).strip())
 
+# %% ../nbs/00_data.ipynb #00b6f78c
 def limb_leads(I, II):
     "The six limb leads from I and II by Einthoven's and Goldberger's equations: (I, II, III, aVR, aVL, aVF)."
     return I, II, II - I, -(I + II)/2, I - II/2, II - I/2
@@ -98,6 +104,7 @@ def scp_statements()->pd.DataFrame:
 # %% ../nbs/00_data.ipynb #8451085f
 TASKS = ('all', 'diagnostic', 'subdiagnostic', 'superdiagnostic', 'form', 'rhythm')
 
+# %% ../nbs/00_data.ipynb #08bc0975
 def task_labels(task:str='all')->list:
     "The sorted label names of a PTB-XL task."
     scp = scp_statements()
@@ -107,6 +114,7 @@ def task_labels(task:str='all')->list:
     if task == 'superdiagnostic': return sorted(scp.diagnostic_class.dropna().unique())
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
 
+# %% ../nbs/00_data.ipynb #b09f9523
 def parse_scp_codes(s, where:str='scp_codes')->dict:
     "Parse PTB-XL's `scp_codes` string (a dict literal of code -> likelihood); `where` names the record in errors."
     if isinstance(s, dict): d = s
@@ -123,6 +131,7 @@ def parse_scp_codes(s, where:str='scp_codes')->dict:
                            "statements (see `scp_statements()`)")
     return d
 
+# %% ../nbs/00_data.ipynb #1378070b
 def codes_to_labels(codes:dict, task:str='all', min_likelihood:float=0.)->list:
     "The labels of `task` carried by a record's SCP `codes` (dict code -> likelihood)."
     scp = _scp_table()
@@ -142,16 +151,24 @@ SIM_CODES = {
     'AMI': 'anterior myocardial infarction', 'LVH': 'left ventricular hypertrophy',
     'NDT': 'non-diagnostic T abnormalities', 'ISCAL': 'ischemic in anterolateral leads',
     'PVC': 'ventricular premature complex'}
+
+# %% ../nbs/00_data.ipynb #f8b9028d
 _RHYTHMS = ('SR', 'SBRAD', 'STACH', 'SARRH', 'AFIB')
 
+# %% ../nbs/00_data.ipynb #babac58b
 def _u(*v):
     v = np.asarray(v, float)
     return v/np.linalg.norm(v)
 
+# %% ../nbs/00_data.ipynb #03a5c3a9
 # lead vectors of the dipole (x: left, y: inferior, z: anterior); precordial leads in the horizontal plane
 _V_ANG = np.deg2rad([115, 95, 75, 60, 35, 10])
+
+# %% ../nbs/00_data.ipynb #ee9221f6
 _V_LEAD = (np.stack([np.cos(_V_ANG), [0, 0, .05, .1, .15, .2], np.sin(_V_ANG)], 1)
            * np.array([1., 1.4, 1.5, 1.4, 1.2, 1.])[:, None])
+
+# %% ../nbs/00_data.ipynb #bb63d7ae
 _I_LEAD, _II_LEAD = np.array([1., 0, 0]), np.array([.5, np.sqrt(3)/2, 0])
 
 # %% ../nbs/00_data.ipynb #dcae9ab5
@@ -163,9 +180,13 @@ def _tachogram(rng, n, mean_rr, std_rr, hf_frac):
     x = np.fft.irfft(np.sqrt(s)*np.exp(2j*np.pi*rng.uniform(size=len(f))), nfft)[:n]
     return mean_rr + std_rr*(x - x.mean())/(x.std() + 1e-12)
 
+# %% ../nbs/00_data.ipynb #b0ad86d2
 def _gauss(t, mu, sd): return np.exp(-(t-mu)**2/(2*sd**2))
+
+# %% ../nbs/00_data.ipynb #a78bcc52
 def _plateau(t, a, b, w=.015): return .5*(np.tanh((t-a)/w) - np.tanh((t-b)/w))
 
+# %% ../nbs/00_data.ipynb #d44c1807
 def _morphology(codes, rng):
     "One record's beat: waves as (offset from R in s, width in s, dipole in mV), ST and ectopic-beat vectors."
     g = lambda lo, hi: rng.uniform(lo, hi)
@@ -244,6 +265,7 @@ def _ectopic_beats(codes, beats, duration:float, rng)->np.ndarray:
         beats[i] = beats[i-1] + rng.uniform(.55, .7, len(i))*(beats[i] - beats[i-1])
     return ectopic
 
+# %% ../nbs/00_data.ipynb #fa28c59f
 def _fibrillation(rng, n:int, fs:float)->np.ndarray:
     "Fibrillatory waves of atrial fibrillation as a dipole (3, n): 4-9 Hz, most visible in V1 and the inferior leads."
     b, a = sps.butter(2, [4/(fs/2), min(9/(fs/2), .99)], 'band')
@@ -304,6 +326,7 @@ _SIM_MAP = {**{c: c for c in SIM_CODES},
             'EL': 'NDT', 'ANEUR': 'NDT', 'ISCLA': 'ISCAL', 'ISCAN': 'ISCAL', 'ISCAS': 'ISCAL', 'ISC_': 'ISCAL',
             'ISCIN': 'ISCAL', 'ISCIL': 'ISCAL', 'STD_': 'ISCAL', 'PRC(S)': 'PVC', 'BIGU': 'PVC', 'TRIGU': 'PVC'}
 
+# %% ../nbs/00_data.ipynb #bbb70f46
 def sim_codes(codes)->list:
     "The simulator's codes for a record's PTB-XL SCP `codes`: the nearest supported ones, sinus rhythm if no rhythm."
     out = sorted({_SIM_MAP[c] for c in codes if c in _SIM_MAP})
@@ -311,9 +334,14 @@ def sim_codes(codes)->list:
 
 # %% ../nbs/00_data.ipynb #5d7a413a
 _FIT_CODES = ('NORM', 'IMI', 'AMI', 'LVH', 'CLBBB', 'CRBBB', 'LAFB', '1AVB', 'NDT', 'ISCAL', 'AFIB')
+
+# %% ../nbs/00_data.ipynb #7e108723
 _WAVES = ('P', 'Q', 'R', 'S', 'T', 'ST', 'Ta', 'dR', 'dT')
+
+# %% ../nbs/00_data.ipynb #9a9c7d5f
 _TIMING = ('Pmu', 'Psd', 'Rmu', 'Rsd', 'dQ', 'Qsd', 'dS', 'Ssd', 'Tmu', 'Tsd')
 
+# %% ../nbs/00_data.ipynb #5d4a75a7
 def _waves(th, t):
     "The unit waves (9, len(t)) of one beat with timing `th` (s, R at 0): P, Q, R, S, T, ST, Ta and the R and T shifts."
     pm, ps, rm, rs, dq, qs, ds, ss, tm, tsd = th
@@ -327,7 +355,11 @@ def _waves(th, t):
 # %% ../nbs/00_data.ipynb #e8cc7f02
 _FIT_KEYS = ('amp', 'time', 'psd', 'hr', 'rrcv', 'ludb', 'pc', 'own', 'noise', 'lead', 'noise_sd', 'beat_cv',
              'qrs_scale', 'qt_exp')
+
+# %% ../nbs/00_data.ipynb #6cc1918b
 _FIT_UNITS = {'amp': 1e3, 'own': 1e3, 'pc': 1e3, 'psd': 1e3}   # stored in uV, unit vectors in 1/1000
+
+# %% ../nbs/00_data.ipynb #7e01ee94
 _ELECTRODES = ('RA', 'LA', 'LL', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6')
 
 # %% ../nbs/00_data.ipynb #692b169a
@@ -368,6 +400,7 @@ def _ludb_group(codes)->str:
     "The LUDB group whose durations a record takes: its conduction disorder, else 'normal'."
     return next((c for c in ('CLBBB', 'CRBBB', 'LAFB', '1AVB') if c in codes), 'normal')
 
+# %% ../nbs/00_data.ipynb #bf55b330
 def _timing(codes, fit, rng=None):
     "A record's wave timing (10,) for its codes: drawn with LUDB's spread of durations, or (no `rng`) their means."
     on = [c for c in _FIT_CODES if c in codes]
@@ -385,6 +418,7 @@ def _timing(codes, fit, rng=None):
     qon, ps = rm - dq - 2.5*qs, P_dur/5
     return np.array([qon - PR + 2.5*ps, ps, rm, rs, dq, qs, ds, ss, QT1, tsd])
 
+# %% ../nbs/00_data.ipynb #fe8aea56
 def _morphology_fit(codes, rng, fit):
     "One record's wave timing (10,) and amplitudes (8, 9) drawn from the fitted table `fit` for its codes."
     on = [c for c in _FIT_CODES if c in codes]
@@ -395,8 +429,10 @@ def _morphology_fit(codes, rng, fit):
         z = (rng.normal(size=len(sd))*sd) @ fit['pc']
     return _timing(codes, fit, rng), A + z.reshape(A.shape)
 
+# %% ../nbs/00_data.ipynb #f3be5079
 _T_END = 2.   # where LUDB's cardiologists mark the end of T: 2.0 T widths past its centre (see `ludb_t_end`)
 
+# %% ../nbs/00_data.ipynb #9cff423c
 def _beat_timing(th, rr:float, b:float):
     "The timing of one beat whose RR interval is `rr`: T ends QT = QT1 rr^b after the QRS onset, and widens as rr^b."
     out = th.copy()
@@ -407,6 +443,7 @@ def _beat_timing(th, rr:float, b:float):
 # %% ../nbs/00_data.ipynb #7bdfb06c
 _NOISE_BANDS = (0, .25, .5, 1, 2, 4, 8, 15, 25, 40, 50)
 
+# %% ../nbs/00_data.ipynb #849dfc7d
 def _electrode_noise_fit(rng, n:int, fs:float, scale:float, fit):
     "Noise (9, n) in mV at RA, LA, LL, V1-V6 with the fitted band densities; record levels vary below and above 2 Hz."
     f = np.fft.rfftfreq(n, 1/fs)
@@ -476,6 +513,7 @@ def _simulate_fit(codes, rng, fs, duration, hr, noise, return_meta, fit=None):
 # %% ../nbs/00_data.ipynb #8ba61336
 _MODELS = {'ptbxl': _simulate_fit, 'textbook': _simulate_textbook}
 
+# %% ../nbs/00_data.ipynb #630f5086
 def simulate_ecg(labels,              # PTB-XL SCP codes, e.g. ['NORM', 'SR'] (see `SIM_CODES`)
                  fs:int=500,          # sampling rate in Hz
                  duration:float=10.,  # seconds
@@ -497,8 +535,11 @@ def simulate_ecg(labels,              # PTB-XL SCP codes, e.g. ['NORM', 'SR'] (s
 DEFAULT_CLASS_MIX = {'NORM': .3, 'IMI': .08, 'AMI': .06, 'LVH': .08, 'CLBBB': .05, 'CRBBB': .05, '1AVB': .05,
                      'LAFB': .05, 'NDT': .06, 'ISCAL': .06, 'LVH+ISCAL': .04, 'IMI+LAFB': .04, 'AMI+CRBBB': .04,
                      'NORM+PVC': .04}
+
+# %% ../nbs/00_data.ipynb #ea384619
 DEFAULT_RHYTHM_MIX = {'SR': .76, 'SBRAD': .07, 'STACH': .07, 'SARRH': .05, 'AFIB': .05}
 
+# %% ../nbs/00_data.ipynb #0cc969e5
 def _check_mix(mix, name):
     mix = dict(mix)
     bad = [k for k in mix if any(c not in SIM_CODES for c in k.split('+'))]
@@ -507,6 +548,7 @@ def _check_mix(mix, name):
         raise ValueError(f"{name}: expected non-negative weights with a positive sum, got {mix}")
     return list(mix), np.array(list(mix.values()), float)/sum(mix.values())
 
+# %% ../nbs/00_data.ipynb #01ad34b8
 def _sample_codes(rng, class_mix=None, rhythm_mix=None)->list:
     "One record's SCP codes: a diagnostic profile from `class_mix` and a rhythm from `rhythm_mix` (NORM stays sinus)."
     ks, p = _check_mix(class_mix or DEFAULT_CLASS_MIX, 'class_mix')
@@ -524,6 +566,7 @@ def _qrs_lead(x, fs):
     b = sps.filtfilt(*sps.butter(2, [5/(fs/2), min(25/(fs/2), .99)], 'band'), np.asarray(x, np.float64), axis=1)
     return int(np.argmax(np.percentile(np.abs(b), 99.5, axis=1)))
 
+# %% ../nbs/00_data.ipynb #f110376a
 def detect_qrs(x, fs:int, lead:int|None=1)->np.ndarray:
     "Sample indices of the QRS complexes in `x` (12, L) or (L,)."
     sig = np.asarray(x, np.float64)
@@ -534,6 +577,7 @@ def detect_qrs(x, fs:int, lead:int|None=1)->np.ndarray:
         warnings.simplefilter('ignore')
         return np.asarray(wfdb.processing.gqrs_detect(sig, fs=fs), int)
 
+# %% ../nbs/00_data.ipynb #3c5aafb7
 def heart_rate(x, fs:int, lead:int|None=1)->float:
     "Mean heart rate in bpm from the RR intervals that `detect_qrs` finds on `lead` (NaN with fewer than 2 beats)."
     q = detect_qrs(x, fs, lead)
@@ -642,10 +686,15 @@ _LAYOUTS = {'3x4+II': ([['I', 'II', 'III'], ['aVR', 'aVL', 'aVF'], ['V1', 'V2', 
             '3x4': ([['I', 'II', 'III'], ['aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3'], ['V4', 'V5', 'V6']], []),
             '6x2': ([['I', 'II', 'III', 'aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3', 'V4', 'V5', 'V6']], []),
             '12x1': ([LEADS], [])}
+
+# %% ../nbs/00_data.ipynb #aa8d172d
 _ROW_MM = {'3x4+II': 40., '3x4': 45., '6x2': 30., '12x1': 22.}
+
+# %% ../nbs/00_data.ipynb #f6b6a5e3
 GRID_COLORS = {'red': ('#f5b5b5', '#e06060'), 'pink': ('#fbd5dc', '#f096a8'), 'grey': ('#dcdcdc', '#a8a8a8'),
                'none': (None, None)}
 
+# %% ../nbs/00_data.ipynb #5cebedab
 def paper_layout(layout:str='3x4+II', # '3x4+II', '3x4', '6x2' or '12x1'
                  duration:float=10.,   # seconds of signal
                  speed:float=25.,      # paper speed, mm/s
@@ -718,6 +767,8 @@ def plot_ecg(x,                       # the ECG signal to draw: (n_leads, L) arr
 
 # %% ../nbs/00_data.ipynb #8095c100
 _BYTES_PER_SAMPLE = {'8': 1, '16': 2, '24': 3, '32': 4, '61': 2, '80': 1, '160': 2, '212': 1.5, '310': 4/3, '311': 4/3}
+
+# %% ../nbs/00_data.ipynb #383a6e00
 _UNIT_TO_MV = {'mv': 1., 'uv': 1e-3, 'µv': 1e-3, 'v': 1e3}
 
 # %% ../nbs/00_data.ipynb #136cb056
@@ -818,8 +869,11 @@ PTBXL_COLUMNS = ['ecg_id', 'patient_id', 'age', 'sex', 'height', 'weight', 'nurs
                  'second_opinion', 'initial_autogenerated_report', 'validated_by_human', 'baseline_drift',
                  'static_noise', 'burst_noise', 'electrodes_problems', 'extra_beats', 'pacemaker', 'strat_fold',
                  'filename_lr', 'filename_hr']
+
+# %% ../nbs/00_data.ipynb #740e988d
 PTBXL_SIG_NAMES = ['I', 'II', 'III', 'AVR', 'AVL', 'AVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6']
 
+# %% ../nbs/00_data.ipynb #c16b1e54
 def write_wfdb(path, x, fs:int, leads:list=None, comments:list=None, gain:float=1000.):
     "Write `x` (n_leads, L) in mV as a 16-bit WFDB record at `path` (no extension)."
     path = Path(path)
@@ -941,8 +995,10 @@ def write_ptbxl(dest,                     # folder to create
 class SyntheticInTestError(ValueError):
     "A synthetic record would land in a test split."
 
+# %% ../nbs/00_data.ipynb #4e52f404
 PROVENANCES = ('real', 'synthetic')
 
+# %% ../nbs/00_data.ipynb #b87622a2
 def check_test_integrity(meta:pd.DataFrame, test_folds=(10,), where:str='test split'):
     "Raise `SyntheticInTestError` if any record of `meta` in `test_folds` is not real."
     prov = meta['provenance'] if 'provenance' in meta else pd.Series('real', index=meta.index)
@@ -1204,12 +1260,14 @@ def data_identity(path, # a PTB-XL folder (real, or a `write_ptbxl` corpus)
 class TrainedOnTestError(SyntheticInTestError):
     "A model that trained on records of the folds it would be tested or tuned on."
 
+# %% ../nbs/00_data.ipynb #098ff467
 def trained_on(data, # the PTB-XL folder the records came from
                ecg_ids, # the ecg_ids of the training records
               )->dict:
     "The provenance entry a model records for its training data: the data's identity and the sorted ecg_ids."
     return dict(data=data_identity(data), ecg_ids=sorted(int(i) for i in ecg_ids))
 
+# %% ../nbs/00_data.ipynb #15416e29
 def check_not_trained_on(provenance:list|None, # the model's entries of `trained_on` (None: unknown)
                          data, # the PTB-XL folder of the records it must not have seen
                          ecg_ids, # their ecg_ids (e.g. the validation and test folds)
@@ -1227,11 +1285,16 @@ def check_not_trained_on(provenance:list|None, # the model's entries of `trained
 
 # %% ../nbs/00_data.ipynb #084ec884
 _LUDB_LEADS = ('i', 'ii', 'iii', 'avr', 'avl', 'avf', 'v1', 'v2', 'v3', 'v4', 'v5', 'v6')
+
+# %% ../nbs/00_data.ipynb #9fe35473
 _LUDB_DIAG = {'1AVB': 'I degree AV block', 'CLBBB': 'Complete left bundle branch block',
               'CRBBB': 'Complete right bundle branch block', 'LAFB': 'Left anterior hemiblock'}
+
+# %% ../nbs/00_data.ipynb #b5ce1d88
 _LUDB_OTHER = ('I degree AV block|bundle branch block|hemiblock|Atrial fibrillation|Atrial flutter|pacing|AV-block|'
                'conduction')
 
+# %% ../nbs/00_data.ipynb #e07b810e
 def ludb_durations(path,          # the LUDB folder (records 1-200 with per-lead annotations .i, .ii, ... .v6)
                    records=None,  # record numbers (default: all)
                   )->pd.DataFrame:
@@ -1261,14 +1324,20 @@ def ludb_durations(path,          # the LUDB folder (records 1-200 with per-lead
 
 # %% ../nbs/00_data.ipynb #81b49250
 _T_LO = np.array([-.32, .008, -.02, .005, .012, .004, .012, .004, .12, .02])    # bounds of the timing (s), `_TIMING`
+
+# %% ../nbs/00_data.ipynb #9fbe931d
 _T_HI = np.array([-.06, .05, .02, .04, .07, .03, .09, .04, .5, .12])
+
+# %% ../nbs/00_data.ipynb #40c1d325
 _T_X0 = np.array([-.16, .02, 0., .011, .028, .008, .026, .009, .26, .05])
 
+# %% ../nbs/00_data.ipynb #b044897d
 @functools.lru_cache(maxsize=64)
 def _decimator(n:int, q:int)->np.ndarray:
     "The (n, n//q) matrix of `scipy.signal.resample_poly(x, 1, q)` on n samples (it is linear)."
     return sps.resample_poly(np.eye(n), 1, q, axis=0).T.copy()
 
+# %% ../nbs/00_data.ipynb #465214b3
 def fit_beat(beat,              # (8, n) median beat in mV, leads I, II, V1-V6
              a:int,             # index of the R peak in `beat`
              rr:float,          # median RR interval, s (the fit stays within one beat)
@@ -1321,6 +1390,7 @@ def _beats_of(x, fs:int):
     return dict(beat=beat, a=a, r=r, rr=float(np.median(np.diff(r)))/fs, cv_qrs=size_cv(a - ms(.06), a + ms(.07)),
                 cv_t=size_cv(a + ms(.15), a + ms(.4)))
 
+# %% ../nbs/00_data.ipynb #23732f3e
 def _lead_field(S)->np.ndarray:
     "(6, 3) lead vectors of V1-V6 from beats S (8, n): x = I, y = (2 II - I)/sqrt 3, z the largest rest of V1-V6."
     x, y = S[0], (2*S[1] - S[0])/np.sqrt(3)
@@ -1420,22 +1490,26 @@ def fit_simulator(path,                      # real PTB-XL in PTB-XL's layout (e
 # %% ../nbs/00_data.ipynb #5b988c56
 _LIMB_E = ([0, 1, 3], [0, 2, 4], [1, 2, 5])     # the leads RA, LA and LL enter: I, II, aVR; I, III, aVL; II, III, aVF
 
+# %% ../nbs/00_data.ipynb #40e497b2
 def _fine_bp(X, fs:int=100)->np.ndarray:
     "Log10 power (..., 12, 10) of the signals in the noise bands `_NOISE_BANDS` (Welch, 4 s segments)."
     f, p = sps.welch(X - X.mean(-1, keepdims=True), fs=fs, nperseg=min(X.shape[-1], 4*fs), axis=-1)
     return np.log10(np.stack([p[..., (f >= lo) & (f < hi)].sum(-1)*(f[1] - f[0])
                               for lo, hi in zip(_NOISE_BANDS[:-1], _NOISE_BANDS[1:])], -1) + 1e-12)
 
+# %% ../nbs/00_data.ipynb #746341d5
 def _beat_cv(x, fs:int=100)->np.ndarray:
     "The beat-to-beat size variability (SD/mean) of QRS and T that `_beats_of` measures in `x` (NaN if no beats)."
     b = _beats_of(x, fs)
     return np.array([b['cv_qrs'], b['cv_t']]) if b is not None else np.full(2, np.nan)
 
+# %% ../nbs/00_data.ipynb #c64c4dc1
 def _qrs_width(x, fs:int=100)->float:
     "The QRS width (s) `ecgdiff.evaluation.beat_features` measures in `x`."
     from ecgdiff.evaluation import beat_features
     return beat_features(np.asarray(x, np.float64), fs)['qrs']
 
+# %% ../nbs/00_data.ipynb #8f5732f3
 def calibrate_simulator(fit:dict,                   # the parameters of `fit_simulator`
                         path,                       # the real PTB-XL records
                         folds=tuple(range(1, 9)),   # the folds that may inform the fit

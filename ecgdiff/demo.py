@@ -32,6 +32,7 @@ table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}td,th{border:1px s
 th{background:#f4f4f4}figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.9rem;color:#555}.meta{color:#666;font-size:.9rem}.ok{color:#1a7f37}.bad{color:#b42318}"""  # noqa: E501 (CSS)
 
+# %% ../nbs/08_demo.ipynb #d50a7967
 class Report:
     "A self-contained HTML report: sections of text, tables (DataFrames) and matplotlib figures (embedded PNGs)."
     def __init__(self, title:str, subtitle:str=''):
@@ -150,9 +151,12 @@ def stage_data(r:DemoRun):
 
 # %% ../nbs/08_demo.ipynb #2cf0e30a
 DEMO_FINETUNE_EPOCHS, DEMO_SCRATCH_EPOCHS = 10, 45     # before `scale`
+
+# %% ../nbs/08_demo.ipynb #551f17f2
 DEMO_SSSD = dict(num_res_layers=4, res_channels=32, skip_channels=32, diffusion_step_embed_dim_in=32,
                  diffusion_step_embed_dim_mid=64, diffusion_step_embed_dim_out=64, s4_d_state=16, label_embed_dim=32)
 
+# %% ../nbs/08_demo.ipynb #b7bc30f9
 def _start_model(r:DemoRun, labels:list):
     "(model, schedule, parametrisation, data scale, where it came from): the shipped model relabelled, or a new one."
     import torch
@@ -207,6 +211,7 @@ def stage_sssd(r:DemoRun):
                       "mostly noise (under-training; see 08_demo). Run with the shipped weights, or train far longer.")
     if losses: r.report.figure(_fig_losses(losses), 'training loss per epoch')
 
+# %% ../nbs/08_demo.ipynb #5306813c
 def _fig_losses(losses:list):
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5, 2.5))
@@ -243,8 +248,11 @@ def stage_generate(r:DemoRun):
 
 # %% ../nbs/08_demo.ipynb #a76f9b38
 MIN_JUDGED = 10   # a class's gaps count toward the targets when it has at least this many generated ECGs
+
+# %% ../nbs/08_demo.ipynb #d54ee5c8
 REALISM_TARGETS = dict(hr_bpm=15., hf_frac=.05, c2st=.80)
 
+# %% ../nbs/08_demo.ipynb #81006be8
 def realism_by_class(real, real_Y, gen, gen_Y, labels:list, fs:int=100)->pd.DataFrame:
     "Per class: records, median heart rate, mean share of power above 15 Hz, median QRS width, real beside generated."
     from ecgdiff.evaluation import ecg_features, spectral_stats
@@ -446,9 +454,11 @@ def stage_report(r:DemoRun):
 STAGES = [stage_data, stage_sssd, stage_generate, stage_realism, stage_pretrained, stage_paired, stage_roundtrip,
           stage_study, stage_report]
 
+# %% ../nbs/08_demo.ipynb #6d940e1b
 class DemoOptionError(ValueError):
     "An option of `run_demo` / `ecgdiff demo` out of range; the message names the option."
 
+# %% ../nbs/08_demo.ipynb #47abbc11
 def _check_options(n_records, scale, device, out=None):
     import torch
     if out is not None and Path(out).exists() and not Path(out).is_dir():

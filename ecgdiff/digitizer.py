@@ -46,6 +46,7 @@ def _rgb(c)->np.ndarray:
     "A '#rrggbb' colour as float32 RGB in [0, 1]."
     return np.array([int(c[i:i+2], 16)/255 for i in (1, 3, 5)], np.float32)
 
+# %% ../nbs/05_digitizer.ipynb #8bd5d4a3
 def _cover(a, b, n:int)->np.ndarray:
     "Coverage of pixels 0..n-1 (pixel i spans [i, i+1)) by the union of intervals [a, b], clipped to 1."
     a, b = np.clip(np.asarray(a, float), -2, n + 2), np.clip(np.asarray(b, float), -2, n + 2)
@@ -55,12 +56,14 @@ def _cover(a, b, n:int)->np.ndarray:
         np.add.at(cov, i + 2, np.clip(np.minimum(i + 1, b) - np.maximum(i, a), 0, 1))
     return np.clip(cov[2:n+2], 0, 1).astype(np.float32)
 
+# %% ../nbs/05_digitizer.ipynb #56707f8c
 def _homog(H, pts)->np.ndarray:
     "Apply the 3x3 homography `H` to points (..., 2)."
     pts = np.asarray(pts, np.float64)
     p = pts @ H[:, :2].T + H[:, 2]
     return p[..., :2]/p[..., 2:]
 
+# %% ../nbs/05_digitizer.ipynb #ea2ddb89
 def _stroke(xs, ys, lw:float):
     "Rasterise an x-monotone polyline (px) with a square pen of width `lw` px: (r0, c0, coverage (h, w) float32)."
     hw, k = lw/2, max(int(round(lw/2)), 0)
@@ -86,6 +89,7 @@ def _stroke(xs, ys, lw:float):
     cov = np.clip(np.minimum(r + 1, hi) - np.maximum(r, lo), 0, 1).astype(np.float32)   # (rows, cols)
     return r0, c0, cov
 
+# %% ../nbs/05_digitizer.ipynb #c998bbe0
 def _paste_max(A, r0, c0, cov):
     "A[r0:, c0:] = max(A, cov) where they overlap (clipped to A)."
     h, w = A.shape
@@ -95,9 +99,11 @@ def _paste_max(A, r0, c0, cov):
     np.maximum(A[ra:rb, ca:cb], sub, out=A[ra:rb, ca:cb])
     return ra, ca, sub
 
+# %% ../nbs/05_digitizer.ipynb #3f3e4508
 @functools.lru_cache(maxsize=64)
 def _font(px:int): return ImageFont.load_default(size=max(int(px), 6))
 
+# %% ../nbs/05_digitizer.ipynb #54c6b363
 def _text(d:ImageDraw.ImageDraw, xy, s:str, size:float):
     "Draw `s` with its top left at `xy` px and height `size` px on the 'L' layer of `d`."
     f = _font(int(round(size)))
@@ -481,8 +487,10 @@ def record_signals(path,                 # WFDB record (without extension)
         raise ECGDataError(f"{path}: no standard ECG lead among {r.leads}; expected some of {LEADS}")
     return out
 
+# %% ../nbs/05_digitizer.ipynb #bdfa6da9
 LAYOUTS = ('3x4+II', '3x4', '6x2', '12x1')
 
+# %% ../nbs/05_digitizer.ipynb #9580c225
 def random_page(
     seed=None,               # seed or `np.random.Generator`
     distorted:bool=False,    # photograph the page with `distort`
@@ -527,6 +535,7 @@ def _fill_pred(g, p)->np.ndarray:
     if not ok.any(): return np.zeros_like(p)
     return np.interp(np.arange(len(p)), np.flatnonzero(ok), p[ok]) if not ok.all() else p
 
+# %% ../nbs/05_digitizer.ipynb #8ec22d77
 def _lead_powers(g, p, m:int, max_offset:float)->tuple:
     "Signal power and the smallest noise power over shifts -m..m of one lead (vectorised over shifts)."
     W = np.flatnonzero(np.isfinite(g))
@@ -537,12 +546,14 @@ def _lead_powers(g, p, m:int, max_offset:float)->tuple:
     c = np.clip(D.mean(1, keepdims=True), -max_offset, max_offset)
     return float((g[W]**2).sum()), float(((D - c)**2).sum(1).min())
 
+# %% ../nbs/05_digitizer.ipynb #ed1b88d9
 def lead_powers(truth, pred, fs:float, max_shift:float=.5, max_offset:float=1.)->np.ndarray:
     "Per lead (signal power, noise power after the best shift up to `max_shift` s and offset up to `max_offset` mV)."
     g, p = np.asarray(truth, np.float64), np.asarray(pred, np.float64)
     if g.shape != p.shape: raise ValueError(f"truth {g.shape} and prediction {p.shape} differ in shape")
     return np.array([_lead_powers(a, b, int(round(max_shift*fs)), max_offset) for a, b in zip(g, p)])
 
+# %% ../nbs/05_digitizer.ipynb #8861c3e3
 def snr_cinc(truth, pred, fs:float, max_shift:float=.5, max_offset:float=1., per_lead:bool=False):
     "CinC 2024 SNR (dB) of one image: per lead after a shift up to 0.5 s and an offset up to 1 mV, averaged over leads."
     P = lead_powers(truth, pred, fs, max_shift, max_offset)
@@ -551,12 +562,14 @@ def snr_cinc(truth, pred, fs:float, max_shift:float=.5, max_offset:float=1., per
     snr[ok] = 10*np.log10(np.maximum(P[ok, 0], 1e-12)/np.maximum(P[ok, 1], 1e-12))
     return snr if per_lead else float(np.nanmean(snr))
 
+# %% ../nbs/05_digitizer.ipynb #f150a0b7
 def snr_kaggle(truth, pred, fs:float, max_shift:float=.2, db:bool=True):
     "Kaggle 2025 SNR of one image: signal and noise powers summed over leads (shift up to 0.2 s, free offset)."
     P = lead_powers(truth, pred, fs, max_shift, np.inf)
     r = np.nansum(P[:, 0])/max(np.nansum(P[:, 1]), 1e-12)
     return float(10*np.log10(r)) if db else float(r)
 
+# %% ../nbs/05_digitizer.ipynb #b158bd19
 def kaggle_score(truths, preds, fs:float, max_shift:float=.2)->float:
     "Kaggle 2025 score of a set of images (dB): the mean of the images' linear SNRs, then in dB."
     r = [snr_kaggle(g, p, fs, max_shift, db=False) for g, p in zip(truths, preds)]
@@ -566,8 +579,10 @@ def kaggle_score(truths, preds, fs:float, max_shift:float=.2)->float:
 class DigitizeError(ECGDataError):
     "An image that cannot be digitized: the message says what was not found."
 
+# %% ../nbs/05_digitizer.ipynb #14c774c1
 _MAX_PX = 6000*6000
 
+# %% ../nbs/05_digitizer.ipynb #1c54c99b
 def load_image(src, max_px:int=_MAX_PX, where:str=None)->np.ndarray:
     "An image file, PIL image or array as (h, w, 3) uint8 RGB; grey and RGBA are converted, huge images downscaled."
     where = where or (str(src) if isinstance(src, (str, Path)) else 'image')
@@ -611,6 +626,7 @@ def _background(v, n:int=48)->np.ndarray:
     q = ndi.percentile_filter(small, 90, size=5, mode='nearest')
     return np.asarray(Image.fromarray(q).resize((w, h), Image.BILINEAR))
 
+# %% ../nbs/05_digitizer.ipynb #bba814e0
 def ink_and_grid(img, thr:float=.5)->tuple:
     "Ink mask (h, w) bool and a grid-line signal (h, w) float32, from colour and brightness relative to the paper."
     c = [img[..., k] for k in range(3)]
@@ -642,6 +658,7 @@ def _spectral_period(prof, lo:float, hi:float, K:int=10)->tuple:
     r = float(s[i]/np.median(s)) if 0 < i < len(P) - 1 else 0.     # a period at the end of the range is no comb
     return float(Pf[np.argmax(S(Pf))]), r
 
+# %% ../nbs/05_digitizer.ipynb #ccbeffde
 def grid_spacing(gs, min_ppmm:float=1.5, max_ppmm:float=16.)->tuple:
     "Pixels per mm along x and y from the spectra of the grid signal's column and row profiles ((None, None): no grid)."
     (Px, rx), (Py, ry) = [_spectral_period(p, 5*min_ppmm, 5*max_ppmm) for p in (gs.mean(0), gs.mean(1))]
@@ -755,6 +772,7 @@ def _rectify(img, gs, px, py):
 # %% ../nbs/05_digitizer.ipynb #4ed9f95e
 _LAYOUT_BY_ROWS = {4: '3x4+II', 3: '3x4', 6: '6x2', 12: '12x1'}
 
+# %% ../nbs/05_digitizer.ipynb #3be6ac7e
 def _snap(v, choices, tol=.12):
     "The nearest of `choices` if within `tol` (relative), else `v`."
     c = min(choices, key=lambda c: abs(v - c))
@@ -770,6 +788,7 @@ def _otsu(x, bins:int=128)->float:
     m0, m1 = np.cumsum(h*c)/np.maximum(w0, 1), (np.sum(h*c) - np.cumsum(h*c))/np.maximum(w1, 1)
     return float(c[np.argmax(w0*w1*(m0 - m1)**2)])
 
+# %% ../nbs/05_digitizer.ipynb #64ee1e81
 def _remove_lines(ink, nb:int=4)->tuple:
     "Ink without straight lines (page borders, dark grid lines), and the horizontal lines removed."
     h, w = ink.shape
@@ -790,6 +809,7 @@ def _remove_lines(ink, nb:int=4)->tuple:
         out[r, a:b] = False
     return out, hl
 
+# %% ../nbs/05_digitizer.ipynb #4e0030ef
 def _ink(img)->tuple:
     "Trace ink (h, w) bool without straight lines, the darkness threshold and the lines removed."
     c = [img[..., k] for k in range(3)]
@@ -799,6 +819,7 @@ def _ink(img)->tuple:
     thr = float(np.clip(_otsu(dk), .25, .55)) if len(dk) > 100 else .5
     return *_remove_lines(d > thr), thr
 
+# %% ../nbs/05_digitizer.ipynb #a41bc53f
 def ink_mask(img)->tuple:
     "Trace ink (h, w) bool of an RGB page."
     ink, _, thr = _ink(img)
@@ -957,6 +978,7 @@ def _fill_gaps(v, max_gap:int):
     out[i[-1] + 1:] = np.nan
     return out
 
+# %% ../nbs/05_digitizer.ipynb #2221a31f
 _LIMB = {'I': (1, 0), 'II': (0, 1), 'III': (-1, 1), 'aVR': (-.5, -.5), 'aVL': (1, -.5), 'aVF': (-.5, 1)}
 
 # %% ../nbs/05_digitizer.ipynb #59d160e0
@@ -992,6 +1014,7 @@ def _thin_runs(lengths)->float:
     n = np.asarray(lengths)
     return float(np.median(n[n <= np.percentile(n, 30)])) if len(n) else 2.
 
+# %% ../nbs/05_digitizer.ipynb #c39be0e2
 def _decode_panels(mask, geom:dict, fr:dict, fs:float, L:int)->tuple:
     "Follow and decode every panel of `geom` in the ink masks `mask(lead)` of a page."
     est, traces, todo = [], [], []
@@ -1027,6 +1050,7 @@ def _decode_panels(mask, geom:dict, fr:dict, fs:float, L:int)->tuple:
         traces.append((p['lead'], np.stack([cc[ok], yc[ok] + r0], 1)))
     return est, traces
 
+# %% ../nbs/05_digitizer.ipynb #bb60f44b
 def _merge(est:list, L:int)->np.ndarray:
     "Per-panel estimates `[(lead, (L,) mV), ...]` to (12, L) in the standard lead order."
     x = np.full((len(LEADS), L), np.nan, np.float32)
@@ -1038,6 +1062,7 @@ def _merge(est:list, L:int)->np.ndarray:
             x[LEADS.index(l)] = np.nanmean(np.stack(vs), 0)
     return x
 
+# %% ../nbs/05_digitizer.ipynb #d66c5803
 def _deskew(img, ang:float):
     "Rotate `img` by `-ang` degrees about its centre (white fill)."
     h, w = img.shape[:2]
@@ -1058,6 +1083,7 @@ def find_rows(ink, ppmm:float=None, min_cov:float=.25)->np.ndarray:
     if cov.max() <= 0: return np.zeros(0, int)
     return find_peaks(cov, distance=max(8*ppmm if ppmm else h/30, 3), height=min_cov*cov.max())[0]
 
+# %% ../nbs/05_digitizer.ipynb #ad6f527b
 def _pulse(top, ppmm:float, side:str):
     "A calibration pulse at the `side` ('start' or 'end') of a followed row (its per-column ink `top`)."
     idx = np.flatnonzero(np.isfinite(top))
@@ -1081,8 +1107,11 @@ def _pulse(top, ppmm:float, side:str):
 _COLS = {'3x4': [['I', 'II', 'III'], ['aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3'], ['V4', 'V5', 'V6']],
          '6x2': [['I', 'II', 'III', 'aVR', 'aVL', 'aVF'], ['V1', 'V2', 'V3', 'V4', 'V5', 'V6']],
          '6x1': [['I', 'II', 'III', 'aVR', 'aVL', 'aVF']], '12x1': [list(LEADS)]}
+
+# %% ../nbs/05_digitizer.ipynb #5dde40ae
 _RHYTHM = {1: ['II'], 2: ['II', 'V1'], 3: ['V1', 'II', 'V5']}     # the usual rhythm strips, when none matches a panel
 
+# %% ../nbs/05_digitizer.ipynb #2ee56d91
 def _corr(a, b)->float:
     "Pearson correlation of `a` and `b` on their shared finite samples (NaN with fewer than 20)."
     ok = np.isfinite(a) & np.isfinite(b)
@@ -1090,6 +1119,7 @@ def _corr(a, b)->float:
     a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
     return float((a*b).sum()/np.sqrt((a*a).sum()*(b*b).sum() + 1e-12))
 
+# %% ../nbs/05_digitizer.ipynb #8950fa13
 def _win(v, k:int, n:int)->np.ndarray:
     "`v` with NaN outside its `k`-th of `n` equal windows."
     L = len(v)
@@ -1098,6 +1128,7 @@ def _win(v, k:int, n:int)->np.ndarray:
     out[a:b] = v[a:b]
     return out
 
+# %% ../nbs/05_digitizer.ipynb #869aa05f
 def _layout(V:list, D:float, where:str, six:str=None)->tuple:
     "The layout of a page from its rows' signals `V` (each (L,) over the page's `D` s)."
     n = len(V)
@@ -1178,6 +1209,7 @@ def read_text(crops:list,     # (h, w) or (h, w, 3) uint8 crops, dark text on li
 _LEAD_KEYS = {'AVR': 'aVR', 'AVL': 'aVL', 'AVF': 'aVF', 'VI': 'V1', 'I': 'I', 'II': 'II', 'III': 'III',
               **{f'V{k}': f'V{k}' for k in range(1, 7)}}
 
+# %% ../nbs/05_digitizer.ipynb #c9ffeab2
 def lead_of(text:str)->str:
     "The lead a label names, allowing OCR's confusions ('avl', 'VI', '11', 'Ⅱ', a separator read as 'I'); else None."
     t = ''.join(ch for ch in text.strip() if ch not in ' :.,;-_')
@@ -1246,6 +1278,7 @@ def read_labels(img,                  # the straightened page (h, w, 3) uint8
 # %% ../nbs/05_digitizer.ipynb #lab00016
 _STRONG = ('aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6')
 
+# %% ../nbs/05_digitizer.ipynb #2e07b684
 def _label_score(panels:list, labels:list)->tuple:
     "(agreeing, disagreeing) weight of the labels read (lead, row, t s, conf) on a layout's `panels`; I-III count less."
     agree = 0.
@@ -1650,6 +1683,7 @@ def _einthoven_corr(x)->float:
     m = np.isfinite(x[0]) & np.isfinite(x[1]) & np.isfinite(x[2])
     return float(np.corrcoef(x[1][m], (x[0] + x[2])[m])[0, 1]) if m.sum() >= 50 else np.nan
 
+# %% ../nbs/05_digitizer.ipynb #8a4ba761
 def digitize_classical(img,                   # image file, PIL image or (h, w, 3) array
                        fs:float=500,          # output sampling rate, Hz
                        correct:bool=True,     # Einthoven post-correction of the limb leads
@@ -1809,6 +1843,7 @@ def load_stage_config(path,            # a stage YAML file, a dict (e.g. a check
 # %% ../nbs/05_digitizer.ipynb #6138e0a2
 _DEPTHS = {'resnet18d': (2, 2, 2, 2), 'resnet34d': (3, 4, 6, 3)}
 
+# %% ../nbs/05_digitizer.ipynb #b2760620
 class ResNetD(nn.Module):
     "ResNet-D encoder from fastai layers: features at strides 2, 4, 8, 16 and 32."
     def __init__(self, n_in:int=3, width:int=64, depths=(2, 2, 2, 2)):
@@ -1831,6 +1866,7 @@ class ResNetD(nn.Module):
             f.append(x)
         return f
 
+# %% ../nbs/05_digitizer.ipynb #94e7bb76
 class _Up(nn.Module):
     "Bilinear upsampling to the skip's size, concatenation, two 3x3 convolutions."
     def __init__(self, ni, ns, nf):
@@ -1839,6 +1875,7 @@ class _Up(nn.Module):
     def forward(self, x, s):
         return self.conv(torch.cat([F.interpolate(x, size=s.shape[-2:], mode='bilinear', align_corners=False), s], 1))
 
+# %% ../nbs/05_digitizer.ipynb #11116776
 class UNet(nn.Module):
     "U-Net on a ResNet-D encoder: `n_out` maps at full resolution, and `n_cls` logits from the bottleneck if `n_cls`."
     def __init__(self, n_in:int=3, n_out:int=1, encoder:str='resnet18d', width:int=32, n_cls:int=0):
@@ -1863,9 +1900,15 @@ class UNet(nn.Module):
 
 # %% ../nbs/05_digitizer.ipynb #7de9fb71
 SPEEDS, GAINS = (25., 50.), (5., 10., 20.)
+
+# %% ../nbs/05_digitizer.ipynb #368f5f89
 _DURATION = {25.: 10., 50.: 5.}          # seconds per page at each speed, as `random_page` draws them
+
+# %% ../nbs/05_digitizer.ipynb #9670392c
 _NO_DISTORT = dict(rotate=0, perspective=0, crop=0, blur=0, jpeg=None, noise=0, color=0, illumination=0, shadow=0,
                    crease=0, handwriting=0)
+
+# %% ../nbs/05_digitizer.ipynb #88a94280
 _HEADS = (4, len(LAYOUTS), len(SPEEDS), len(GAINS))     # stage 0's classes: orientation, layout, speed, gain
 
 # %% ../nbs/05_digitizer.ipynb #d15b7a22
@@ -2542,6 +2585,7 @@ def digitize_cli(input:str=None,           # an ECG image or a folder of them
 TEST_DISTORT = dict(rotate=5., perspective=.02, crop=.3, blur=.1, jpeg=(50, 90), noise=.03, color=0., illumination=0.,
                     shadow=0., crease=0., handwriting=0.)
 
+# %% ../nbs/05_digitizer.ipynb #59859ec1
 def quality(digitize,                 # image -> `Digitization` (e.g. `digitize_classical` or a `Digitizer`)
             n:int=50,                 # pages
             distorted:bool=False,     # photograph them with `TEST_DISTORT`

@@ -248,6 +248,8 @@ def _at500(x, fs):
 
 # %% ../nbs/01c_evaluation.ipynb #73dae713
 def _qrs_ms(x, fs): return 1000*ecg_intervals(*_at500(x, fs))['qrs']
+
+# %% ../nbs/01c_evaluation.ipynb #64fa7f72
 def _hr(x, fs, lead): return heart_rate(*_at500(x, fs), lead)
 
 # %% ../nbs/01c_evaluation.ipynb #evbar001
@@ -466,6 +468,7 @@ def ecg_fid(real, # Real ECGs (n, leads, L)
 # %% ../nbs/01c_evaluation.ipynb #0d90530b
 HR_RULES = {'NORM': (50, 100), 'SBRAD': (0, 60), 'STACH': (100, 1000)}   # bpm: the heart rate each label implies
 
+# %% ../nbs/01c_evaluation.ipynb #17bf3ccd
 def label_matched(sample, # Label vectors (m, n_labels) -> (m, 12, L) ECGs in mV
                   data:PTBXL, # Real records (their labels must be the generator's)
                   folds=(9, 10), # The real records' folds (held out from the generator's training)

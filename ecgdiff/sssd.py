@@ -65,6 +65,7 @@ class WNConv1d(nn.Module):
 
     def forward(self, x): return F.conv1d(x, self.weight, self.bias, padding=self.padding, dilation=self.dilation)
 
+# %% ../nbs/04_sssd_dsat.ipynb #3800f11c
 class _Conv(nn.Module):
     "A `WNConv1d` under the name `conv` (keys `*.conv.weight_g`, ...)."
     def __init__(self, n_in, n_out, ks=1):
@@ -72,6 +73,7 @@ class _Conv(nn.Module):
         self.conv = WNConv1d(n_in, n_out, ks)
     def forward(self, x): return self.conv(x)
 
+# %% ../nbs/04_sssd_dsat.ipynb #105ad2f3
 class _ZeroConv1d(nn.Module):
     "1x1 convolution initialised to zero: the denoiser starts by predicting zero noise."
     def __init__(self, n_in, n_out):
@@ -98,8 +100,10 @@ def _norm_bhl(norm:nn.Module, y:torch.Tensor)->torch.Tensor:
     if not isinstance(norm, nn.LayerNorm): return norm(y)
     return F.layer_norm(y.transpose(1, 2), norm.normalized_shape, norm.weight, norm.bias, norm.eps).transpose(1, 2)
 
+# %% ../nbs/04_sssd_dsat.ipynb #3df0431c
 def _toeplitz_ok(s4:S4)->bool: return s4.channels == 1 and s4.postact is None and s4.transposed
 
+# %% ../nbs/04_sssd_dsat.ipynb #2edc19e1
 def s4_toeplitz(s4:S4, # A (bidirectional or causal) `S4` block with one channel
                 L:int, # Sequence length
                 dtype=None, # dtype of the matrix (default: the kernel's, float32)
@@ -113,6 +117,7 @@ def s4_toeplitz(s4:S4, # A (bidirectional or causal) `S4` block with one channel
         i = torch.arange(L, device=k.device)
         return full.to(dtype or k.dtype)[:, L + i[:, None] - i[None]]    # (H, L, L)
 
+# %% ../nbs/04_sssd_dsat.ipynb #383b3ca2
 def _s4_toeplitz_forward(s4:S4, u:torch.Tensor, T:torch.Tensor)->torch.Tensor:
     "`S4.forward` on (B, H, L) with the convolution done as a batched matrix product with `T` (H, L, L)."
     with torch.autocast(u.device.type, enabled=False):
@@ -120,6 +125,7 @@ def _s4_toeplitz_forward(s4:S4, u:torch.Tensor, T:torch.Tensor)->torch.Tensor:
         y = y.float() + u.float()*s4.D[0, :, None]
     return s4.output_linear(s4.dropout(s4.activation(y.to(u.dtype))))
 
+# %% ../nbs/04_sssd_dsat.ipynb #bf61b24d
 def _s4_layer_bhl(lay:S4Layer, h:torch.Tensor, T:torch.Tensor|None=None)->torch.Tensor:
     "`S4Layer` (LayerNorm(S4(x) + x) over features) on (B, H, L) data; `T`: use the Toeplitz form."
     s4 = lay.s4_layer
@@ -316,6 +322,7 @@ def _infer_config(sd:dict)->dict:
                label_embed_classes=g('embedding.weight')[0] if 'embedding.weight' in sd else 0)
     return {k: int(v) if not isinstance(v, float) else v for k, v in cfg.items()}
 
+# %% ../nbs/04_sssd_dsat.ipynb #a9e40b61
 def _read_config(config):
     if config is None or isinstance(config, dict): return config
     p = Path(config)
@@ -324,6 +331,7 @@ def _read_config(config):
     except json.JSONDecodeError as e: raise CheckpointError(f"{p}: not valid JSON ({e})") from e
     return c.get('wavenet_config', c)
 
+# %% ../nbs/04_sssd_dsat.ipynb #5433a32e
 def load_reference_checkpoint(
     path, # A reference checkpoint (.pkl/.pt: `model_state_dict`, `state_dict` or a bare state dict)
     config=None, # Constructor arguments: dict or JSON file (`wavenet_config` inside); None: from the file or the shapes
@@ -446,6 +454,7 @@ class _SSSDDataset(torch.utils.data.Dataset):
         return (torch.from_numpy(np.ascontiguousarray(x, np.float32)),
                 torch.from_numpy(np.asarray(self.Y[j], np.float32)))
 
+# %% ../nbs/04_sssd_dsat.ipynb #613d4744
 def sssd_dataloaders(data:PTBXL, # From `load_ptbxl` (12 leads, standard order)
                      bs:int=8, # Batch size (the paper: 8)
                      scale:float=1., # Multiply the mV signals by this
@@ -467,11 +476,13 @@ def sssd_dataloaders(data:PTBXL, # From `load_ptbxl` (12 leads, standard order)
 # %% ../nbs/04_sssd_dsat.ipynb #da62efc5
 def _mse(out, target): return F.mse_loss(out.float(), target.float())
 
+# %% ../nbs/04_sssd_dsat.ipynb #af341a81
 class _NoLabels(Callback):
     "For unconditional models: drop the labels from the model inputs."
     order = DiffusionCallback.order + 1
     def before_batch(self): self.learn.xb = self.learn.xb[:2]
 
+# %% ../nbs/04_sssd_dsat.ipynb #562d498f
 def sssd_learner(model:SSSD_ECG, # `SSSD_ECG` or `DSAT_ECG`
                  dls:DataLoaders, # From `sssd_dataloaders` (or any loaders of (x, labels))
                  betas:torch.Tensor|None=None, # Noise schedule (default: the paper's, `sssd_ecg_betas()`)
@@ -534,6 +545,7 @@ def _s4_slots(model:nn.Module):
                 lay = getattr(blk, name)
                 if isinstance(lay, S4Layer) and _toeplitz_ok(lay.s4_layer): yield blk, name, lay
 
+# %% ../nbs/04_sssd_dsat.ipynb #187bbb74
 def toeplitz_bytes(model:nn.Module, # An `SSSD_ECG`
                    L:int, # Sequence length
                    dtype=torch.float16, # dtype of the matrices
@@ -541,6 +553,7 @@ def toeplitz_bytes(model:nn.Module, # An `SSSD_ECG`
     "Memory the Toeplitz matrices of `model`'s S4 layers take at length `L`."
     return sum(lay.s4_layer.H*L*L for _, _, lay in _s4_slots(model))*torch.empty(0, dtype=dtype).element_size()
 
+# %% ../nbs/04_sssd_dsat.ipynb #6ea6dcd8
 def prepare_inference(model:nn.Module, # An `SSSD_ECG` / `DSAT_ECG`
                       L:int, # Sequence length to prepare for
                       conv:str='toeplitz', # 'toeplitz' (precompute the matrices) or 'fft'
@@ -553,11 +566,13 @@ def prepare_inference(model:nn.Module, # An `SSSD_ECG` / `DSAT_ECG`
         for blk, name, lay in _s4_slots(model): blk._toep[name] = s4_toeplitz(lay.s4_layer, L, dtype)
     return model
 
+# %% ../nbs/04_sssd_dsat.ipynb #bde493a8
 def release_inference(model:nn.Module):
     "Free the Toeplitz matrices of `prepare_inference` (the S4 kernel caches go with `.train()`)."
     for blk in model.modules():
         if isinstance(blk, SSSDBlock): blk._toep = {}
 
+# %% ../nbs/04_sssd_dsat.ipynb #5ebd8134
 def _pick_conv(conv, model, L, device):
     if conv != 'auto': return conv
     if device.type != 'cuda' or not any(True for _ in _s4_slots(model)): return 'fft'
@@ -575,6 +590,7 @@ class _Denoiser:
                             cache_enabled=False):
             return self.f(x, t, *cond).float()
 
+# %% ../nbs/04_sssd_dsat.ipynb #b220156e
 class _CUDAGraphed:
     "Replay a CUDA graph of `fn(x, t, *cond)`, captured for the first input shapes seen."
     def __init__(self, fn, warmup:int=2):
@@ -769,8 +785,11 @@ SIZES = {'paper': {},
          'tiny': dict(num_res_layers=2, res_channels=16, skip_channels=16, diffusion_step_embed_dim_in=16,
                       diffusion_step_embed_dim_mid=32, diffusion_step_embed_dim_out=32, s4_d_state=8,
                       label_embed_dim=16)}
+
+# %% ../nbs/04_sssd_dsat.ipynb #f0af030a
 _VARIANTS = {'SSSD_ECG': SSSD_ECG, 'DSAT_ECG': DSAT_ECG, 'sssd': SSSD_ECG, 'dsat': DSAT_ECG}
 
+# %% ../nbs/04_sssd_dsat.ipynb #79de2266
 def build_model(variant:str='sssd', # 'sssd' or 'dsat'
                 size='paper', # 'paper', 'small', 'tiny', a dict or a JSON file of constructor arguments
                 **kwargs, # Overrides (labels=..., s4_lmax=..., dsat_depth=...)
@@ -783,6 +802,7 @@ def build_model(variant:str='sssd', # 'sssd' or 'dsat'
     else: raise ValueError(f"size must be one of {list(SIZES)}, a dict or a JSON file, got {size!r}")
     return _VARIANTS[variant](**{**cfg, **kwargs})
 
+# %% ../nbs/04_sssd_dsat.ipynb #81359b31
 def save_sssd(model:SSSD_ECG, # The model (with the weights to keep, e.g. inside `learn.ema.averaged()`)
               path, # Destination file
               card:dict|None=None, # What the model is: data, license, recipe, measurements (default: `model.card`)
@@ -792,6 +812,7 @@ def save_sssd(model:SSSD_ECG, # The model (with the weights to keep, e.g. inside
     return atomic_save(dict(variant=type(model).__name__, config=model.config, state_dict=model.state_dict(),
                             diffusion=getattr(model, 'diffusion', None), card=card), path)
 
+# %% ../nbs/04_sssd_dsat.ipynb #fb6e434e
 def load_sssd(path, # `save_sssd` file, ecgdiff training checkpoint, or reference checkpoint
               ema:bool=True, # From a training checkpoint: take the EMA weights
               map_location='cpu', # Where the tensors go
@@ -822,6 +843,7 @@ def _shipped()->dict:
     "Shipped SSSD-ECG files by name."
     return {f.stem.removeprefix('sssd_'): f for f in sorted(weights_dir().glob('sssd_*.pth'))}
 
+# %% ../nbs/04_sssd_dsat.ipynb #c66393d1
 def load_pretrained(name:str|None=None, # A shipped model (see `load_pretrained()`), e.g. 'ptbxl'
                     map_location='cpu', # Where the tensors go
                    ):
@@ -862,6 +884,7 @@ def _members(new:list, old:list)->dict:
                                                                  scp.loc[c, 'diagnostic_subclass'])]
     return out
 
+# %% ../nbs/04_sssd_dsat.ipynb #b4729a5b
 def relabel(
     model:SSSD_ECG, # A (pretrained) SSSD-ECG or DSAT-ECG
     labels, # The new label set: a task name or a list of codes
