@@ -28,7 +28,7 @@ from fastai.callback.core import Callback
 from fastai.metrics import Metric
 
 from .data import LEADS, GRID_COLORS, ECGDataError, lead_name, paper_layout, simulate_ecg, SIM_CODES, read_record
-from .training import CheckpointError, ConfigError, atomic_path, config_dict, load_config, write_json
+from .training import CheckpointError, ConfigError, atomic_path, config_dict, interrupted, load_config, write_json
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'SPEEDS', 'GAINS', 'TEST_DISTORT', 'GPU_RUN', 'warp', 'PageTruth', 'warp_tensor', 'render_page',
@@ -2570,9 +2570,8 @@ def digitize_cli(input:str=None,           # an ECG image or a folder of them
     except (CheckpointError, ValueError, KeyError) as e:
         print(f"ecgdiff_digitize: bad checkpoint: {e}")
         return 2
-    except KeyboardInterrupt:
-        print(f"ecgdiff_digitize: interrupted; the files finished so far are in {output}")
-        return 130
+    except KeyboardInterrupt:       # the one Ctrl-C exit of the console scripts: a message on stderr, status 130
+        interrupted("ecgdiff_digitize", rerun=f"the files finished so far are in {output}; run it again for the rest")
     for n in r['notes']: print(f"note: {n}")
     print(f"digitized {len(r['ok'])} of "
           f"{len(r['ok']) + len(r['failed'])} file(s) into {output}" + (f"; CSV: {r['csv']}" if r['csv'] else ''))

@@ -289,3 +289,11 @@ def test_renders(kind, floor, tmp_path):
     score = kaggle_score(gs, ps, 500)
     print(f"{kind}: Kaggle score {score:.1f} dB over {len(pages)} pages")
     assert score >= floor
+
+def test_ctrl_c(tmp_path, monkeypatch):
+    "Ctrl-C ends like every console script's (`training.interrupted`): status 130, where the finished files are."
+    import ecgdiff.digitizer as dz
+    def stop(*a, **k): raise KeyboardInterrupt
+    monkeypatch.setattr(dz, 'digitize_files', stop)
+    r = run_cli(digitize_cli, '--input', tmp_path, '--output', tmp_path/'out', prog='ecgdiff_digitize')
+    assert r.returncode == 130 and 'ecgdiff_digitize: interrupted; the files finished so far are in' in r.stderr, r
