@@ -288,6 +288,13 @@ def _interval(v, alpha):
         warnings.simplefilter('ignore', RuntimeWarning)          # all-NaN columns (a label never positive) give NaN
         return np.nanpercentile(v, 100*alpha/2, axis=0), np.nanpercentile(v, 100*(1 - alpha/2), axis=0)
 
+# %% ../nbs/07_ptbxl_augmentation.ipynb #cbc7f29f
+def _interval_p(d, alpha)->tuple:
+    "(lo, hi, p): the percentile interval of bootstrap differences `d` (B,) and their two-sided p-value against 0."
+    lo, hi = _interval(d, alpha)
+    v = d[np.isfinite(d)]
+    return lo, hi, (min(1., 2*min((v <= 0).mean(), (v >= 0).mean())) if len(v) else np.nan)
+
 # %% ../nbs/07_ptbxl_augmentation.ipynb #e338179d
 def bootstrap_metrics(y,                # (n, n_labels) test targets
                       p,                # (n, n_labels) test probabilities
@@ -384,9 +391,7 @@ def paired_bootstrap(y,                # (n, n_labels) test targets
             cols = [(l, pa[j], pb[j], da[:, j]) for j, l in enumerate(labels)] + \
                    [('macro', np.nanmean(pa[sel]), np.nanmean(pb[sel]), np.nanmean(da[:, sel], 1))]
         for l, a, b, d in cols:
-            lo, hi = _interval(d, alpha)
-            v = d[np.isfinite(d)]
-            pv = min(1., 2*min((v <= 0).mean(), (v >= 0).mean())) if len(v) else np.nan
+            lo, hi, pv = _interval_p(d, alpha)
             rows.append(dict(label=l, metric=metric, a=a, b=b, delta=b - a, lo=lo, hi=hi, p=pv))
     return pd.DataFrame(rows)
 
@@ -410,9 +415,7 @@ def seed_pooled_bootstrap(y,               # (n, n_labels) test targets
     d[:, ~ok], d0[~ok] = np.nan, np.nan
     rows = []
     for l, v0, v in [*zip(labels, d0, d.T), ('macro', np.nanmean(d0[ok]), np.nanmean(d[:, ok], 1))]:
-        lo, hi = _interval(v, alpha)
-        v = v[np.isfinite(v)]
-        p = min(1., 2*min((v <= 0).mean(), (v >= 0).mean())) if len(v) else np.nan
+        lo, hi, p = _interval_p(v, alpha)
         rows.append(dict(label=l, metric='auc', n_seeds=len(pairs), delta=v0, lo=lo, hi=hi, p=p))
     return pd.DataFrame(rows)
 
@@ -1181,9 +1184,8 @@ def _pipeline_label(out, label:str|None, n:int|None, seed:int)->str:
     return label
 
 # %% ../nbs/07_ptbxl_augmentation.ipynb #0514495d
-def _pipeline_data(out, data, n_records:int, seed:int, fs:int, progress:bool):
-    "The pipeline's PTB-XL folder: `data`, or a simulated corpus of `n_records` written once into `out/ptbxl`."
-    if data is not None: return data
+def _simulated_corpus(out, n_records:int, seed:int, fs:int, progress:bool)->Path:
+    "The pipeline's PTB-XL folder when none is given: a simulated corpus of `n_records`, written once into `out/ptbxl`."
     data = out/'ptbxl'
     if not (data/'ptbxl_database.csv').is_file():
         on_rank0(write_ptbxl, data, n_records=n_records, seed=seed, rates=(fs,), overwrite=True, progress=progress)
@@ -1230,7 +1232,7 @@ def run_pipeline(
     _note(arch_note)
     lap, r0 = _Laps(), on_rank0   # steps that write the study's files run on rank 0 only; training runs on every rank
     if data is None:
-        data = _pipeline_data(out, data, n_records, seed, fs, progress)
+        data = _simulated_corpus(out, n_records, seed, fs, progress)
         lap('simulate')
     r0(combine, out, data, task=task, fs=fs, valid=valid, progress=progress)
     lap('combine')

@@ -1382,6 +1382,12 @@ def _straighten(src, max_deg:float=15.)->dict:
         px, py = grid_spacing(gs)
     return dict(work=work, M=M, gs=gs, px=px, py=py, angle=ang)
 
+# %% ../nbs/05_digitizer.ipynb #c258ecf1
+def _page_start(img, where:str|None, prep:dict|None)->tuple:
+    "(name for messages, `_straighten`'s result) of a page: the image is checked even when `prep` is given."
+    src = load_image(img, where=where)
+    return where or (str(img) if isinstance(img, (str, Path)) else 'image'), prep or _straighten(src)
+
 # %% ../nbs/05_digitizer.ipynb #1a77adcf
 def _on_time(ts, cx, y, r:dict, pxmv:float)->np.ndarray:
     "A followed trace's centre `y` (px) at columns `cx` (px) as mV at times `ts`."
@@ -1541,10 +1547,8 @@ def _digitize_rows(img,                   # image file, PIL image or (h, w, 3) a
                    prep:dict=None,        # `_straighten`'s result, if already known
                   )->Digitization:
     "The row-based reading of a page."
-    src = load_image(img, where=where)
-    where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
+    where, st = _page_start(img, where, prep)
     notes = []
-    st = prep or _straighten(src)
     work, M, gs, px, py, ang = (st[k] for k in ('work', 'M', 'gs', 'px', 'py', 'angle'))
     grid = px is not None
     ppmm = (px + py)/2 if grid else None
@@ -1640,10 +1644,8 @@ def _digitize_pulses(img,                   # image file, PIL image or (h, w, 3)
                        prep:dict=None,        # `_straighten`'s result, if already known
                       )->Digitization:
     "The pulse-based reading of a page."
-    src = load_image(img, where=where)
-    where = where or (str(img) if isinstance(img, (str, Path)) else 'image')
+    where, st = _page_start(img, where, prep)
     notes = []
-    st = prep or _straighten(src)
     work, M, px, py = (st[k] for k in ('work', 'M', 'px', 'py'))
     ink, gs = ink_and_grid(work)
     grid = px is not None and py is not None
